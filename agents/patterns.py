@@ -1,0 +1,76 @@
+"""Pattern search in the stream: each signal gets the consensus of the k most similar past patterns,
+and every labelled prediction adds its pattern (the window it was made from, and what followed).
+
+Enabled by ``CANDLEFLOW_PATTERNS=on``: FAISS in the worker (the symbols it owns), or Weaviate, shared by
+all workers, when ``CANDLEFLOW_WEAVIATE_URL`` is set. The windows are the closes kept in each symbol's
+feature state (its last 60 candles), so no other history is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from storage.config import StorageSettings
+from storage.patterns import open_pattern_store
+from storage.patterns.base import PatternMeta, consensus
+from storage.patterns.embedding import DEFAULT_WINDOW, embed_window
+from streams.app import Pipeline
+from streams.candle import timeframe_ms
+from streams.features import FEATURE_NAMES, FeatureState
+
+__all__ = ["attach_pattern_store", "add_consensus", "remember_patterns"]
+
+log = logging.getLogger(__name__)
+
+_CLOSE = FEATURE_NAMES.index("close")
+
+
+def _closes(state: FeatureState | None, drop_last: int = 0) -> np.ndarray | None:
+    if state is None:
+        return None
+    window = state.window(60)
+    closes = window[: len(window) - drop_last, _CLOSE].astype(np.float64)
+    return closes if len(closes) > DEFAULT_WINDOW and np.all(np.isfinite(closes)) and np.all(closes > 0) else None
+
+
+def attach_pattern_store(pipeline: Pipeline) -> None:
+    @pipeline.app.task
+    async def open_patterns() -> None:
+        pipeline.patterns = await open_pattern_store(StorageSettings.from_env())
+        log.info("pattern search on: %s", type(pipeline.patterns).__name__)
+
+
+async def add_consensus(pipeline: Pipeline, signal: dict[str, Any]) -> dict[str, Any]:
+    """The signal with ``pattern_*`` fields from the k nearest stored patterns (unchanged while none)."""
+    closes = _closes(pipeline.live_states.get(f"{signal['symbol']}|{signal['timeframe']}"))
+    if pipeline.patterns is None or closes is None:
+        return signal
+    neighbours = await pipeline.patterns.query(embed_window(closes), pipeline.settings.pattern_k)
+    fields = consensus(neighbours).as_fields() if neighbours else {}
+    return {**signal, **fields}
+
+
+async def remember_patterns(pipeline: Pipeline, outcomes: list[dict[str, Any]]) -> None:
+    """Store the pattern behind each horizon-1 label: the window up to the labelled candle, cut from
+    the symbol's feature state, and the return that followed it."""
+    if pipeline.patterns is None:
+        return
+    vectors, metas = [], []
+    for outcome in outcomes:
+        if outcome["horizon"] != 1 or outcome.get("realized_log_return") is None:
+            continue
+        state = pipeline.live_states.get(f"{outcome['symbol']}|{outcome['timeframe']}")
+        if state is None or state.last_open_time is None:
+            continue
+        # The state may be several candles past the labelled one (a batch holds many): cut back to it.
+        later = (state.last_open_time - outcome["open_time"]) // timeframe_ms(outcome["timeframe"])
+        closes = _closes(state, drop_last=int(later)) if later >= 1 else None
+        if closes is None:
+            continue
+        vectors.append(embed_window(closes))
+        metas.append(PatternMeta(outcome["symbol"], outcome["timeframe"], outcome["open_time"], outcome["realized_log_return"]))
+    if vectors:
+        await pipeline.patterns.add(np.vstack(vectors), metas)

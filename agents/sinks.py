@@ -1,0 +1,113 @@
+"""Sinks: predictions, signals and outcomes into PostgreSQL; latest signals and features into Redis.
+
+Enabled by ``CANDLEFLOW_SINKS`` (``postgres``, ``redis``, or both); connection settings come from
+:class:`storage.config.StorageSettings`. A sink never slows the candle agent: it is its own agent on
+the output topics, writing through a bounded :class:`storage.sink.BufferedSink`.
+
+PostgreSQL is the system of record, so its agent takes acks into its own hands (``noack``): an event
+is acked, and its offset becomes committable, only once the sink reports it stored. While the
+database is down the sink buffers, retries with backoff and, when full, stops the agent reading;
+nothing past the stored offsets is committed, and the idempotent upserts absorb what is redelivered.
+Redis holds only the latest state, so its agent acks as it goes and counts what Redis refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict, deque
+from typing import Any
+
+from schemas import AvroCodec, store_from_url
+from storage.config import StorageSettings
+from storage.postgres.store import PostgresStore
+from storage.redis_state import RedisState
+from storage.sink import BufferedSink
+from streams.app import Pipeline
+from streams.errors import InvalidInput
+from streams.features import FEATURE_NAMES
+
+__all__ = ["attach_sink_agents"]
+
+log = logging.getLogger(__name__)
+
+_TABLES = {"predictions": "Prediction", "signals": "Signal", "outcomes": "Outcome"}
+
+
+def attach_sink_agents(pipeline: Pipeline, storage: StorageSettings | None = None) -> None:
+    settings = pipeline.settings
+    storage = storage or StorageSettings.from_env()
+    schemas = store_from_url(settings.schema_registry_url or None)
+    if "postgres" in settings.sinks:
+        _attach_postgres(pipeline, storage, {settings.topic(t): (t, AvroCodec(s, schemas)) for t, s in _TABLES.items()})
+    if "redis" in settings.sinks:
+        _attach_redis(pipeline, storage, AvroCodec("Prediction", schemas), AvroCodec("Signal", schemas))
+
+
+def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[str, tuple[str, AvroCodec]]) -> None:
+    app = pipeline.app
+    store = PostgresStore(storage.postgres_dsn, max_size=storage.postgres_pool_max)
+    sinks = {table: BufferedSink(store.writer(table), name=f"postgres.{table}", batch_size=storage.sink_batch_size,
+                                 flush_interval=storage.sink_flush_interval_s, max_buffer=storage.sink_max_buffer,
+                                 backoff_max=storage.sink_backoff_max_s)
+             for table, _ in topics.values()}
+    unacked: dict[tuple[str, int], deque] = defaultdict(deque)  # per source partition, in offset order
+    holder: dict[str, Any] = {}
+    for name, sink in sinks.items():
+        pipeline.sink_stats[f"postgres.{name}"] = sink.stats
+
+    async def ack_stored() -> None:
+        stream = holder.get("stream")
+        if stream is None:
+            return
+        for (topic, partition), events in unacked.items():
+            safe = sinks[topics[topic][0]].safe_offsets().get((topic, partition), -1)
+            while events and events[0].message.offset <= safe:
+                await stream.ack(events.popleft())
+
+    source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source, name="postgres-sink")
+    async def to_postgres(stream: Any) -> None:
+        holder["stream"] = stream = stream.noack()
+        async for event in stream.events():
+            m = event.message
+            table, codec = topics[m.topic]
+            unacked[(m.topic, m.partition)].append(event)
+            try:
+                await sinks[table].put(codec.decode(m.value), (m.topic, m.partition), m.offset)
+            except InvalidInput as exc:  # our own topics: only a foreign writer could put this here
+                log.error("not storing %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
+                sinks[table].skip((m.topic, m.partition), m.offset)
+            await ack_stored()
+
+    @app.timer(0.25)
+    async def ack_postgres_progress() -> None:  # acks also while no new event arrives
+        await ack_stored()
+
+    @app.on_before_shutdown.connect
+    async def flush_postgres(app: Any, **_: Any) -> None:
+        await asyncio.gather(*(sink.close(timeout=5.0) for sink in sinks.values()), return_exceptions=True)
+
+
+def _attach_redis(pipeline: Pipeline, storage: StorageSettings, predictions: AvroCodec, signals: AvroCodec) -> None:
+    app, settings = pipeline.app, pipeline.settings
+    redis = RedisState(storage.redis_url, prefix=storage.redis_prefix, ttl_s=storage.redis_ttl_s,
+                       timeout_s=storage.redis_timeout_s)
+    pipeline.sink_stats["redis"] = redis.stats
+    source = app.topic(settings.topic("predictions"), settings.topic("signals"), key_serializer="raw", value_serializer="raw")
+    signal_topic = settings.topic("signals")
+
+    @app.agent(source, name="redis-sink")
+    async def to_redis(stream: Any) -> None:
+        async for event in stream.events():
+            m = event.message
+            try:
+                if m.topic == signal_topic:
+                    await redis.record_signal(signals.decode(m.value))
+                else:
+                    p = predictions.decode(m.value)
+                    await redis.record_features(p["symbol"], p["timeframe"], p["open_time"], p["features"],
+                                                model_version=p["model_version"], names=FEATURE_NAMES)
+            except InvalidInput as exc:
+                log.error("not caching %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)

@@ -1,0 +1,107 @@
+"""Drift detectors on the outcome stream: each answers "did something change?" with its evidence or None.
+
+- :class:`ErrorDrift`: ADWIN (``river.drift.ADWIN``) on the error stream (1 = wrong direction). ADWIN cuts
+  its window on a change either way; only a change *up* in error is reported, since a model getting
+  better is no reason to retrain it.
+- :class:`ReturnDrift`: Page-Hinkley (``river.drift.PageHinkley``) on realised log returns divided by the
+  training period's return standard deviation, so one threshold works for every symbol and timeframe.
+  Measured on the real candles (docs/learning.md): River's default threshold 50 fires every ~1,000 candles
+  on ordinary trends; 200 fired once in ~44,000 outcomes (UNITTEST-BTC 1m), hence the default.
+- :class:`AccuracyFloor`: rolling accuracy below ``fraction`` x the training-time accuracy, judged only on
+  a full window (a 500-outcome window has a standard error of ~2.2 points).
+
+Feature-distribution drift is in :mod:`learning.features_drift`; :mod:`learning.retrain` combines them.
+
+>>> det = ErrorDrift()
+>>> hits = [det.update(correct=i < 1000 or i % 4 == 0) for i in range(2000)]   # error 0 -> 0.75
+>>> first = next(i for i, e in enumerate(hits) if e); 1000 < first < 1100, hits[first]["error_after"] > hits[first]["error_before"]
+(True, True)
+>>> floor = AccuracyFloor(training_accuracy=0.7, fraction=0.8, window=100)
+>>> [floor.update(i % 2 == 0) for i in range(100)][-1]
+{'rolling_accuracy': 0.5, 'training_accuracy': 0.7, 'floor': 0.56, 'window': 100}
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from river import drift
+
+__all__ = ["AccuracyFloor", "ErrorDrift", "ReturnDrift"]
+
+
+class ErrorDrift:
+    """ADWIN on the 0/1 error stream; reports a rise in the error rate."""
+
+    def __init__(self, delta: float = 0.002) -> None:
+        self.delta = delta
+        self._adwin = drift.ADWIN(delta=delta)
+
+    def update(self, correct: bool) -> dict[str, Any] | None:
+        before = self._adwin.estimation
+        self._adwin.update(0.0 if correct else 1.0)
+        if self._adwin.drift_detected and self._adwin.estimation > before:
+            return {"error_before": before, "error_after": self._adwin.estimation,
+                    "window": self._adwin.width, "delta": self.delta}
+        return None
+
+    def reset(self) -> None:
+        self._adwin = drift.ADWIN(delta=self.delta)
+
+
+class ReturnDrift:
+    """Page-Hinkley on standardised realised returns; reports a shift of their mean either way."""
+
+    def __init__(self, return_std: float, threshold: float = 200.0, delta: float = 0.005,
+                 min_instances: int = 30) -> None:
+        if not return_std > 0:
+            raise ValueError(f"return_std must be positive, got {return_std}")
+        self.return_std, self.threshold, self.delta, self.min_instances = return_std, threshold, delta, min_instances
+        self.reset()
+
+    def update(self, log_return: float) -> dict[str, Any] | None:
+        z = log_return / self.return_std
+        self._n += 1
+        self._sum += z
+        self._ph.update(z)
+        if self._ph.drift_detected:
+            evidence = {"mean_z_since_reset": self._sum / self._n, "n": self._n, "threshold": self.threshold}
+            self._n, self._sum = 0, 0.0  # River restarts its statistics after a detection too
+            return evidence
+        return None
+
+    def reset(self) -> None:
+        self._ph = drift.PageHinkley(min_instances=self.min_instances, delta=self.delta, threshold=self.threshold)
+        self._n, self._sum = 0, 0.0
+
+
+class AccuracyFloor:
+    """Rolling accuracy over ``window`` outcomes below ``fraction * training_accuracy``."""
+
+    def __init__(self, training_accuracy: float, fraction: float = 0.8, window: int = 500) -> None:
+        if not 0.0 < training_accuracy <= 1.0 or not 0.0 < fraction <= 1.0:
+            raise ValueError(f"training_accuracy and fraction must be in (0, 1], got {training_accuracy}, {fraction}")
+        self.training_accuracy, self.fraction, self.window = training_accuracy, fraction, window
+        self.reset()
+
+    @property
+    def floor(self) -> float:
+        return round(self.fraction * self.training_accuracy, 12)
+
+    def update(self, correct: bool) -> dict[str, Any] | None:
+        if len(self._recent) == self.window:
+            self._correct -= self._recent[0]
+        self._recent.append(int(correct))
+        self._correct += int(correct)
+        if len(self._recent) < self.window:
+            return None
+        rolling = self._correct / self.window
+        if rolling < self.floor:
+            return {"rolling_accuracy": rolling, "training_accuracy": self.training_accuracy,
+                    "floor": self.floor, "window": self.window}
+        return None
+
+    def reset(self) -> None:
+        self._recent: deque[int] = deque(maxlen=self.window)
+        self._correct = 0

@@ -1,0 +1,117 @@
+"""Feature drift: a two-sample Kolmogorov-Smirnov test per feature, recent window vs the training reference.
+
+Every ``every`` vectors, once ``window`` recent vectors are held, each monitored feature's recent values are
+compared with the training sample (``scipy.stats.ks_2samp``; SciPy is a dependency of River). The p-values
+are corrected for testing many features at once with Holm's step-down method (it controls the family-wise
+error like Bonferroni and is never less powerful).
+
+Why an effect-size floor and a share of features on top of significance: with 500 vs 1,000 values a KS
+test flags differences too small to matter, and real markets change volatility all the time. Measured on
+the real candles (docs/learning.md), 15-22 of 25 features are "significant" in most windows while the
+model's accuracy is unchanged; requiring ``D >= min_statistic`` (0.3) on at least ``min_fraction`` (half)
+of the features fired in none of them, and still fires at once on a broken feed (e.g. rescaled inputs).
+
+Only scale-free features are monitored (:data:`DRIFT_FEATURES`): prices, volumes, OBV, ATR and MACD are
+in price units and drift with the price level by construction.
+
+>>> import numpy as np
+>>> from streams.features import FEATURE_NAMES
+>>> rng = np.random.default_rng(0)
+>>> ref = rng.normal(size=(1000, len(FEATURE_NAMES)))
+>>> fd = FeatureDrift(ref, window=200, every=100)
+>>> [fd.update(v) for v in rng.normal(size=(400, len(FEATURE_NAMES)))].count(None)
+400
+>>> hit = [e for e in (fd.update(v) for v in rng.normal(3.0, 1.0, size=(200, len(FEATURE_NAMES)))) if e][0]
+>>> hit["drifted"] == hit["tested"] == len(DRIFT_FEATURES), hit["max_statistic"] > 0.4
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import ks_2samp
+
+from streams.features import FEATURE_NAMES
+
+__all__ = ["DRIFT_FEATURES", "FeatureDrift", "holm_reject"]
+
+DRIFT_FEATURES: tuple[str, ...] = (
+    "log_return_1", "log_return_5", "log_return_15", "volatility_5", "volatility_15", "volatility_30",
+    "sma_5_norm", "sma_15_norm", "sma_30_norm", "ema_5_norm", "ema_15_norm", "ema_30_norm", "rsi_14",
+    "volume_sma_ratio", "vwap_deviation", "price_position", "bb_percent_b", "bb_width", "stoch_k", "stoch_d",
+    "adx_14", "mfi_14", "cci_20", "willr_14", "roc_10", "taker_buy_ratio",
+)
+
+
+def holm_reject(p_values: Sequence[float], alpha: float) -> np.ndarray:
+    """Holm-Bonferroni: which hypotheses are rejected at family-wise level ``alpha``.
+
+    >>> holm_reject([0.01, 0.04, 0.03, 0.5], alpha=0.05).tolist()
+    [True, False, False, False]
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    thresholds = alpha / (len(p) - np.arange(len(p)))
+    passed = p[order] <= thresholds
+    # Step-down: stop at the first hypothesis that is not rejected.
+    n_reject = len(p) if passed.all() else int(np.argmin(passed))
+    reject = np.zeros(len(p), dtype=bool)
+    reject[order[:n_reject]] = True
+    return reject
+
+
+class FeatureDrift:
+    """KS per monitored feature, recent ``window`` vectors vs ``reference`` (rows in FEATURE_NAMES order)."""
+
+    def __init__(self, reference: np.ndarray, window: int = 500, every: int = 250, alpha: float = 0.01,
+                 min_statistic: float = 0.3, min_fraction: float = 0.5, max_reference: int = 1000,
+                 features: Sequence[str] = DRIFT_FEATURES, seed: int = 0) -> None:
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.ndim != 2 or ref.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"reference must be (rows, {len(FEATURE_NAMES)}), got {ref.shape}")
+        if len(ref) > max_reference:  # bounded state: an even random subsample keeps the distribution
+            ref = ref[np.sort(np.random.default_rng(seed).choice(len(ref), max_reference, replace=False))]
+        self.columns = [FEATURE_NAMES.index(f) for f in features]
+        self.names = tuple(features)
+        # Per feature, the reference without NaN; a feature the training feed never had is not tested.
+        self.reference = [ref[:, c][np.isfinite(ref[:, c])] for c in self.columns]
+        self.window, self.every, self.alpha = window, every, alpha
+        self.min_statistic, self.min_fraction = min_statistic, min_fraction
+        self.reset()
+
+    def reset(self) -> None:
+        self._recent: deque[np.ndarray] = deque(maxlen=self.window)
+        self._since_check = 0
+
+    def update(self, features: Sequence[float]) -> dict[str, Any] | None:
+        self._recent.append(np.asarray(features, dtype=np.float64)[self.columns])
+        self._since_check += 1
+        if len(self._recent) < self.window or self._since_check < self.every:
+            return None
+        self._since_check = 0
+        return self.check()
+
+    def check(self) -> dict[str, Any] | None:
+        """Run the tests on the current window; evidence if enough features drifted, else None."""
+        recent = np.array(self._recent)
+        names, stats, pvals = [], [], []
+        for j, name in enumerate(self.names):
+            now = recent[:, j][np.isfinite(recent[:, j])]
+            if len(self.reference[j]) < 30 or len(now) < 30:
+                continue  # a feature this feed lacks (NaN), or too few values to test
+            res = ks_2samp(self.reference[j], now, method="asymp")
+            names.append(name), stats.append(float(res.statistic)), pvals.append(float(res.pvalue))
+        if not names:
+            return None
+        stats_a = np.array(stats)
+        drifted = holm_reject(pvals, self.alpha) & (stats_a >= self.min_statistic)
+        if drifted.sum() < self.min_fraction * len(names):
+            return None
+        top = np.argsort(-stats_a)[:5]
+        return {"tested": len(names), "drifted": int(drifted.sum()), "max_statistic": float(stats_a.max()),
+                "top": {names[i]: {"statistic": stats[i], "p_value": pvals[i]} for i in top},
+                "alpha": self.alpha, "min_statistic": self.min_statistic, "window": self.window}

@@ -1,0 +1,91 @@
+"""What one partition's outcome agent learns: the online model, accuracy per version, and drift watches.
+
+One :class:`OutcomeLearner` per partition of the outcomes topic: a symbol's outcomes, candles and
+predictions all share that partition, so the worker that scores a symbol is the one whose online model
+has learned from its outcomes. :meth:`update` takes an Outcome record and the features its prediction
+was made from; it returns a retrain request when a drift watch fires.
+
+>>> learner = OutcomeLearner(training_accuracy={"v1": 0.6})
+>>> out = {"id": "o1", "source": "LABEL", "prediction_id": "p1", "model_version": "v1", "horizon": 1,
+...        "symbol": "A", "timeframe": "5m", "open_time": 0, "realized_log_return": 0.01, "direction_correct": True}
+>>> learner.update(out, [0.1] * 41) is None, learner.online.n_learned, learner.accuracy.accuracy("v1", 1)
+(True, 1, 1.0)
+>>> OutcomeLearner.from_bytes(learner.to_bytes()).online.n_learned
+1
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from learning.accuracy import AccuracyTracker
+from learning.online import OnlineModel
+from learning.retrain import RetrainTrigger, TriggerConfig
+
+__all__ = ["OutcomeLearner"]
+
+# Page-Hinkley needs the scale of returns; until a version has this many outcomes it is estimated, not watched.
+_RETURN_SAMPLE = 200
+
+
+class OutcomeLearner:
+    def __init__(self, training_accuracy: Mapping[str, float] | None = None,
+                 config: TriggerConfig = TriggerConfig(), online: OnlineModel | None = None) -> None:
+        self.training_accuracy = dict(training_accuracy or {})
+        self.config = config
+        self.online = online or OnlineModel(horizon=1)
+        self.accuracy = AccuracyTracker()
+        self.triggers: dict[str, RetrainTrigger] = {}
+        self._returns: dict[str, list[float]] = {}
+        self.trade_outcomes = 0
+
+    def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
+        self.accuracy.update(outcome)
+        if outcome.get("source") == "TRADE":
+            self.trade_outcomes += 1
+            return None
+        r = outcome.get("realized_log_return")
+        if features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon:
+            self.online.learn_one(features, int(r > 0.0))
+        return self._watch(outcome, features)
+
+    def _watch(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
+        version = outcome.get("model_version")
+        if version not in self.training_accuracy:
+            return None  # no training accuracy to compare with (e.g. the online model's own versions)
+        trigger = self.triggers.get(version)
+        if trigger is None:
+            sample = self._returns.setdefault(version, [])
+            r = outcome.get("realized_log_return")
+            if r is not None and math.isfinite(r):
+                sample.append(float(r))
+            if len(sample) < _RETURN_SAMPLE:
+                return None
+            mean = sum(sample) / len(sample)
+            std = math.sqrt(sum((x - mean) ** 2 for x in sample) / (len(sample) - 1)) or 1e-6
+            trigger = self.triggers[version] = RetrainTrigger(version, self.training_accuracy[version], std, config=self.config)
+            del self._returns[version]
+        return trigger.update(outcome, features)
+
+    def predict_proba_one(self, features: Sequence[float]) -> float:
+        return self.online.predict_proba_one(features)
+
+    def to_bytes(self) -> bytes:
+        # Pickled: the River objects inside persist only that way. Only ever loaded from our own changelog.
+        return pickle.dumps({"training_accuracy": self.training_accuracy, "config": self.config,
+                             "online": self.online.to_bytes(), "accuracy": self.accuracy.to_bytes(),
+                             "triggers": {v: t.to_bytes() for v, t in self.triggers.items()},
+                             "returns": self._returns, "trade_outcomes": self.trade_outcomes}, protocol=5)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> "OutcomeLearner":
+        state = pickle.loads(blob)
+        learner = cls(state["training_accuracy"], state["config"], OnlineModel.from_bytes(state["online"]))
+        learner.accuracy = AccuracyTracker.from_bytes(state["accuracy"])
+        learner.triggers = {v: RetrainTrigger.from_bytes(b) for v, b in state["triggers"].items()}
+        learner._returns = state["returns"]
+        learner.trade_outcomes = state["trade_outcomes"]
+        return learner

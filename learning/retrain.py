@@ -1,0 +1,140 @@
+"""The retrain trigger: every drift signal about one model version, turned into at most one retrain request
+per cooldown.
+
+:class:`RetrainTrigger` feeds each Outcome of its version to :class:`~learning.drift.ErrorDrift` (ADWIN on
+errors), :class:`~learning.drift.ReturnDrift` (Page-Hinkley on returns),
+:class:`~learning.features_drift.FeatureDrift` (KS against the training reference, when given a reference
+and the outcome's features) and :class:`~learning.drift.AccuracyFloor`. A detection is *latched* until the
+gates open, so evidence seen during a cooldown is not lost:
+
+- ``min_samples`` outcomes since the start (or the last request), so a few unlucky outcomes cannot fire it;
+- ``cooldown_ms`` since the last request. Time is **event time** (the close of the label candle) unless
+  ``now_ms`` is given, so a replay of history behaves like the live run.
+
+After a request every detector starts over: the next request needs fresh evidence, not the same evidence
+again. The request is a plain dict (a ``retrain-requests`` record) with the reasons and their numbers.
+
+>>> trig = RetrainTrigger("v1", training_accuracy=0.6, return_std=0.01,
+...                       config=TriggerConfig(min_samples=200, accuracy_window=200, cooldown_ms=86_400_000))
+>>> def outcome(i, ok):
+...     return {"model_version": "v1", "timeframe": "5m", "horizon": 1, "open_time": 300_000 * i,
+...             "direction_correct": ok, "realized_log_return": 0.001 if i % 2 else -0.001}
+>>> [trig.update(outcome(i, i % 5 < 3)) for i in range(400)].count(None)    # 60 % right, as in training
+400
+>>> reqs = [r for r in (trig.update(outcome(i, i % 5 == 0)) for i in range(400, 800)) if r]
+>>> [(r["outcomes_seen"], r["reasons"]) for r in reqs]      # 20 % right: once, then once a day at most
+[(462, ['accuracy_below_training']), (750, ['accuracy_below_training'])]
+>>> reqs[0]["evidence"]["accuracy_below_training"]["rolling_accuracy"], reqs[1]["time"] - reqs[0]["time"]
+(0.475, 86400000)
+>>> RetrainTrigger.from_bytes(trig.to_bytes()).requests
+2
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from learning._state import dump_pickle, load_pickle
+from learning.drift import AccuracyFloor, ErrorDrift, ReturnDrift
+from learning.features_drift import FeatureDrift
+from streams.candle import timeframe_ms
+
+__all__ = ["RetrainTrigger", "TriggerConfig"]
+
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """Detector settings and the anti-storm gates; defaults measured on the real candles (docs/learning.md)."""
+
+    min_samples: int = 500
+    cooldown_ms: int = 3_600_000
+    adwin_delta: float = 0.002
+    ph_threshold: float = 200.0
+    accuracy_fraction: float = 0.8
+    accuracy_window: int = 500
+    ks_window: int = 500
+    ks_every: int = 250
+    ks_alpha: float = 0.01
+    ks_min_statistic: float = 0.3
+    ks_min_fraction: float = 0.5
+
+
+class RetrainTrigger:
+    """Drift watch for one model version; :meth:`update` returns a retrain request or None."""
+
+    def __init__(self, model_version: str, training_accuracy: float, return_std: float,
+                 reference: np.ndarray | None = None, config: TriggerConfig = TriggerConfig()) -> None:
+        self.model_version, self.training_accuracy, self.config = model_version, training_accuracy, config
+        self.error = ErrorDrift(config.adwin_delta)
+        self.returns = ReturnDrift(return_std, threshold=config.ph_threshold)
+        self.floor = AccuracyFloor(training_accuracy, config.accuracy_fraction, config.accuracy_window)
+        self.features = None if reference is None else FeatureDrift(
+            reference, config.ks_window, config.ks_every, config.ks_alpha, config.ks_min_statistic,
+            config.ks_min_fraction)
+        self.latched: dict[str, dict[str, Any]] = {}
+        self.seen = self.since_last = self.requests = 0
+        self.last_request_ms: int | None = None
+
+    def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None = None,
+               now_ms: int | None = None) -> dict[str, Any] | None:
+        """Feed one Outcome record (and the features its prediction was made from); a request or None.
+        Outcomes of other model versions are ignored, so an agent may feed it the whole topic."""
+        if outcome.get("model_version") != self.model_version:
+            return None
+        if now_ms is None:  # the label candle's close: when this outcome became knowable
+            now_ms = int(outcome["open_time"]) + (int(outcome["horizon"]) + 1) * timeframe_ms(outcome["timeframe"])
+        self.seen += 1
+        self.since_last += 1
+        below = None
+        correct = outcome.get("direction_correct")
+        if correct is not None:
+            self._latch("error_drift", self.error.update(bool(correct)))
+            below = self.floor.update(bool(correct))
+        r = outcome.get("realized_log_return")
+        if r is not None:
+            self._latch("return_drift", self.returns.update(float(r)))
+        if self.features is not None and features is not None:
+            self._latch("feature_drift", self.features.update(features))
+        reasons = dict(self.latched)
+        if below is not None:
+            reasons["accuracy_below_training"] = below
+        if not reasons or self.since_last < self.config.min_samples:
+            return None
+        if self.last_request_ms is not None and now_ms - self.last_request_ms < self.config.cooldown_ms:
+            return None
+        return self._request(reasons, below, now_ms)
+
+    def _latch(self, reason: str, evidence: dict[str, Any] | None) -> None:
+        if evidence is not None:
+            self.latched[reason] = evidence  # the latest evidence of each kind is the one reported
+
+    def _request(self, reasons: dict[str, Any], below: dict[str, Any] | None, now_ms: int) -> dict[str, Any]:
+        key = json.dumps(["retrain", self.model_version, now_ms, self.seen], separators=(",", ":"))
+        record = {
+            "id": hashlib.sha256(key.encode()).hexdigest()[:32], "model_version": self.model_version,
+            "time": now_ms, "reasons": sorted(reasons), "evidence": reasons, "outcomes_seen": self.seen,
+            "outcomes_since_last": self.since_last, "training_accuracy": self.training_accuracy,
+            "config": asdict(self.config),
+        }
+        self.requests += 1
+        self.last_request_ms, self.since_last, self.latched = now_ms, 0, {}
+        for detector in (self.error, self.returns, self.floor, self.features):
+            if detector is not None:
+                detector.reset()
+        return record
+
+    def to_bytes(self) -> bytes:
+        """Pickled (the ADWIN / Page-Hinkley objects are River's); see :func:`learning._state.dump_pickle`."""
+        return dump_pickle("retrain-trigger", _FORMAT, self)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> RetrainTrigger:
+        return load_pickle("retrain-trigger", _FORMAT, blob)

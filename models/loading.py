@@ -1,0 +1,36 @@
+"""Load whatever a model directory holds: a bundle (``bundle.json``: every horizon, ensemble, optional
+Mamba) or a single-horizon LightGBM model (``model.json`` + ``model.onnx``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from models.metadata import BUNDLE_FILE, METADATA_FILE
+from streams.errors import ConfigError
+
+__all__ = ["load_model"]
+
+
+def _sequence_loader(providers: Sequence[str] | str | None, intra_op_threads: int) -> Any:
+    def load(path: Path) -> Any:
+        from models.mamba import MambaModel
+
+        return MambaModel.load(path, providers=providers, intra_op_threads=intra_op_threads)
+
+    return load
+
+
+def load_model(model_dir: str | Path, providers: Sequence[str] | str | None = None, intra_op_threads: int = 1) -> Any:
+    """A ready, warmed-up scorer for ``model_dir``; ConfigError when it holds no usable model."""
+    from models.bundle import ModelBundle
+    from models.direction import DirectionModel
+
+    model_dir = Path(model_dir)
+    if (model_dir / BUNDLE_FILE).exists():
+        return ModelBundle.load(model_dir, providers, intra_op_threads,
+                                sequence_loader=_sequence_loader(providers, intra_op_threads))
+    if (model_dir / METADATA_FILE).exists():
+        return DirectionModel.load(model_dir, providers, intra_op_threads)
+    raise ConfigError(f"{model_dir}: no model here (neither {BUNDLE_FILE} nor {METADATA_FILE}); "
+                      "train one with `candleflow train`")

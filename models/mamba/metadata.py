@@ -1,0 +1,83 @@
+"""``model.json`` of an exported Mamba model: one home for the format its writer and loader share.
+
+It differs from :class:`models.metadata.ModelMetadata` (one horizon, LightGBM) in what a sequence model
+needs: several horizons, the window length, the architecture to rebuild the PyTorch path, and the
+normalisation, padding and NaN rules.
+
+>>> meta = MambaMetadata(name="mamba-direction", version="mamba-0123456789ab", feature_names=("a", "b"),
+...     horizons=(1, 2), window=60, onnx_sha256="0" * 64, weights_sha256="1" * 64,
+...     config={"d_model": 32}, normalisation={"mean": [0.0, 0.0], "std": [1.0, 1.0]})
+>>> MambaMetadata.from_json(meta.to_json()) == meta
+True
+>>> MambaMetadata.from_json('{"name": "mamba-direction"}')
+Traceback (most recent call last):
+...
+streams.errors.ConfigError: Mamba model metadata lacks version, feature_names, horizons, window, onnx_sha256, weights_sha256, config, normalisation
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.metadata import metadata_fields
+from streams.errors import ConfigError
+
+__all__ = ["METADATA_FILE", "MODEL_NAME", "ONNX_FILE", "WEIGHTS_FILE", "MambaMetadata", "mamba_version"]
+
+MODEL_NAME = "mamba-direction"
+METADATA_FILE = "model.json"
+ONNX_FILE = "model.onnx"
+WEIGHTS_FILE = "weights.pt"  # the PyTorch state_dict: the torch path, and mamba-ssm on a GPU
+
+
+def mamba_version(onnx_sha256: str) -> str:
+    """Deterministic version from the ONNX bytes' sha256: same model, same version.
+
+    >>> mamba_version("c1650a9961b2" + "0" * 52)
+    'mamba-c1650a9961b2'
+    """
+    return f"mamba-{onnx_sha256[:12]}"
+
+
+@dataclass(frozen=True)
+class MambaMetadata:
+    """Identity, inputs, rules and provenance of one exported Mamba model."""
+
+    name: str
+    version: str
+    feature_names: tuple[str, ...]
+    horizons: tuple[int, ...]
+    window: int
+    onnx_sha256: str
+    weights_sha256: str
+    config: dict[str, Any]
+    normalisation: dict[str, Any]
+    input_name: str = "windows"
+    output_name: str = "probabilities"
+    onnx_opset: int | None = None
+    symbols: tuple[str, ...] = ()
+    timeframes: tuple[str, ...] = ()
+    training_range: dict[str, dict[str, str]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 0
+    n_valid: int = 0
+    n_test: int = 0
+    created_at: str = ""
+    torch_version: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> MambaMetadata:
+        """Parse ``model.json``; ConfigError if it is not JSON or lacks a required field."""
+        values = metadata_fields(cls, text, "Mamba model metadata", ("feature_names", "horizons", "symbols", "timeframes"))
+        if not values["horizons"] or not all(isinstance(h, int) and h >= 1 for h in values["horizons"]):
+            raise ConfigError(f"Mamba model metadata horizons must be positive integers, got {values['horizons']!r}")
+        if not isinstance(values["window"], int) or values["window"] < 1:
+            raise ConfigError(f"Mamba model metadata window must be a positive integer, got {values['window']!r}")
+        return cls(**values)

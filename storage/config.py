@@ -1,0 +1,61 @@
+"""Storage settings: one frozen object read once from ``CANDLEFLOW_*`` like :class:`streams.settings.Settings`.
+
+Kept apart from ``streams.settings`` so the storage layer can be configured (and tested) on its own;
+the fields are meant to be folded into ``Settings`` when the agents are wired.
+
+>>> s = StorageSettings.from_env({"CANDLEFLOW_POSTGRES_DSN": "postgresql://127.0.0.1/test",
+...                               "CANDLEFLOW_SINK_BATCH_SIZE": "250"})
+>>> s.postgres_dsn, s.sink_batch_size, s.weaviate_url
+('postgresql://127.0.0.1/test', 250, '')
+>>> StorageSettings.from_env({"CANDLEFLOW_SINK_BATCH_SIZE": "0"})
+Traceback (most recent call last):
+...
+streams.errors.ConfigError: CANDLEFLOW_SINK_BATCH_SIZE must be >= 1, got 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from streams.errors import ConfigError
+from streams.settings import from_env
+
+__all__ = ["StorageSettings"]
+
+PREFIX = "CANDLEFLOW_"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where the stores live and how the sinks batch. Empty URL = that store is not used."""
+
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    postgres_pool_max: int = 4
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "candleflow"
+    redis_ttl_s: int = 3600
+    redis_timeout_s: float = 0.25
+    weaviate_url: str = ""
+    weaviate_grpc_port: int = 50051
+    weaviate_collection: str = "CandlePattern"
+    sink_batch_size: int = 500
+    sink_flush_interval_s: float = 0.2
+    sink_max_buffer: int = 20_000
+    sink_backoff_max_s: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "StorageSettings":
+        """Read ``CANDLEFLOW_<FIELD>`` from ``env`` (default ``os.environ``); ``overrides`` win."""
+        return from_env(cls, env, overrides)
+
+    def validate(self) -> None:
+        for name in ("postgres_pool_max", "redis_ttl_s", "sink_batch_size", "sink_max_buffer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{PREFIX}{name.upper()} must be >= 1, got {getattr(self, name)}")
+        if self.sink_max_buffer < self.sink_batch_size:
+            raise ConfigError(f"{PREFIX}SINK_MAX_BUFFER ({self.sink_max_buffer}) must be >= "
+                              f"{PREFIX}SINK_BATCH_SIZE ({self.sink_batch_size})")
+        for name in ("redis_timeout_s", "sink_flush_interval_s", "sink_backoff_max_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{PREFIX}{name.upper()} must be > 0, got {getattr(self, name)}")

@@ -1,0 +1,140 @@
+"""The Faust app and everything it declares: topics, tables, agents, web views.
+
+``create_app`` builds one app per settings object (tests and replays run several side by side,
+each with its own app id), so nothing here lives at module level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from schemas import MultiCodec, register_faust_codecs, store_from_url
+from streams.faust_transport import CandleflowApp
+from streams.kafka_security import faust_credentials
+from streams.settings import Settings
+from streams.web.errors import MAX_BODY_BYTES
+from streams.stats import PipelineStats
+
+__all__ = ["Pipeline", "create_app"]
+
+
+@dataclass
+class Pipeline:
+    """The app with its declared topics and tables, passed to the agents and views that use them."""
+
+    settings: Settings
+    app: faust.App
+    candles: faust.TopicT  # every candles.<tf> topic, consumed by one agent
+    timeframe_of: dict[str, str]  # candle topic name -> its timeframe
+    predictions: faust.TopicT
+    signals: faust.TopicT
+    dead_letters: faust.TopicT
+    outcomes: faust.TopicT
+    retrain_requests: faust.TopicT
+    feature_states: faust.Table  # state_key bytes -> FeatureState.to_bytes()
+    recent_signals: faust.Table  # symbol bytes -> the symbol's last signals (JSON list, oldest first)
+    aggregators: faust.Table  # state_key bytes -> CandleAggregator.to_bytes()
+    labellers: faust.Table  # state_key bytes -> learning.Labeller.to_bytes()
+    prediction_features: faust.Table  # learning.loop.feature_slot bytes -> prediction id + float64 features
+    learners: faust.Table  # b"partition-N" -> learning.learner.OutcomeLearner.to_bytes()
+    candle_codec: MultiCodec
+    stats: PipelineStats
+    model: Any = None  # the active model, set at start-up and swapped by agents.model_events
+    candidate: tuple[Any, float] | None = None  # (candidate model, share of symbols it serves)
+    model_errors: list[str] = field(default_factory=list)  # models that failed to load, newest last
+    sink_stats: dict[str, Any] = field(default_factory=dict)  # sink name -> its stats() callable
+    # Decoded table values of the owned partitions (agents.table_cache), emptied when partitions move.
+    live_states: Any = None
+    live_labellers: Any = None
+    live_learners: Any = None
+    dirty_learners: dict[str, Any] = field(default_factory=dict)  # learner key -> last event that changed it
+    patterns: Any = None  # a storage.patterns PatternStore when pattern search is on
+
+    def forget_live_state(self) -> None:
+        for cache in (self.live_states, self.live_labellers, self.live_learners):
+            if cache is not None:
+                cache.clear()
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """A Faust app configured for Candleflow (client timeouts per PLATFORM.md: ~3 s per group join)."""
+    return CandleflowApp(
+        settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        broker=f"kafka://{settings.broker}",
+        broker_credentials=faust_credentials(settings),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6.0,
+        broker_heartbeat_interval=1.5,
+        broker_rebalance_timeout=10.0,
+        broker_commit_interval=1.0,
+        producer_linger=settings.producer_linger_s,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_tables_enabled=False,
+        web_application_options={"client_max_size": MAX_BODY_BYTES},
+    )
+
+
+def create_app(settings: Settings) -> Pipeline:
+    """Build the app, declare its topics and tables, and attach the agents and web views."""
+    from agents.aggregation import attach_aggregation_agent
+    from agents.candles import attach_candle_agent
+    from agents.model_events import attach_model_reloader
+    from agents.outcomes import attach_outcome_agents
+    from streams.web import attach_web_views
+
+    store = store_from_url(settings.schema_registry_url or None)
+    register_faust_codecs(store)
+    app = faust_app(settings)
+    pipeline = Pipeline(
+        settings=settings,
+        app=app,
+        # Raw bytes in: the agent decodes itself, so undecodable messages reach dead-letters with their offset.
+        candles=app.topic(*[settings.candle_topic(tf) for tf in settings.timeframes],
+                          key_serializer="raw", value_serializer="raw"),
+        timeframe_of={settings.candle_topic(tf): tf for tf in settings.timeframes},
+        predictions=app.topic(settings.topic("predictions"), key_serializer="raw", value_serializer="avro-prediction"),
+        signals=app.topic(settings.topic("signals"), key_serializer="raw", value_serializer="avro-signal"),
+        dead_letters=app.topic(settings.topic("dead-letters"), key_serializer="raw", value_serializer="avro-dead-letter"),
+        outcomes=app.topic(settings.topic("outcomes"), key_serializer="raw", value_serializer="avro-outcome"),
+        retrain_requests=app.topic(settings.topic("retrain-requests"), key_serializer="raw", value_serializer="json"),
+        # Faust picks a table's serializers from its key/value types: bytes -> raw, otherwise JSON.
+        # Feature states are stored as their own compact bytes (FeatureState.to_bytes).
+        feature_states=app.Table("feature-states", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        recent_signals=app.Table("recent-signals", partitions=settings.partitions, key_type=bytes),
+        aggregators=app.Table("aggregators", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        labellers=app.Table("labellers", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        prediction_features=app.Table("prediction-features", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        learners=app.Table("learners", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        candle_codec=MultiCodec(["Candle", "CandleBatch"], store),
+        stats=PipelineStats(),
+    )
+    attach_candle_agent(pipeline)
+    attach_aggregation_agent(pipeline)
+    if settings.outcome_loop:
+        attach_outcome_agents(pipeline)
+    if settings.patterns:
+        from agents.patterns import attach_pattern_store
+
+        attach_pattern_store(pipeline)
+    if settings.sinks:
+        from agents.sinks import attach_sink_agents
+
+        attach_sink_agents(pipeline)
+    attach_model_reloader(pipeline)
+    attach_web_views(pipeline)
+    return pipeline

@@ -1,0 +1,92 @@
+"""Reading Candleflow's output topics without a consumer group: ``candleflow tail`` and the demo.
+
+Signal consumers that only need to watch (dashboards, tools, tests) read every partition from a
+chosen position and decode each message by its schema id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas import SCHEMA_NAMES, MultiCodec, store_from_url
+from streams.errors import ConfigError, DecodeError
+from streams.kafka_security import aiokafka_security
+from streams.settings import Settings
+
+__all__ = ["read_topic", "json_safe"]
+
+
+def json_safe(value: Any) -> Any:
+    """Records as JSON can carry them: NaN/inf as null, bytes as hex.
+
+    >>> json_safe({"x": float("nan"), "k": b"\\x01", "v": [1.5]})
+    {'x': None, 'k': '01', 'v': [1.5]}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _json_or(value: bytes | None, error: Exception) -> Any:
+    if value and value[:1] == b"{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+    return error
+
+
+async def read_topic(settings: Settings, topics: list[str], from_beginning: bool = True,
+                     idle_timeout_s: float | None = None) -> AsyncIterator[tuple[str, Any, float]]:
+    """Yield (topic, decoded record or DecodeError, receive time) from all partitions of ``topics``.
+
+    ``from_beginning=False`` yields only messages written from now on. Stops after ``idle_timeout_s``
+    seconds without a message (None: never).
+    """
+    since_ms = None if from_beginning else int(time.time() * 1000)
+    codec = MultiCodec(list(SCHEMA_NAMES), store_from_url(settings.schema_registry_url or None))
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False, group_id=None, **aiokafka_security(settings),
+                                fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    await consumer.start()
+    try:
+        partitions = []
+        for topic in topics:
+            ids = consumer.partitions_for_topic(topic)
+            if not ids:  # metadata of a topic the client has not asked about yet
+                await consumer._client.force_metadata_update()
+                ids = consumer.partitions_for_topic(topic)
+            if not ids:
+                raise ConfigError(f"topic {topic!r} does not exist on {settings.broker}")
+            partitions += [TopicPartition(topic, p) for p in sorted(ids)]
+        consumer.assign(partitions)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            await consumer.seek_to_end(*partitions)
+        while True:
+            batch = await consumer.getmany(timeout_ms=int((idle_timeout_s or 1.0) * 1000))
+            if not batch and idle_timeout_s is not None:
+                return
+            now = time.time()
+            for tp, messages in batch.items():
+                for m in messages:
+                    if since_ms is not None and m.timestamp < since_ms:
+                        continue  # seek_to_end can land early on brokers with wrong ListOffsets (Tansu)
+                    try:
+                        _, record = codec.decode(m.value)
+                    except DecodeError as exc:
+                        record = _json_or(m.value, exc)  # control topics (retrain-requests, model-events) are JSON
+                    yield tp.topic, record, now
+    finally:
+        await consumer.stop()

@@ -1,0 +1,71 @@
+"""The byte layout of a serialised FeatureState (Faust changelog value).
+
+Layout, little-endian: a fixed header (magic ``CFFS``, format version, feature count, candle
+count, last open time, candle length, window rows, number of state floats), then the state
+as float64 (every running sum, ring and deque, so a restored state continues bit-identically),
+then the window of recent feature vectors as float32 (the only lossy part, and only a copy
+of outputs already emitted). Bump ``VERSION`` whenever a block's layout changes: a blob of
+another version or feature count is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from streams.errors import DecodeError
+from streams.features.names import N_FEATURES
+
+if TYPE_CHECKING:
+    from streams.features.state import FeatureState
+
+__all__ = ["VERSION", "decode", "encode"]
+
+MAGIC = b"CFFS"
+VERSION = 2  # 2: rolling sums/variances keep prefix sums and derive their suffix sums
+_HEADER = struct.Struct("<4sBBHqqqHI")
+_BLOCKS = ("layer1", "macd", "osc", "atr", "adx")
+
+
+def encode(state: FeatureState) -> bytes:
+    mask = sum(1 << i for i, present in enumerate(state.has_optional) if present)
+    floats = [state.last_close]
+    for name in _BLOCKS:
+        floats += getattr(state, name).dump()
+    last = -1 if state.last_open_time is None else state.last_open_time
+    header = _HEADER.pack(MAGIC, VERSION, mask, N_FEATURES, state.count, last, state.step_ms,
+                          state._win_size, len(floats))
+    return b"".join((header, np.asarray(floats, dtype="<f8").tobytes(),
+                     state.window().astype("<f4", copy=False).tobytes()))
+
+
+def decode(blob: bytes, cls: type[FeatureState]) -> FeatureState:
+    try:
+        magic, version, mask, n_features, count, last, step_ms, win_size, n_floats = _HEADER.unpack_from(blob)
+    except struct.error as exc:
+        raise DecodeError(f"feature state blob too short ({len(blob)} bytes)") from exc
+    if magic != MAGIC or version != VERSION or n_features != N_FEATURES:
+        raise DecodeError(f"feature state blob of format {magic!r} v{version} with {n_features} features; "
+                          f"this build reads {MAGIC!r} v{VERSION} with {N_FEATURES}")
+    offset = _HEADER.size
+    expected = offset + 8 * n_floats + 4 * win_size * n_features
+    if len(blob) != expected:
+        raise DecodeError(f"feature state blob is {len(blob)} bytes, its header says {expected}")
+    floats = np.frombuffer(blob, dtype="<f8", count=n_floats, offset=offset).tolist()
+    state = cls()
+    state.count, state.step_ms = count, step_ms
+    state.last_open_time = None if last < 0 else last
+    state.has_optional = tuple(bool(mask >> i & 1) for i in range(4))
+    state.last_close = floats[0]
+    i = 1
+    for name in _BLOCKS:
+        i = getattr(state, name).load(floats, i)
+    if i != n_floats:
+        raise DecodeError(f"feature state blob holds {n_floats} floats, the layout reads {i}")
+    rows = np.frombuffer(blob, dtype="<f4", offset=offset + 8 * n_floats).reshape(win_size, n_features)
+    state._win[:win_size] = rows
+    state._win_pos = win_size % state._win.shape[0]
+    state._win_size = win_size
+    return state

@@ -1,0 +1,173 @@
+"""From candles to predictions and signals: the candle agent's work as pure functions.
+
+No Faust and no I/O here, so tests (and the replay and training code) can call it directly.
+A batch of candles is scored with one call per model; each symbol's feature state is updated in
+arrival order, so a batch gives exactly what the same candles one by one would.
+
+A model is either a single-horizon model (``predict_proba(X) -> (n,)``, e.g.
+:class:`models.direction.DirectionModel`) or a bundle (``score(X, windows)`` with every horizon and an
+agreement-based confidence, :class:`models.bundle.ModelBundle`). With a candidate model and a traffic
+share, each symbol is served by one of the two by a stable hash of the symbol (A/B).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, MutableMapping, Protocol
+
+import numpy as np
+
+from models.signals import decide, prediction_id, signal_id
+from streams.candle import Candle
+from streams.errors import InvalidInput
+from streams.features import FEATURE_NAMES, FeatureState
+
+__all__ = ["ScoredBatch", "ProbabilityModel", "score_candles", "state_key", "serving_version", "WINDOW"]
+
+WINDOW = 60  # feature vectors a sequence model reads
+ONLINE_MIN_LEARNED = 200  # an online model with fewer outcomes behind it has no say yet
+
+
+class ProbabilityModel(Protocol):
+    """What the scorer needs from a model: P(up) for a batch of feature rows."""
+
+    version: str
+    horizon: int
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
+
+
+def state_key(symbol: str, timeframe: str) -> str:
+    """The feature table's key for one symbol's series on one timeframe.
+
+    >>> state_key("ETH-BTC", "5m")
+    'ETH-BTC|5m'
+    """
+    return f"{symbol}|{timeframe}"
+
+
+def serving_version(symbol: str, active: Any, candidate: Any | None, share: float) -> Any:
+    """The model that serves ``symbol``: the candidate for a stable ``share`` of symbols, else the active one."""
+    from learning.promotion import assign_version
+
+    if candidate is None or share <= 0.0:
+        return active
+    return candidate if assign_version(symbol, active.version, candidate.version, share) == candidate.version else active
+
+
+@dataclass
+class ScoredBatch:
+    """What one batch produced: predictions and signals (Avro records), rejected inputs by their index."""
+
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[tuple[int, InvalidInput]] = field(default_factory=list)
+    # index in the input of the candle behind each prediction / signal (to route outputs to their source event)
+    sources: list[int] = field(default_factory=list)
+    signal_sources: list[int] = field(default_factory=list)
+
+
+def _needs_windows(model: Any) -> bool:
+    ensemble = getattr(model, "ensemble", None)
+    return ensemble is not None and any(m.reads == "windows" for m in ensemble.members)
+
+
+def _window(state: FeatureState) -> np.ndarray:
+    """The last WINDOW feature vectors, NaN rows in front while fewer exist (the sequence model's padding)."""
+    out = np.full((WINDOW, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
+    recent = state.window(WINDOW)
+    if len(recent):
+        out[-len(recent):] = recent
+    return out
+
+
+def _run(model: Any, features: np.ndarray, windows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[list[dict]], dict[str, str]]:
+    """(P(up) at the model's horizon, confidence, every horizon per row, member versions)."""
+    if hasattr(model, "score"):
+        out = model.score(features, windows)
+        column = out.column(model.horizon)
+        per_row = [[{"horizon": h, "prob_up": float(out.prob_up[i, j]), "direction": "UP" if out.prob_up[i, j] >= 0.5 else "DOWN",
+                     "confidence": float(out.confidence[i, j])} for j, h in enumerate(out.horizons)] for i in range(len(out))]
+        return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions)
+    p = np.asarray(model.predict_proba(features), dtype=np.float64)
+    confidence = np.round(np.abs(2.0 * p - 1.0), 12)
+    per_row = [[{"horizon": model.horizon, "prob_up": float(q), "direction": "UP" if q >= 0.5 else "DOWN",
+                 "confidence": float(c)}] for q, c in zip(p, confidence)]
+    return p, confidence, per_row, {getattr(model, "name", "model"): model.version}
+
+
+def score_candles(
+    candles: Iterable[tuple[Candle, int | None]],
+    states: MutableMapping[str, FeatureState],
+    model: ProbabilityModel,
+    threshold: float,
+    candidate: ProbabilityModel | None = None,
+    candidate_share: float = 0.0,
+    online_for: Callable[[int], Any] | None = None,
+    online_weight: float = 0.0,
+) -> ScoredBatch:
+    """Update each candle's feature state, score the updated rows (one call per model), decide signals.
+
+    ``candles`` yields (candle, produced_at_ms); ``states`` maps :func:`state_key` to the symbol's
+    state and is updated in place (a missing key starts a fresh state). A candle that its state
+    refuses (duplicate or older than the last one) is listed in ``rejected`` and changes nothing.
+
+    ``online_for(index)``, when given with ``online_weight`` > 0, is the River online model for the
+    candle at ``index`` (:class:`learning.online.OnlineModel`); once it has learned ``ONLINE_MIN_LEARNED``
+    outcomes it joins the main horizon: P(up) = (1 - w) P(model) + w P(online), confidence = |2 P(up) - 1|.
+    """
+    batch = ScoredBatch()
+    accepted: list[tuple[int, Candle, int | None, bool, np.ndarray, np.ndarray | None, Any]] = []
+    for index, (candle, produced_at) in enumerate(candles):
+        key = state_key(candle.symbol, candle.timeframe)
+        state = states.get(key)
+        if state is None:
+            state = states[key] = FeatureState()
+        try:
+            row = np.array(state.update(candle), dtype=np.float64)
+        except InvalidInput as exc:
+            batch.rejected.append((index, exc))
+            continue
+        serving = serving_version(candle.symbol, model, candidate, candidate_share)
+        window = _window(state) if _needs_windows(serving) else None
+        accepted.append((index, candle, produced_at, state.ready, row, window, serving))
+    if not accepted:
+        return batch
+
+    results: dict[int, tuple[float, float, list[dict], dict[str, str]]] = {}
+    for serving in {id(a[6]): a[6] for a in accepted}.values():  # one call per model
+        mine = [a for a in accepted if a[6] is serving]
+        features = np.vstack([a[4] for a in mine])
+        windows = np.stack([a[5] for a in mine]) if mine[0][5] is not None else None
+        p, confidence, per_row, versions = _run(serving, features, windows)
+        for a, q, c, h in zip(mine, p, confidence, per_row):
+            results[a[0]] = (float(q), float(c), h, versions)
+
+    for index, candle, produced_at, ready, row, _, serving in accepted:
+        p_up, confidence, horizons, versions = results[index]
+        online = online_for(index) if online_for is not None and online_weight > 0 else None
+        if online is not None and online.n_learned >= ONLINE_MIN_LEARNED:
+            p_up = (1.0 - online_weight) * p_up + online_weight * online.predict_proba_one(row)
+            confidence = round(abs(2.0 * p_up - 1.0), 12)
+            versions = {**versions, "river": online.version}
+        direction, _, _ = decide(p_up, threshold)
+        pid = prediction_id(candle.symbol, candle.timeframe, candle.open_time, serving.version)
+        batch.predictions.append({
+            "id": pid, "symbol": candle.symbol, "timeframe": candle.timeframe, "open_time": candle.open_time,
+            "close": candle.close, "horizon": serving.horizon, "prob_up": p_up, "direction": direction,
+            "confidence": confidence, "ready": ready, "model_version": serving.version,
+            "features": row.tolist(), "candle_produced_at": produced_at,
+            "horizons": horizons, "model_versions": versions,
+        })
+        batch.sources.append(index)
+        # Warm-up rows are scored (every valid candle gets a prediction) but never traded on.
+        if confidence >= threshold and ready:
+            batch.signals.append({
+                "id": signal_id(candle.symbol, candle.timeframe, candle.open_time, serving.version),
+                "prediction_id": pid, "symbol": candle.symbol, "timeframe": candle.timeframe,
+                "open_time": candle.open_time, "direction": direction, "confidence": confidence,
+                "entry_price": candle.close, "horizon": serving.horizon, "model_version": serving.version,
+                "candle_produced_at": produced_at,
+            })
+            batch.signal_sources.append(index)
+    return batch

@@ -1,0 +1,161 @@
+"""One frozen, typed settings object, read once from the environment (prefix ``CANDLEFLOW_``).
+
+Everything that varies between a laptop, CI and production lives here and is passed down;
+nothing else reads ``os.environ``.
+
+>>> s = Settings.from_env({"CANDLEFLOW_BROKER": "127.0.0.1:9092", "CANDLEFLOW_SIGNAL_THRESHOLD": "0.2"})
+>>> s.broker, s.signal_threshold, s.web_host
+('127.0.0.1:9092', 0.2, '127.0.0.1')
+>>> s.topic("signals")
+'candleflow.signals'
+>>> Settings.from_env({"CANDLEFLOW_PARTITIONS": "zero"})
+Traceback (most recent call last):
+...
+streams.errors.ConfigError: CANDLEFLOW_PARTITIONS must be an integer, got 'zero'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from streams.candle import TIMEFRAME_MS
+from streams.errors import ConfigError
+
+__all__ = ["Settings", "Secret", "from_env"]
+
+PREFIX = "CANDLEFLOW_"
+
+
+class Secret(str):
+    """A string that never shows itself in reprs or logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self else "Secret('')"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Candleflow's configuration. Every field can be set as ``CANDLEFLOW_<FIELD>`` in the environment."""
+
+    broker: str = "127.0.0.1:9092"
+    app_id: str = "candleflow"
+    topic_prefix: str = "candleflow"
+    partitions: int = 4
+    timeframes: tuple[str, ...] = ("1m", "5m")
+    aggregate_to: tuple[str, ...] = ()  # e.g. 5m,15m,1h: built from candles.1m by the aggregation agent
+    model_dir: Path = Path("var/models/candleflow")
+    data_dir: Path = Path("var/data")
+    store: str = "rocksdb://"
+    schema_registry_url: str = ""
+    signal_threshold: float = 0.3
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    batch_max: int = 500
+    batch_within_s: float = 0.005
+    fetch_max_wait_ms: int = 25
+    # How long the producer gathers records into one request: fewer, larger requests cost the broker
+    # far less per record (measured: BENCHMARKS.md), for a few ms of latency.
+    producer_linger_s: float = 0.05
+    outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
+    # Weight of the River online model in the main horizon's P(up). 0 keeps replays deterministic:
+    # with a weight, a prediction also depends on the outcomes learned before it.
+    online_weight: float = 0.0
+    sinks: tuple[str, ...] = ()  # postgres and/or redis (connection settings: storage.config)
+    patterns: bool = False  # similar-pattern consensus on signals (FAISS in-process, or Weaviate if configured)
+    pattern_k: int = 20
+    admin_token: Secret = field(default=Secret(""), repr=False)
+    broker_security_protocol: str = "PLAINTEXT"  # SSL, SASL_PLAINTEXT, SASL_SSL: streams/kafka_security.py
+    broker_sasl_mechanism: str = "PLAIN"
+    broker_sasl_username: str = ""
+    broker_sasl_password: Secret = field(default=Secret(""), repr=False)
+    broker_ssl_cafile: str = ""
+    log_level: str = "info"
+
+    def topic(self, name: str) -> str:
+        """Full topic name under the configured prefix."""
+        return f"{self.topic_prefix}.{name}" if self.topic_prefix else name
+
+    def candle_topic(self, timeframe: str) -> str:
+        return self.topic(f"candles.{timeframe}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read settings from ``env`` (default: ``os.environ``); ``overrides`` win over both."""
+        return from_env(cls, env, overrides)
+
+    def replace(self, **changes: Any) -> "Settings":
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        if self.partitions < 1:
+            raise ConfigError(f"CANDLEFLOW_PARTITIONS must be at least 1, got {self.partitions}")
+        unknown = [tf for tf in self.timeframes if tf not in TIMEFRAME_MS]
+        if unknown or not self.timeframes:
+            raise ConfigError(f"CANDLEFLOW_TIMEFRAMES has unknown timeframes {unknown}; known: {', '.join(TIMEFRAME_MS)}")
+        if self.broker_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ConfigError("CANDLEFLOW_BROKER_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, "
+                              f"got {self.broker_security_protocol!r}")
+        unknown_sinks = set(self.sinks) - {"postgres", "redis"}
+        if unknown_sinks:
+            raise ConfigError(f"CANDLEFLOW_SINKS knows postgres and redis, not {sorted(unknown_sinks)}")
+        if self.aggregate_to:
+            bad = [tf for tf in self.aggregate_to if tf not in TIMEFRAME_MS or tf == "1m"]
+            if bad:
+                raise ConfigError(f"CANDLEFLOW_AGGREGATE_TO has timeframes that cannot be built from 1m: {bad}")
+            if "1m" not in self.timeframes or not set(self.aggregate_to) <= set(self.timeframes):
+                raise ConfigError("CANDLEFLOW_AGGREGATE_TO needs 1m and every target in CANDLEFLOW_TIMEFRAMES")
+        if not 0.0 <= self.online_weight <= 1.0:
+            raise ConfigError(f"CANDLEFLOW_ONLINE_WEIGHT must be within 0..1, got {self.online_weight}")
+        if not 0.0 <= self.signal_threshold <= 1.0:
+            raise ConfigError(f"CANDLEFLOW_SIGNAL_THRESHOLD must be within 0..1, got {self.signal_threshold}")
+        if not 0 < self.web_port < 65536:
+            raise ConfigError(f"CANDLEFLOW_WEB_PORT must be a TCP port, got {self.web_port}")
+        if not self.store.startswith(("rocksdb://", "memory://")):
+            raise ConfigError(f"CANDLEFLOW_STORE must be rocksdb:// or memory://, got {self.store!r}")
+        if not 0 <= self.fetch_max_wait_ms <= 10_000:
+            raise ConfigError(f"CANDLEFLOW_FETCH_MAX_WAIT_MS must be within 0..10000, got {self.fetch_max_wait_ms}")
+        if self.batch_max < 1 or self.batch_within_s <= 0:
+            raise ConfigError("CANDLEFLOW_BATCH_MAX must be >= 1 and CANDLEFLOW_BATCH_WITHIN_S > 0")
+
+
+def from_env(cls: Any, env: Mapping[str, str] | None, overrides: Mapping[str, Any]) -> Any:
+    """A frozen settings dataclass from ``CANDLEFLOW_<FIELD>`` variables; ``overrides`` win. Validated."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        raw = env.get(PREFIX + f.name.upper())
+        if raw is not None:
+            values[f.name] = _parse(f.name, f.type, raw)
+    values.update(overrides)
+    settings = cls(**values)
+    settings.validate()
+    return settings
+
+
+def _parse(name: str, type_: Any, raw: str) -> Any:
+    env_name = PREFIX + name.upper()
+    type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{env_name} must be {'an integer' if type_name == 'int' else 'a number'}, got {raw!r}") from None
+    if type_name.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if type_name == "bool":
+        if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"{env_name} must be true or false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes", "on")
+    if type_name == "Path":
+        return Path(raw)
+    if type_name == "Secret":
+        return Secret(raw)
+    return raw

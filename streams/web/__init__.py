@@ -1,0 +1,38 @@
+"""Faust web views of a worker, bound to 127.0.0.1 unless configured otherwise.
+
+| view | what |
+| --- | --- |
+| ``GET /health`` | liveness and counters; ``GET /ready``: 200 only once partitions are assigned, tables recovered and the model loaded |
+| ``GET /stats`` | candles/s, consumer lag, inference and end-to-end latency p50/p99, dead letters |
+| ``GET /metrics`` | the same in Prometheus text format |
+| ``GET /signals/latest`` | the latest signal of every symbol this worker owns |
+| ``GET /signals/{symbol}`` | recent signals of one symbol, from the worker that owns it |
+| ``GET /signals/stream`` | every new signal as server-sent events |
+| ``GET /features/{symbol}/{timeframe}`` | the symbol's latest features, from the worker that owns it |
+| ``GET /models`` | the model in use; accuracy per version and horizon; the online model |
+| ``POST /predict`` | score candles given in the request |
+| ``GET /`` | the dashboard |
+| ``POST /admin/{promote,candidate,rollback,retrain}`` | admin actions; need ``Authorization: Bearer $CANDLEFLOW_ADMIN_TOKEN`` |
+
+Errors are JSON ``{"error": "..."}`` with the right status code; request bodies are limited in size.
+"""
+
+from streams.web.admin import attach_admin_views
+from streams.web.dashboard import attach_dashboard
+from streams.web.features import attach_feature_views
+from streams.web.health import attach_health_views
+from streams.web.models import attach_model_views
+from streams.web.predict import attach_predict_view
+from streams.web.signals import attach_signal_views
+
+__all__ = ["attach_web_views"]
+
+
+def attach_web_views(pipeline) -> None:
+    attach_health_views(pipeline)
+    attach_signal_views(pipeline)
+    attach_feature_views(pipeline)
+    attach_predict_view(pipeline)
+    attach_model_views(pipeline)
+    attach_admin_views(pipeline)
+    attach_dashboard(pipeline)

@@ -1,0 +1,61 @@
+"""The dashboard: one HTML page (no external assets: it works offline) fed by ``/dashboard/data``.
+
+It shows, for the symbols this worker owns, the last 60 candles with signal markers, the model in
+use, and throughput and end-to-end latency over the last 15 minutes.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from streams.candle import timeframe_ms
+from streams.consumer import json_safe
+from streams.features import FEATURE_NAMES, FeatureState
+
+__all__ = ["attach_dashboard", "dashboard_series"]
+
+_OHLC = [FEATURE_NAMES.index(n) for n in ("open", "high", "low", "close")]
+
+
+def dashboard_series(key: str, state: FeatureState, signals: list[dict[str, Any]]) -> dict[str, Any]:
+    """Chart data of one (symbol, timeframe): candles [time, o, h, l, c] and the signals among them."""
+    symbol, timeframe = key.rsplit("|", 1)
+    window = state.window(60)
+    step = timeframe_ms(timeframe)
+    first = state.last_open_time - step * (len(window) - 1)
+    candles = [[first + i * step, *(float(row[j]) for j in _OHLC)] for i, row in enumerate(window)]
+    shown = [s for s in signals if s["timeframe"] == timeframe and s["open_time"] >= first]
+    return {"symbol": symbol, "timeframe": timeframe, "ready": state.ready, "candles": candles,
+            "signals": [{"open_time": s["open_time"], "direction": s["direction"], "confidence": s["confidence"],
+                         "entry_price": s["entry_price"]} for s in shown]}
+
+
+def attach_dashboard(pipeline: Any) -> None:
+    app = pipeline.app
+    page = resources.files("streams.web").joinpath("dashboard.html").read_bytes()
+
+    @app.page("/")
+    class Dashboard(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(page, content_type="text/html")
+
+    @app.page("/dashboard/data")
+    class DashboardData(View):
+        async def get(self, request: Request) -> Response:
+            series = []
+            for key, blob in list(pipeline.feature_states.items())[:24]:
+                state = FeatureState.from_bytes(blob)
+                if state.last_open_time is None:
+                    continue
+                symbol = key.decode().rsplit("|", 1)[0]
+                series.append(dashboard_series(key.decode(), state, pipeline.recent_signals.get(symbol.encode()) or []))
+            model = pipeline.model
+            return self.json(json_safe({
+                "series": sorted(series, key=lambda s: (s["symbol"], s["timeframe"])),
+                "model": {"version": getattr(model, "version", None), "provider": getattr(model, "provider", None)},
+                "stats": pipeline.stats.snapshot(),
+                "history": list(pipeline.stats.history),
+            }))

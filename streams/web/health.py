@@ -1,0 +1,103 @@
+"""Health, readiness, statistics and Prometheus metrics of a worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response, View
+
+__all__ = ["attach_health_views", "worker_status", "consumer_lag", "prometheus_text"]
+
+
+def consumer_lag(app: Any, topics: set[str]) -> int | None:
+    """Messages not yet read on the assigned partitions of ``topics`` (None before the first fetch)."""
+    consumer = app.consumer
+    lag, known = 0, False
+    for tp in consumer.assignment():
+        if tp.topic not in topics:
+            continue
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        read = consumer._read_offset.get(tp)  # the last offset the agent has seen
+        lag += max(0, high - (read + 1 if read is not None else 0))
+        known = True
+    return lag if known else None
+
+
+def _jsonable(value: Any) -> Any:
+    """Mappings with non-string keys (e.g. (topic, partition)) as JSON can carry them.
+
+    >>> _jsonable({"safe": {("t", 1): 5}})
+    {'safe': {'t[1]': 5}}
+    """
+    if isinstance(value, dict):
+        return {(f"{k[0]}[{k[1]}]" if isinstance(k, tuple) else str(k)): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def worker_status(pipeline: Any) -> dict[str, Any]:
+    app = pipeline.app
+    assigned = len(app.consumer.assignment()) if app.consumer else 0
+    recovered = bool(getattr(app.tables, "recovery", None) is None or app.tables.recovery.completed.is_set())
+    ready = bool(assigned) and not app.rebalancing and recovered and pipeline.model is not None
+    return {"status": "ok", "ready": ready, "assigned_partitions": assigned, "tables_recovered": recovered,
+            "model_version": getattr(pipeline.model, "version", None),
+            "model_provider": getattr(pipeline.model, "provider", None),
+            "stats": pipeline.stats.snapshot()}
+
+
+def prometheus_text(pipeline: Any, lag: int | None) -> bytes:
+    """The worker's figures in Prometheus' text format (a registry of its own per worker)."""
+    from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+    stats, registry = pipeline.stats, CollectorRegistry()
+    for name in ("candles", "predictions", "signals", "dead_letters"):
+        Counter(f"candleflow_{name}", f"{name.replace('_', ' ')} processed", registry=registry).inc(getattr(stats, name))
+    Gauge("candleflow_candles_per_second", "candles per second over the last 10 s", registry=registry).set(stats.candle_rate.rate())
+    Gauge("candleflow_consumer_lag", "candle messages not yet read", registry=registry).set(lag if lag is not None else float("nan"))
+    quantiles = Gauge("candleflow_latency_ms", "latency percentiles in milliseconds", ["kind", "quantile"], registry=registry)
+    for kind, window in (("inference", stats.inference_ms), ("end_to_end", stats.end_to_end_ms)):
+        summary = window.summary()
+        for q in ("p50", "p99"):
+            quantiles.labels(kind, q).set(summary[q] if summary[q] is not None else float("nan"))
+    model_stats = pipeline.model.stats() if hasattr(pipeline.model, "stats") else {"members": {}}
+    members = Gauge("candleflow_model_latency_us", "inference latency per model member, microseconds",
+                    ["member", "version", "provider", "quantile"], registry=registry)
+    for name, m in model_stats["members"].items():
+        for q in ("p50", "p99"):
+            members.labels(name, m.get("version", ""), m.get("provider", ""), q).set(m.get(f"{q}_us", float("nan")))
+    return generate_latest(registry)
+
+
+def attach_health_views(pipeline: Any) -> None:
+    app = pipeline.app
+    candle_topics = set(pipeline.timeframe_of)
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(worker_status(pipeline))
+
+    @app.page("/ready")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            status = worker_status(pipeline)
+            return self.json({k: status[k] for k in ("ready", "assigned_partitions", "tables_recovered", "model_version")},
+                             status=200 if status["ready"] else 503)
+
+    @app.page("/stats")
+    class Stats(View):
+        async def get(self, request: Request) -> Response:
+            sinks = {name: _jsonable(stats()) for name, stats in pipeline.sink_stats.items()}
+            return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks})
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = prometheus_text(pipeline, consumer_lag(app, candle_topics))
+            return self.bytes(body, content_type="text/plain; version=0.0.4")
+
+    @app.timer(1.0)
+    async def record_history() -> None:
+        pipeline.stats.tick()

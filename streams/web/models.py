@@ -1,0 +1,49 @@
+"""``/models``: the model in use, and what this worker's outcome loop has learned about it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from learning.learner import OutcomeLearner
+
+__all__ = ["attach_model_views", "models_body"]
+
+
+def _describe(model: Any) -> dict[str, Any]:
+    """Identity and, for a bundle, per-member latency p50/p99, batch sizes and provider (``stats()``)."""
+    return {"name": getattr(model, "name", None), "version": getattr(model, "version", None),
+            "provider": getattr(model, "provider", None), "horizon": getattr(model, "horizon", None),
+            "members": dict(getattr(model, "versions", {}) or {}),
+            "inference": model.stats() if hasattr(model, "stats") else None}
+
+
+def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, float] | None = None,
+                errors: list[str] | None = None) -> dict[str, Any]:
+    """Active model, and per local partition: accuracy per version and horizon, the online model."""
+    learners = [OutcomeLearner.from_bytes(b) for b in learner_blobs]
+    accuracy: dict[tuple[str, int], list[int]] = {}
+    for learner in learners:
+        for row in learner.accuracy.snapshot():
+            totals = accuracy.setdefault((row["model_version"], row["horizon"]), [0, 0])
+            totals[0] += row["total_n"]
+            totals[1] += round((row["total_accuracy"] or 0.0) * row["total_n"])
+    return {
+        "active": _describe(model),
+        "candidate": {**_describe(candidate[0]), "traffic_share": candidate[1]} if candidate else None,
+        "load_errors": list(errors or [])[-10:],
+        "accuracy": [{"model_version": v, "horizon": h, "outcomes": n, "accuracy": c / n if n else None}
+                     for (v, h), (n, c) in sorted(accuracy.items())],
+        "online": {"versions": sorted({learner.online.version for learner in learners}),
+                   "learned": sum(learner.online.n_learned for learner in learners)},
+        "retrain_requests": sum(t.requests for learner in learners for t in learner.triggers.values()),
+    }
+
+
+def attach_model_views(pipeline: Any) -> None:
+    @pipeline.app.page("/models")
+    class Models(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(models_body(pipeline.model, [blob for _, blob in pipeline.learners.items()],
+                                         pipeline.candidate, pipeline.model_errors))

@@ -1,0 +1,53 @@
+"""``POST /predict``: score candles sent in the request, like a model server.
+
+Stateless: each (symbol, timeframe) series in the request starts from an empty feature state, so
+send enough history (34 candles warm every feature) and read each prediction's ``ready`` flag.
+Body: ``{"candles": [Candle records, oldest first]}``; at most 5,000 candles and 1 MiB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.web import Request, Response, View
+
+from streams.candle import candle_from_record
+from streams.consumer import json_safe
+from streams.errors import InvalidInput
+from streams.scoring import score_candles
+from streams.web.errors import error, read_json_body
+
+__all__ = ["attach_predict_view", "MAX_PREDICT_CANDLES"]
+
+MAX_PREDICT_CANDLES = 5000
+
+
+def attach_predict_view(pipeline: Any) -> None:
+    app = pipeline.app
+
+    @app.page("/predict")
+    class Predict(View):
+        async def post(self, request: Request) -> Response:
+            body, failure = await read_json_body(self, request)
+            if failure:
+                return failure
+            records = body.get("candles") if isinstance(body, dict) else None
+            if not isinstance(records, list) or not records:
+                return error(self, 400, 'expected {"candles": [candle, ...]} with at least one candle')
+            if len(records) > MAX_PREDICT_CANDLES:
+                return error(self, 413, f"{len(records)} candles; at most {MAX_PREDICT_CANDLES} per request")
+            candles = []
+            for i, record in enumerate(records):
+                try:
+                    if not isinstance(record, dict):
+                        raise InvalidInput("a candle must be a JSON object")
+                    candles.append((candle_from_record(record), None))
+                except InvalidInput as exc:
+                    return error(self, 400, f"candle {i}: {exc}")
+            model = pipeline.model
+            scored = score_candles(candles, {}, model, pipeline.settings.signal_threshold)
+            if scored.rejected:
+                i, exc = scored.rejected[0]
+                return error(self, 400, f"candle {i}: {exc}")
+            return self.json({"model_version": model.version,
+                              "predictions": json_safe(scored.predictions), "signals": json_safe(scored.signals)})

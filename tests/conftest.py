@@ -1,0 +1,86 @@
+"""Shared fixtures: one real embedded broker per test session, a model trained once on real candles,
+and a factory for workers with their own app id, topics and ports."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker, free_port
+from streams.settings import Settings
+from streams.topics import ensure_topics, topic_specs
+
+REPO = Path(__file__).resolve().parent.parent
+CANDLES = REPO / "data" / "candles"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """A Tansu broker on a free 127.0.0.1 port, the same launcher as `candleflow broker`."""
+    with EmbeddedBroker(log_path=Path(os.environ.get("TMPDIR", "/tmp")) / f"candleflow-test-broker-{uuid.uuid4().hex[:8]}.log") as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> Path:
+    """A real LightGBM model trained (once per session) on a slice of the real bundled candles."""
+    from streams.candle_files import read_candle_file
+    from training.train import train_model
+
+    slices = tmp_path_factory.mktemp("train-data")
+    files = []
+    for source in sorted(CANDLES.glob("*.csv.gz")):
+        lines = source.open("rb").read()
+        import gzip
+
+        rows = gzip.decompress(lines).decode().splitlines()[:2501]  # header + the first 2,500 candles
+        target = slices / source.name.replace(".csv.gz", ".csv")
+        target.write_text("\n".join(rows) + "\n")
+        assert read_candle_file(target).candles
+        files.append(target)
+    out = tmp_path_factory.mktemp("model")
+    train_model(files, out, horizon=1, progress=False)
+    return out
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def app_settings(broker, trained_model, tmp_path):
+    """Settings factory: every call gives a fresh app id, topic prefix, state dir and web port."""
+
+    def make(**overrides) -> Settings:
+        n = next(_counter)
+        run = uuid.uuid4().hex[:8]
+        settings = Settings(broker=broker.bootstrap, app_id=f"cf-test-{run}-{n}", topic_prefix=f"t{run}{n}",
+                            partitions=4, timeframes=("5m",), model_dir=trained_model, data_dir=tmp_path / f"state-{n}",
+                            web_port=free_port(), signal_threshold=0.05)
+        settings = settings.replace(**overrides)
+        ensure_topics(settings.broker, topic_specs(settings))
+        return settings
+
+    return make
+
+
+@pytest.fixture
+def worker_factory(tmp_path):
+    """Starts `candleflow worker` processes and stops them after the test."""
+    from streams.worker_process import WorkerProcess
+
+    started = []
+
+    def start(settings: Settings) -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path / f"worker-{settings.app_id}.log").start()
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,72 @@
+"""A/B on the real broker and PostgreSQL: a better candidate is promoted, a worse one rolled back,
+each decision recorded with its numbers and published on model-events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas import AvroCodec, LocalSchemaStore
+from storage.postgres import PostgresStore
+from training.artifacts import ArtifactStore
+from training.promotion_worker import PromotionWorker
+from training.registry import EventPublisher, ModelRegistry, wait_for_model_event
+from tests.training.test_registry import pg_session_dsn, small_models  # noqa: F401  (session fixtures)
+
+pytestmark = pytest.mark.integration
+
+
+async def send_outcomes(settings, accuracy: dict[str, float], n: int) -> None:
+    """``n`` LABEL outcomes per version, right in ``accuracy[version]`` of the cases (deterministic)."""
+    codec = AvroCodec("Outcome", LocalSchemaStore())
+    async with AIOKafkaProducer(bootstrap_servers=settings.broker, linger_ms=5) as producer:
+        for i in range(n):
+            for version, share in accuracy.items():
+                right = (i * 7919 % 1000) < share * 1000
+                outcome = {"id": f"{version}-{i}", "source": "LABEL", "prediction_id": f"p-{version}-{i}",
+                           "signal_id": None, "symbol": f"S{i % 40}", "timeframe": "5m", "open_time": i * 300_000,
+                           "horizon": 1, "model_version": version, "realized_log_return": 0.001 if right else -0.001,
+                           "direction_correct": right, "entry_price": None, "exit_price": None, "pnl": None,
+                           "status": None}
+                await producer.send(settings.topic("outcomes"), codec.encode(outcome), key=outcome["symbol"].encode())
+        await producer.flush()
+
+
+async def test_better_candidate_promoted_worse_rolled_back(pg_session_dsn, small_models, app_settings, tmp_path):  # noqa: F811
+    settings = app_settings()
+    name = f"ab-{uuid.uuid4().hex[:6]}"
+    store = PostgresStore(pg_session_dsn)
+    async with EventPublisher(settings) as publisher:
+        registry = ModelRegistry(store, ArtifactStore(tmp_path / "artifacts"), publisher)
+        try:
+            active, better, worse = [await registry.register(m, name=name) for m in small_models[:3]]
+            await registry.activate(active)
+            await registry.set_candidate(better, 0.5)
+            judge = PromotionWorker(settings, registry, name, group_id=f"ab-{uuid.uuid4().hex[:6]}", refresh_s=0.5,
+                                    min_outcomes=400, check_every=100)
+            run = asyncio.create_task(judge.run(max_decisions=2))
+            await send_outcomes(settings, {active: 0.52, better: 0.60}, 600)
+            promoted = await wait_for_model_event(settings, lambda e: e["name"] == name and e["action"] == "activate"
+                                                  and e["version"] == better, timeout_s=60)
+            assert (await registry.active(name))["version"] == better
+            first = judge.decisions[0]
+            assert first["decision"] == "promote" and first["p_value"] < 0.05
+            assert first["accuracy_candidate"] > first["accuracy_active"] + 0.05 and first["n_candidate"] >= 400
+
+            await registry.set_candidate(worse, 0.5)
+            await send_outcomes(settings, {better: 0.58, worse: 0.45}, 600)
+            await wait_for_model_event(settings, lambda e: e["name"] == name and e["action"] == "retire"
+                                       and e["version"] == worse, timeout_s=60)
+            await asyncio.wait_for(run, 30)
+            second = judge.decisions[1]
+            assert second["decision"] == "rollback" and second["p_worse"] < 0.01
+            assert (await registry.active(name))["version"] == better and await registry.candidate(name) is None
+            note = (await registry.show(worse))["deployments"][-1]["note"]
+            assert note.startswith("A/B rollback:") and json.loads(note.split(":", 1)[1])["n_candidate"] >= 400
+            assert promoted["reason"]
+        finally:
+            await store.close()

@@ -1,0 +1,88 @@
+"""The outcome loop on the real broker: predictions labelled once their horizon passed, the online
+model learning from them, and its state surviving a worker restart."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def expected_outcomes(candles) -> int:
+    """Horizon-1 labels: a prediction is labelled when the next candle of its series exists."""
+    by_series: dict[str, list[int]] = {}
+    for c in candles:
+        by_series.setdefault(c.symbol, []).append(c.open_time)
+    return sum(1 for times in by_series.values() for a, b in zip(times, times[1:]) if b - a == 300_000)
+
+
+
+def test_predictions_are_labelled_and_learned_and_the_state_survives_a_restart(app_settings, worker_factory):
+    settings = app_settings()
+    worker = worker_factory(settings)
+    candles = real_candles(150)
+    n_outcomes = expected_outcomes(candles)
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    predictions = {p["id"]: p for p in got["predictions"]}
+
+    outcomes = asyncio.run(_read_outcomes(settings, n_outcomes))
+    assert len(outcomes) == n_outcomes and len({o["id"] for o in outcomes}) == n_outcomes
+    by_time = {(c.symbol, c.open_time): c for c in candles}
+    for o in outcomes:
+        p = predictions[o["prediction_id"]]
+        later = by_time[(o["symbol"], o["open_time"] + 300_000)]
+        assert o["realized_log_return"] == pytest.approx(math.log(later.close / p["close"]), abs=1e-12)
+        if o["realized_log_return"] != 0:
+            assert o["direction_correct"] == ((p["direction"] == "UP") == (o["realized_log_return"] > 0))
+
+    learned = wait_for(lambda: worker.get("/models")["online"]["learned"] >= n_outcomes - 20 and worker.get("/models"))
+    assert learned["accuracy"][0]["model_version"] == worker.get("/health")["model_version"]
+    before = learned["online"]["learned"]
+
+    # Restart: a new worker process of the same app recovers the learner from its changelog.
+    worker.stop()
+    restarted = worker_factory(settings)
+    after = wait_for(lambda: restarted.get("/models")["online"]["learned"] and restarted.get("/models"))
+    assert after["online"]["learned"] == before
+
+
+async def _read_outcomes(settings, n: int) -> list[dict]:
+    from streams.consumer import read_topic
+
+    out: list[dict] = []
+
+    async def consume():
+        async for _, record, _ in read_topic(settings, [settings.topic("outcomes")]):
+            out.append(record)
+            if len(out) >= n:
+                return
+
+    try:
+        await asyncio.wait_for(consume(), 90)
+    except asyncio.TimeoutError:
+        pass
+    return out
+
+
+def test_signals_carry_the_consensus_of_similar_past_patterns(app_settings, worker_factory):
+    """Pattern search on (embedded FAISS): once labelled patterns exist, signals carry their consensus."""
+    settings = app_settings(patterns=True)
+    worker_factory(settings)
+    candles = real_candles(400)
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    with_consensus = [s for s in got["signals"] if s.get("pattern_k")]
+    assert with_consensus, "later signals should find labelled patterns"
+    for s in with_consensus:
+        assert 0 < s["pattern_k"] <= settings.pattern_k
+        assert 0.0 <= s["pattern_bullish_share"] + s["pattern_bearish_share"] <= 1.0
+        assert -1.0 <= s["pattern_mean_similarity"] <= 1.0 and math.isfinite(s["pattern_mean_outcome"])
+    # Signals need warm features (34 candles); by then the earlier labels have filled the store.
+    assert len(with_consensus) == len(got["signals"])

@@ -1,0 +1,167 @@
+"""Every web view of a running worker, on real candles; the dashboard in headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from streams.candle import Candle
+from tests.conftest import ARTIFACTS
+from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def running(app_settings, worker_factory):
+    settings = app_settings()
+    worker = worker_factory(settings)
+    candles = real_candles(80)
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    assert got["signals"], "these candles should give some signals"
+    return settings, worker, candles, got
+
+
+def post(worker, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+    url = f"http://{worker.settings.web_host}:{worker.settings.web_port}{path}"
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_health_ready_stats_and_metrics(running):
+    settings, worker, candles, got = running
+    assert worker.get("/ready")["ready"] is True
+    stats = worker.get("/stats")
+    assert stats["predictions"] == len(candles) and stats["signals"] == len(got["signals"])
+    assert stats["end_to_end_ms"]["count"] == len(candles) and stats["end_to_end_ms"]["p50"] > 0
+    assert stats["inference_ms"]["p99"] >= stats["inference_ms"]["p50"] > 0
+    assert stats["consumer_lag"] == 0
+    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    assert re.search(rf"^candleflow_predictions_total {len(candles)}\.0$", text, re.M)
+    assert 'candleflow_latency_ms{kind="end_to_end",quantile="p99"}' in text
+
+
+def test_signal_views_and_live_stream(running):
+    settings, worker, candles, got = running
+    symbol = got["signals"][-1]["symbol"]
+    mine = [s for s in got["signals"] if s["symbol"] == symbol]
+    recent = worker.get(f"/signals/{symbol}?limit=5")["signals"]
+    assert [s["id"] for s in recent] == [s["id"] for s in sorted(mine, key=lambda s: s["open_time"], reverse=True)[:5]]
+    assert worker.get(f"/signals/{symbol}?limit=x", expect=400)["error"]
+
+    # Server-sent events: connect, then make a new signal happen, and see it arrive.
+    events: list[dict] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        url = f"http://{settings.web_host}:{settings.web_port}/signals/stream"
+        with urllib.request.urlopen(url, timeout=60) as stream:
+            for raw in stream:
+                line = raw.decode().strip()
+                if line.startswith(": connected"):
+                    connected.set()
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert connected.wait(30)
+    time.sleep(0)  # the stream's consumer seeks to the end once connected
+    last = candles[-1]
+    # A big move makes a confident prediction likely; keep adding candles until one is a signal.
+    deadline = time.monotonic() + 60
+    t = last.open_time
+    while not events and time.monotonic() < deadline:
+        t += 300_000
+        price = last.close * (0.97 if (t // 300_000) % 2 else 1.03)
+        asyncio.run(publish(settings, [Candle(last.symbol, "5m", t, price, price * 1.001, price * 0.95, price * 0.96, 50.0)]))
+        listener.join(timeout=1.0)
+    assert events and events[0]["symbol"] == last.symbol
+
+
+def test_predict_scores_a_request_and_refuses_bad_ones(running):
+    settings, worker, candles, _ = running
+    series = [c.to_record() for c in candles if c.symbol == candles[0].symbol][:40]
+    status, body = post(worker, "/predict", json.dumps({"candles": series}).encode())
+    assert status == 200 and len(body["predictions"]) == 40
+    assert body["predictions"][-1]["ready"] and body["model_version"] == worker.get("/health")["model_version"]
+
+    status, body = post(worker, "/predict", b"not json")
+    assert status == 400 and "not JSON" in body["error"]
+    status, body = post(worker, "/predict", json.dumps({"candles": [dict(series[0], high=-1)]}).encode())
+    assert status == 400 and body["error"].startswith("candle 0:")
+    status, body = post(worker, "/predict", json.dumps({"candles": []}).encode())
+    assert status == 400
+    status, body = post(worker, "/predict", b'{"candles": [' + b"1," * 600_000 + b"1]}")
+    assert status == 413 and "limit" in body["error"]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make test installs it)")
+def test_dashboard_renders_live_data_in_headless_chromium(running, tmp_path):
+    settings, worker, _, _ = running
+    deadline = time.monotonic() + 30
+    data = worker.get("/dashboard/data")
+    while not data["history"] and time.monotonic() < deadline:  # the first point is recorded a second after start
+        time.sleep(0.2)
+        data = worker.get("/dashboard/data")
+    assert data["series"] and data["series"][0]["candles"] and data["history"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    url = f"http://{settings.web_host}:{settings.web_port}/"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000", "--virtual-time-budget=4000"]
+    dom = subprocess.run(["chromium", *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    assert re.search(r'data-series="[1-9]', dom), "the page did not show live series"
+    assert data["model"]["version"] in dom
+    subprocess.run(["chromium", *flags, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 10_000
+
+
+def test_admin_actions_need_the_token(app_settings, worker_factory):
+    from streams.settings import Secret
+
+    def admin(worker, path, body, token=None):
+        url = f"http://{worker.settings.web_host}:{worker.settings.web_port}{path}"
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    closed = worker_factory(app_settings())
+    status, body = admin(closed, "/admin/retrain", {"reason": "x"}, token="anything")
+    assert status == 403 and "CANDLEFLOW_ADMIN_TOKEN" in body["error"]
+
+    settings = app_settings(admin_token=Secret("s3cret-token"))
+    worker = worker_factory(settings)
+    assert admin(worker, "/admin/retrain", {"reason": "x"})[0] == 401
+    assert admin(worker, "/admin/retrain", {"reason": "x"}, token="wrong")[0] == 401
+    assert admin(worker, "/admin/promote", {}, token="s3cret-token")[0] == 400
+    status, body = admin(worker, "/admin/retrain", {"reason": "drift seen by a person"}, token="s3cret-token")
+    assert status == 202 and body["request"]["reasons"] == ["manual"]
+
+    async def requests():
+        from streams.consumer import read_topic
+
+        async for _, record, _ in read_topic(settings, [settings.topic("retrain-requests")]):
+            return record
+
+    assert asyncio.run(asyncio.wait_for(requests(), 30))["id"] == body["request"]["id"]

@@ -1,0 +1,32 @@
+import pytest
+
+from schemas import LocalSchemaStore, MultiCodec
+from streams.candle import Candle
+from streams.errors import DecodeError, InvalidInput
+from streams.ingest import decode_candle_message
+
+CODEC = MultiCodec(["Candle", "CandleBatch"], LocalSchemaStore())
+GOOD = Candle("ETH-BTC", "5m", 1515560100000, 0.0984, 0.0995, 0.0982, 0.0994, 1820.5)
+
+
+def test_single_candle_and_batch_decode_alike():
+    single = decode_candle_message(CODEC, CODEC.encode("Candle", GOOD.to_record()), "5m")
+    batch = decode_candle_message(CODEC, CODEC.encode("CandleBatch", {"candles": [GOOD.to_record()] * 3}), "5m")
+    assert single == [GOOD] and batch == [GOOD] * 3
+
+
+def test_one_bad_candle_in_a_batch_does_not_cost_the_others():
+    bad = {**GOOD.to_record(), "high": 0.01}
+    out = decode_candle_message(CODEC, CODEC.encode("CandleBatch", {"candles": [GOOD.to_record(), bad, GOOD.to_record()]}))
+    assert out[0] == GOOD and out[2] == GOOD and isinstance(out[1], InvalidInput) and "high" in str(out[1])
+
+
+@pytest.mark.parametrize("payload", [None, b"", b"\x00", b"\x00\x00\x00\x00\x01xyz", b"{\"symbol\": \"ETH\"}"])
+def test_undecodable_messages_raise_decode_error(payload):
+    with pytest.raises(DecodeError):
+        decode_candle_message(CODEC, payload)
+
+
+def test_wrong_timeframe_for_the_topic_is_invalid():
+    out = decode_candle_message(CODEC, CODEC.encode("Candle", GOOD.to_record()), "1m")
+    assert isinstance(out[0], InvalidInput) and "5m candle on the 1m" in str(out[0])

@@ -1,0 +1,27 @@
+import pytest
+
+from streams.errors import ConfigError
+from streams.kafka_security import aiokafka_security, confluent_security
+from streams.settings import Secret, Settings
+
+
+def test_secrets_never_show_in_reprs():
+    s = Settings.from_env({"CANDLEFLOW_BROKER_SASL_PASSWORD": "hunter2-pw", "CANDLEFLOW_ADMIN_TOKEN": "tok-123",
+                           "CANDLEFLOW_BROKER_SECURITY_PROTOCOL": "SASL_SSL"})
+    assert "hunter2-pw" not in repr(s) and "tok-123" not in repr(s)
+    assert "hunter2" not in repr(Secret("hunter2"))
+    assert aiokafka_security(s)["sasl_plain_password"] == "hunter2-pw"
+    assert confluent_security(s)["security.protocol"] == "SASL_SSL"
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"CANDLEFLOW_BROKER_SECURITY_PROTOCOL": "TLS"}, "SECURITY_PROTOCOL"),
+    ({"CANDLEFLOW_SINKS": "mongo"}, "SINKS"),
+    ({"CANDLEFLOW_OUTCOME_LOOP": "maybe"}, "OUTCOME_LOOP"),
+    ({"CANDLEFLOW_AGGREGATE_TO": "5m"}, "AGGREGATE_TO"),
+    ({"CANDLEFLOW_ONLINE_WEIGHT": "2"}, "ONLINE_WEIGHT"),
+    ({"CANDLEFLOW_WEB_PORT": "70000"}, "WEB_PORT"),
+])
+def test_bad_configuration_is_one_clear_error(env, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Settings.from_env({"CANDLEFLOW_TIMEFRAMES": "5m", **env})

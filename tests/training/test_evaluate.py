@@ -1,0 +1,90 @@
+"""The evaluation report on the real bundled candles, for a model and a bundle, and `candleflow evaluate --json`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from streams.candle_files import read_candle_file
+from streams.errors import ConfigError
+from training.commands import attach
+from training.dataset import BUNDLED
+from training.evaluate import EvalConfig, evaluate_files, evaluate_series, load_scorer
+from training.report import summary_text, write_report
+from training.train import train_horizons_on_series
+
+FILES = sorted(BUNDLED.glob("*.csv.gz"))
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+@pytest.fixture(scope="module")
+def report(trained_model):
+    return evaluate_files(trained_model, FILES, EvalConfig(threshold=0.1))
+
+
+def test_report_has_metrics_baselines_and_per_symbol_breakdown(report, trained_model):
+    assert report["model"]["kind"] == "direction" and report["data"]["holdout"] == "validation"
+    h = report["horizons"]["1"]
+    assert set(h["classification"]) >= {"accuracy", "auc", "log_loss", "brier"}
+    assert set(h["baselines"]) == {"always_up", "last_return_sign", "no_skill"}
+    assert set(h["backtest"]) == {"model", "always_long", "last_return_sign", "no_skill"}
+    assert set(h["per_symbol"]) == {"ETH-BTC", "LTC-BTC"}
+    assert sum(s["rows"] for s in h["per_symbol"].values()) == h["rows"]
+    assert sum(b["n"] for b in h["calibration"]["bins"]) == h["rows"]
+    assert 0.3 < h["classification"]["accuracy"] < 0.8 and h["backtest"]["model"]["trades"] > 0
+    assert all(isinstance(v, bool) for k, v in h["verdict"].items() if k != "lines")
+    assert all(math.isfinite(x) for x in _numbers(report))
+    json.dumps(report, allow_nan=False)  # strict JSON
+
+
+def test_only_rows_after_the_fitted_range_are_evaluated(report, trained_model):
+    meta = load_scorer(trained_model).metadata[0]
+    for symbol, s in report["horizons"]["1"]["per_symbol"].items():
+        assert s["from"] >= meta.training_range[symbol]["valid_from"]
+    everything = evaluate_files(trained_model, FILES, EvalConfig(holdout="all"))
+    assert everything["horizons"]["1"]["rows"] > report["horizons"]["1"]["rows"]
+    assert any("optimistic" in n for n in everything["notes"])
+
+
+def test_a_bundle_reports_every_horizon(tmp_path):
+    eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:2000]
+    train_horizons_on_series([eth[:1500]], tmp_path, horizons=(1, 3), progress=False, num_boost_round=5)
+    rep = evaluate_series(load_scorer(tmp_path), [eth])
+    assert rep["model"]["kind"] == "bundle" and sorted(rep["horizons"]) == ["1", "3"]
+    assert rep["horizons"]["3"]["per_symbol"]["ETH-BTC"]["from"] >= "2018-01-14"
+    assert "horizon 3" in summary_text(rep)
+    written = write_report(rep, tmp_path / "out")
+    assert [p.name for p in written][:2] == ["report.json", "report.txt"] and written[2].stat().st_size > 500
+
+
+def test_no_rows_after_training_is_a_config_error(trained_model):
+    early = read_candle_file(FILES[0]).candles[:2000]  # inside the model's fitted range
+    with pytest.raises(ConfigError, match="after the training range"):
+        evaluate_series(load_scorer(trained_model), [early])
+
+
+def test_cli_json_last_line_parses(trained_model, tmp_path):
+    group = click.Group("candleflow")
+    attach(group)
+    result = CliRunner().invoke(group, ["evaluate", "--model", str(trained_model), "--data", str(FILES[0]),
+                                        str(FILES[1]), "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    last = json.loads(result.output.strip().splitlines()[-1])
+    assert last["model"]["version"] == load_scorer(trained_model).version
+    assert "accuracy" in result.output and (tmp_path / "report.json").exists()
+    bad = CliRunner().invoke(group, ["evaluate", "--model", str(trained_model)])
+    assert bad.exit_code == 2 and "--data" in bad.output

@@ -1,0 +1,383 @@
+"""Train the Mamba direction classifier on candle files; export ``model.onnx`` + ``weights.pt`` + ``model.json``.
+
+- **Windows** come from :class:`streams.features.FeatureState` fed one candle at a time, as the candle
+  agent feeds it: the window of the row at time ``t`` is ``state.window(60)`` right after candle ``t``
+  (gap fill-ins included, padded by the serving rule while the state is young). Rows are kept once the
+  state is ``ready`` and every horizon's future candle exists.
+- **Labels**: for each horizon ``h`` in 1..5, ``1`` if ``close[t + h] > close[t]`` (found by time, so a gap
+  is never bridged), else 0: a flat future counts as "not up".
+- **Split**, per series and in time order: train | valid (early stopping) | test (reported metrics),
+  each boundary purged so no row's label candle (``t + 5``) lies in the next part.
+- **Normalisation** statistics from the training rows only; NaN -> 0 after normalisation (in the model).
+- **Deterministic** on CPU: fixed seed, fixed thread count, deterministic algorithms; same candles ->
+  same weights -> same ONNX bytes -> same version. Nothing is written unless ONNX == PyTorch (1e-4).
+
+>>> from streams.candle_files import read_candle_file
+>>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:300]
+>>> w = build_windows([eth])
+>>> w.x.shape[1:], w.y.shape[1], len(w) == 300 - 33 - 5      # ready after 34 candles, 5 needed ahead
+((60, 41), 5, True)
+>>> train, valid, test = split_windows(w)
+>>> int(train.open_time.max()) + 5 * 300_000 < int(valid.open_time.min())   # purged
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import io
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from models.mamba.backend import select_backend
+from models.mamba.classifier import MambaClassifier, MambaConfig
+from models.mamba.export import check_parity, export_onnx, portable_copy
+from models.mamba.metadata import (
+    METADATA_FILE,
+    MODEL_NAME,
+    ONNX_FILE,
+    WEIGHTS_FILE,
+    MambaMetadata,
+    mamba_version,
+)
+from models.mamba.windows import WINDOW, pad_windows
+from streams.candle import TIMEFRAME_MS, Candle
+from streams.errors import ConfigError
+from streams.features import FEATURE_NAMES, FeatureState
+from training.dataset import BUNDLED
+from training.metrics import direction_metrics
+
+__all__ = ["BUNDLED", "HORIZONS", "TRAIN_DEFAULTS", "MambaTrainInfo", "Windows", "build_windows",
+           "normalisation_stats", "split_windows", "train_mamba", "train_mamba_on_series"]
+
+log = logging.getLogger(__name__)
+
+HORIZONS = (1, 2, 3, 4, 5)
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 8, "patience": 2, "batch_size": 256, "lr": 2e-3, "weight_decay": 0.01,
+    "grad_clip": 1.0, "seed": 42, "valid_fraction": 0.1, "test_fraction": 0.2,
+    # One thread: on the shared 2-core machines two threads measured slower (they fight other processes).
+    "threads": 1,
+    # "auto": mamba-ssm's kernels on CUDA when usable (faster, not bit-reproducible), else the CPU block.
+    "backend": "auto",
+}
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Rows of the sequence dataset: ``x`` (n, 60, n_features) float32 raw features, ``y`` (n, n_horizons)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    open_time: np.ndarray     # int64 epoch ms of the row's last candle
+    symbol: np.ndarray        # str
+    timeframe: np.ndarray     # str
+    last_return: np.ndarray   # log(close[t] / close[t-1]), for the last-return baseline
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, index: np.ndarray) -> Windows:
+        return Windows(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @classmethod
+    def concat(cls, parts: Sequence[Windows]) -> Windows:
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+
+def _series_windows(candles: Sequence[Candle], horizons: Sequence[int]) -> Windows:
+    n = len(candles)
+    state = FeatureState()
+    wins = np.full((n, WINDOW, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
+    ready = np.zeros(n, dtype=bool)
+    for i, candle in enumerate(candles):
+        state.update(candle)  # the stream's own engine, one candle at a time
+        ready[i] = state.ready
+        if ready[i]:
+            wins[i] = pad_windows(state.window(WINDOW))[0]
+    times = np.fromiter((c.open_time for c in candles), dtype=np.int64, count=n)
+    close = np.fromiter((c.close for c in candles), dtype=np.float64, count=n)
+    step = TIMEFRAME_MS[candles[0].timeframe]
+    y = np.zeros((n, len(horizons)), dtype=np.int64)
+    known = np.ones(n, dtype=bool)
+    for j, h in enumerate(horizons):
+        # By time, not position: across a gap "h rows later" is not "h candles later".
+        target = np.searchsorted(times, times + h * step)
+        ok = target < n
+        ok[ok] = times[target[ok]] == times[ok] + h * step
+        y[ok, j] = close[target[ok]] > close[ok]
+        known &= ok
+    last_return = np.full(n, np.nan)
+    last_return[1:] = np.log(close[1:] / close[:-1])
+    idx = np.flatnonzero(ready & known)
+    return Windows(wins[idx], y[idx], times[idx], np.full(len(idx), candles[0].symbol, dtype=object),
+                   np.full(len(idx), candles[0].timeframe, dtype=object), last_return[idx])
+
+
+def build_windows(series: Iterable[Sequence[Candle]], horizons: Sequence[int] = HORIZONS,
+                  progress: bool = False) -> Windows:
+    """Windows and labels of several series (one per symbol and timeframe), series after series."""
+    series = [s for s in series if len(s)]
+    if not series:
+        raise ConfigError("no candles to build Mamba windows from")
+    parts = []
+    with tqdm(total=sum(map(len, series)), unit="candle", desc="windows", disable=not progress) as bar:
+        for s in series:
+            if len({(c.symbol, c.timeframe) for c in s}) > 1:
+                raise ConfigError("one series must hold one symbol and timeframe")
+            parts.append(_series_windows(s, horizons))
+            bar.update(len(s))
+    return Windows.concat(parts)
+
+
+def split_windows(w: Windows, valid_fraction: float = 0.1, test_fraction: float = 0.2,
+                  purge: int = max(HORIZONS)) -> tuple[Windows, Windows, Windows]:
+    """(train, valid, test): per series in time order, the last ``test_fraction`` of rows is test, the
+    ``valid_fraction`` before it valid; rows whose label candle (``t + purge``) reaches the next part are dropped."""
+    if not (0 < valid_fraction and 0 < test_fraction and valid_fraction + test_fraction < 1):
+        raise ConfigError(f"bad split fractions valid={valid_fraction}, test={test_fraction}")
+    parts: list[list[np.ndarray]] = [[], [], []]
+    keys = np.char.add(w.symbol.astype(str), np.char.add("|", w.timeframe.astype(str)))
+    for key in dict.fromkeys(keys):  # first-seen order keeps the split deterministic
+        rows = np.flatnonzero(keys == key)
+        rows = rows[np.argsort(w.open_time[rows], kind="stable")]
+        n_test, n_valid = round(len(rows) * test_fraction), round(len(rows) * valid_fraction)
+        if min(n_test, n_valid, len(rows) - n_test - n_valid) < 1:
+            raise ConfigError(f"{key}: {len(rows)} rows are too few to split into train, valid and test")
+        chunks = [rows[:-n_test - n_valid], rows[-n_test - n_valid:-n_test], rows[-n_test:]]
+        gap = purge * TIMEFRAME_MS[str(w.timeframe[rows[0]])]
+        for i in (0, 1):
+            nxt = w.open_time[chunks[i + 1][0]]
+            chunks[i] = chunks[i][w.open_time[chunks[i]] + gap < nxt]
+        for i in range(3):
+            parts[i].append(chunks[i])
+    train, valid, test = (w.take(np.concatenate(p)) for p in parts)
+    return train, valid, test
+
+
+def normalisation_stats(train: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std over the training rows' own feature vectors (the last step of each
+    window: one vector per candle, not 60 overlapping copies). All-NaN features give NaN (-> identity)."""
+    last = train.x[:, -1].astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (fields the feed lacks) are expected
+        return np.nanmean(last, axis=0), np.nanstd(last, axis=0)
+
+
+@dataclass(frozen=True)
+class MambaTrainInfo:
+    """What :func:`train_mamba` wrote, how long it took, and how the model did on the test split."""
+
+    out_dir: Path
+    metadata: MambaMetadata
+    parity_max_abs_diff: float
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    version = property(lambda self: self.metadata.version)
+    metrics = property(lambda self: self.metadata.metrics)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "version": self.version, "metrics": self.metrics,
+                "n_train": self.metadata.n_train, "n_valid": self.metadata.n_valid,
+                "n_test": self.metadata.n_test, "parity_max_abs_diff": self.parity_max_abs_diff,
+                "seconds": round(self.seconds, 2), "history": self.history}
+
+
+def _predict(model: MambaClassifier, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    model.eval()
+    with torch.no_grad():
+        out = [model(torch.from_numpy(x[i:i + batch])) for i in range(0, len(x), batch)]
+    return torch.cat(out).numpy() if out else np.empty((0, len(model.config.horizons)))
+
+
+def _device(model: MambaClassifier) -> torch.device:
+    return model.head.weight.device
+
+
+def _loss(model: MambaClassifier, w: Windows, batch: int = 1024) -> float:
+    model.eval()
+    fn = torch.nn.BCEWithLogitsLoss(reduction="sum")
+    total, device = 0.0, _device(model)
+    with torch.no_grad():
+        for i in range(0, len(w), batch):
+            total += float(fn(model.logits(torch.from_numpy(w.x[i:i + batch]).to(device)),
+                              torch.from_numpy(w.y[i:i + batch]).float().to(device)))
+    return total / (len(w) * w.y.shape[1])
+
+
+def _fit(model: MambaClassifier, train: Windows, valid: Windows, opts: dict[str, Any],
+         progress: bool) -> list[dict[str, float]]:
+    """Adam on the mean BCE over horizons; keeps the weights of the best validation epoch."""
+    gen = torch.Generator().manual_seed(opts["seed"])
+    optim = torch.optim.AdamW(model.parameters(), lr=opts["lr"], weight_decay=opts["weight_decay"])
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    batch, device = opts["batch_size"], _device(model)
+    n_batches = -(-len(train) // batch)
+    best, best_state, stale, history = float("inf"), copy.deepcopy(model.state_dict()), 0, []
+    with tqdm(total=opts["epochs"] * n_batches, unit="batch", desc="mamba", disable=not progress) as bar:
+        for epoch in range(opts["epochs"]):
+            model.train()
+            order = torch.randperm(len(train), generator=gen).numpy()
+            running = 0.0
+            for b in range(n_batches):
+                idx = np.sort(order[b * batch:(b + 1) * batch])
+                x = torch.from_numpy(train.x[idx]).to(device)
+                y = torch.from_numpy(train.y[idx]).float().to(device)
+                loss = loss_fn(model.logits(x), y)
+                optim.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opts["grad_clip"])
+                optim.step()
+                running += float(loss.detach()) * len(idx)
+                bar.update(1)
+            valid_loss = _loss(model, valid)
+            history.append({"epoch": epoch + 1, "train_loss": round(running / len(train), 5),
+                            "valid_loss": round(valid_loss, 5)})
+            bar.set_postfix(train=f"{running / len(train):.4f}", valid=f"{valid_loss:.4f}")
+            if valid_loss < best - 1e-5:
+                best, best_state, stale = valid_loss, copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= opts["patience"]:  # early stopping: validation loss stopped improving
+                    bar.total = bar.n
+                    break
+    model.load_state_dict(best_state)
+    return history
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ranges(parts: dict[str, Windows]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, w in parts.items():
+        for symbol in dict.fromkeys(w.symbol.tolist()):
+            t = w.open_time[w.symbol == symbol]
+            out.setdefault(symbol, {})[f"{name}_first"] = _iso(int(t.min()))
+            out[symbol][f"{name}_last"] = _iso(int(t.max()))
+    return out
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # A worker may be loading this directory: it must see the old file or the new one, never half of one.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def train_mamba_on_series(series: Sequence[Sequence[Candle]], out_dir: str | Path, progress: bool = True,
+                          config: MambaConfig | None = None, **options: Any) -> MambaTrainInfo:
+    """Train on candle series (one per symbol and timeframe) and write the model to ``out_dir``.
+
+    ``options`` override :data:`TRAIN_DEFAULTS` (epochs, patience, batch_size, lr, seed, threads, ...).
+    """
+    unknown = set(options) - set(TRAIN_DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown Mamba training option(s): {', '.join(sorted(unknown))}")
+    opts = {**TRAIN_DEFAULTS, **options}
+    config = config or MambaConfig(n_features=len(FEATURE_NAMES), window=WINDOW, horizons=HORIZONS)
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    windows = build_windows(series, config.horizons, progress)
+    train, valid, test = split_windows(windows, opts["valid_fraction"], opts["test_fraction"], max(config.horizons))
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    # Same thread count every run: float sums split differently across threads round differently.
+    torch.set_num_threads(opts["threads"])
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        torch.manual_seed(opts["seed"])
+        backend = select_backend() if opts["backend"] == "auto" else opts["backend"]
+        model = MambaClassifier(config, backend=backend)
+        mean, std = normalisation_stats(train)
+        model.set_normalisation(mean, std)
+        model.to("cuda" if backend == "mamba_ssm" else "cpu")
+        history = _fit(model, train, valid, opts, progress)
+        model = portable_copy(model)  # what is exported and evaluated: the CPU block, same weights
+        prob = _predict(model, test.x)
+        onnx_bytes, opset = export_onnx(model)
+        diff = check_parity(onnx_bytes, model, valid.x[:512])
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    weights = buffer.getvalue()
+    onnx_sha = hashlib.sha256(onnx_bytes).hexdigest()
+    best = min(history, key=lambda h: h["valid_loss"])
+    metadata = MambaMetadata(
+        name=MODEL_NAME, version=mamba_version(onnx_sha), feature_names=tuple(FEATURE_NAMES),
+        horizons=tuple(config.horizons), window=config.window, onnx_sha256=onnx_sha,
+        weights_sha256=hashlib.sha256(weights).hexdigest(), config=config.to_dict(),
+        normalisation={
+            "mean": [float(v) for v in model.mean], "std": [float(v) for v in model.std],
+            "source": "training split only: each training row's own feature vector (last window step)",
+            "rule": "z = (x - mean) / std; NaN -> 0 after normalisation; z clipped to [-clip, clip]; "
+                    "std 1 for features without spread in training, mean 0 for features always NaN there",
+            "clip": config.clip,
+            "padding": f"windows shorter than {config.window} steps are left-padded with NaN rows",
+        },
+        onnx_opset=opset, symbols=tuple(dict.fromkeys(windows.symbol.tolist())),
+        timeframes=tuple(dict.fromkeys(windows.timeframe.tolist())),
+        training_range=_ranges({"train": train, "valid": valid, "test": test}),
+        metrics={
+            "split": "test: the last test_fraction of each series, after train and valid (purged)",
+            "horizons": {str(h): direction_metrics(test.y[:, i], prob[:, i], test.last_return)
+                         for i, h in enumerate(config.horizons)},
+            "best_valid_loss": best["valid_loss"], "best_epoch": best["epoch"], "epochs_run": len(history),
+        },
+        params={**opts, "backend": backend}, n_train=len(train), n_valid=len(valid), n_test=len(test),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        torch_version=torch.__version__,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # model.json last: a loader that sees it finds the files it describes.
+    _write_atomically(out_dir / ONNX_FILE, onnx_bytes)
+    _write_atomically(out_dir / WEIGHTS_FILE, weights)
+    _write_atomically(out_dir / METADATA_FILE, metadata.to_json().encode("utf-8"))
+    info = MambaTrainInfo(out_dir, metadata, diff, time.perf_counter() - started, history)
+    log.info("trained %s on %d windows (%d valid, %d test) in %.1f s", metadata.version, len(train), len(valid),
+             len(test), info.seconds)
+    return info
+
+
+def train_mamba(files: Sequence[str | Path], out_dir: str | Path, epochs: int = TRAIN_DEFAULTS["epochs"],
+                progress: bool = True, **options: Any) -> MambaTrainInfo:
+    """Train on candle files (the format of ``data/candles/``); ``options`` as in :func:`train_mamba_on_series`."""
+    from training.train import read_series
+
+    return train_mamba_on_series(read_series(files), out_dir, progress=progress, epochs=epochs, **options)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m training.mamba [FILES...] --out DIR [--epochs N]``; prints the result as JSON."""
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m training.mamba", description=main.__doc__)
+    parser.add_argument("files", nargs="*", type=Path, help="candle files (default: the bundled ones)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"])
+    parser.add_argument("--threads", type=int, default=TRAIN_DEFAULTS["threads"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    files = args.files or sorted(BUNDLED.glob("*.csv.gz"))
+    info = train_mamba(files, args.out, epochs=args.epochs, threads=args.threads)
+    print(json.dumps(info.to_dict(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""The retrain worker: ``retrain-requests`` in, a candidate version (or the reason why not) out.
+
+One request at a time: the consumer (its own group, manual commits) hands each request to
+:meth:`RetrainWorker.handle`, which trains in a thread (the event loop keeps the group heartbeat) on
+the latest window of candles (files and/or the PostgreSQL ``candles`` table), evaluates the candidate
+and the active version on the *same* rows — those neither was fit on (:func:`training.evaluate.common_holdout`)
+— and registers the candidate. It becomes the ``candidate`` (traffic share from config) when it is at least
+as good on the configured metric (``tolerance`` allowed), otherwise the registry records a ``reject``
+with the numbers. The offset is committed after each handled request, so a crash retrains at most once more.
+
+Coalescing: a request that was produced while a retrain was running, or (unless it is manual) within
+``cooldown_s`` after one finished, is acknowledged and skipped; the retrain that ran already used the
+latest data. Its id is logged with the retrain it was folded into.
+
+>>> decide({"1": {"classification": {"accuracy": 0.55}}}, {"1": {"classification": {"accuracy": 0.56}}},
+...        metric="accuracy", tolerance=0.0)
+(False, 'accuracy 0.5500 vs active 0.5600 (tolerance 0.0): worse')
+>>> decide({"1": {"classification": {"log_loss": 0.68}}}, {"1": {"classification": {"log_loss": 0.69}}},
+...        metric="log_loss", tolerance=0.0)[0]
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams.candle import Candle
+from streams.errors import CandleflowError, ConfigError
+from streams.kafka_security import aiokafka_security
+from training.evaluate import (
+    EvalConfig,
+    common_holdout,
+    evaluate_series,
+    load_scorer,
+    read_series,
+)
+
+__all__ = ["METRICS", "RetrainConfig", "RetrainWorker", "decide", "load_window"]
+
+log = logging.getLogger(__name__)
+
+METRICS = {"accuracy": 1, "auc": 1, "log_loss": -1}  # +1: higher is better
+_PREFIX = "CANDLEFLOW_RETRAIN_"
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """Read from ``CANDLEFLOW_RETRAIN_<FIELD>`` (``files`` comma-separated); ``artifacts_dir`` from
+    ``CANDLEFLOW_ARTIFACTS_DIR``. To be folded into ``Settings`` when the lead wires the CLI."""
+
+    files: tuple[Path, ...] = ()
+    use_postgres: bool = True
+    window: int = 5000                 # latest candles per (symbol, timeframe)
+    name: str = "lgbm-direction"       # the registry model name that is retrained
+    share: float = 0.1                 # traffic share of a new candidate
+    cooldown_s: float = 300.0
+    metric: str = "accuracy"
+    tolerance: float = 0.0             # how much worse than the active version still counts as "as good"
+    num_boost_round: int = 100
+    valid_fraction: float = 0.2
+    threshold: float = 0.3
+    cost_bps: float = 10.0
+    group_id: str = "candleflow-retrain"
+    work_dir: Path = Path("var/retrain")
+    artifacts_dir: Path = Path("var/artifacts")
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ConfigError(f"{_PREFIX}METRIC must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        if not 0.0 < self.share <= 1.0:
+            raise ConfigError(f"{_PREFIX}SHARE must be in (0, 1], got {self.share}")
+        if self.window < 200 or self.num_boost_round < 1 or self.cooldown_s < 0:
+            raise ConfigError(f"{_PREFIX}WINDOW must be >= 200, NUM_BOOST_ROUND >= 1, COOLDOWN_S >= 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RetrainConfig:
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get("CANDLEFLOW_ARTIFACTS_DIR" if f.name == "artifacts_dir" else _PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            kind = type(f.default)
+            try:
+                if kind is tuple:
+                    values[f.name] = tuple(Path(p.strip()) for p in raw.split(",") if p.strip())
+                elif kind is bool:
+                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                else:
+                    values[f.name] = kind(raw) if kind in (int, float) else (Path(raw) if f.name.endswith("dir") else raw)
+            except ValueError:
+                raise ConfigError(f"{_PREFIX}{f.name.upper()} must be a {kind.__name__}, got {raw!r}") from None
+        return cls(**{**values, **overrides})
+
+
+def decide(candidate: Mapping[str, Any], active: Mapping[str, Any], metric: str, tolerance: float) -> tuple[bool, str]:
+    """(at least as good?, the reason with both numbers), on the mean of ``metric`` over the shared horizons."""
+    horizons = sorted(set(candidate) & set(active))
+    if not horizons:
+        return False, "no horizon in common with the active version"
+    values = []
+    for report in (candidate, active):
+        xs = [report[h]["classification"][metric] for h in horizons]
+        values.append(None if any(x is None for x in xs) else sum(xs) / len(xs))
+    cand, act = values
+    if cand is None or act is None:
+        return False, f"{metric} undefined on the holdout"
+    ok = METRICS[metric] * (cand - act) >= -tolerance
+    return ok, f"{metric} {cand:.4f} vs active {act:.4f} (tolerance {tolerance}): {'at least as good' if ok else 'worse'}"
+
+
+def _postgres_rows_sql() -> str:
+    return """
+SELECT symbol, timeframe, (extract(epoch FROM open_time) * 1000)::bigint AS open_time, open, high, low, close, volume,
+       quote_volume, trades, taker_buy_base_volume, taker_buy_quote_volume, spread_bps
+FROM (SELECT *, row_number() OVER (PARTITION BY symbol, timeframe ORDER BY open_time DESC) AS rn FROM candles) c
+WHERE rn <= $1 ORDER BY symbol, timeframe, open_time"""
+
+
+async def load_window(config: RetrainConfig, store=None, scope: Mapping[str, Any] | None = None) -> list[list[Candle]]:
+    """The latest ``window`` candles of each series from the files and (when it has rows) the candles table;
+    the table wins where both hold a candle. ``scope`` may narrow ``symbols`` / ``timeframes`` / ``window``."""
+    scope = scope or {}
+    window = int(scope.get("window") or config.window)
+    merged: dict[tuple[str, str], dict[int, Candle]] = {}
+    for candles in (read_series(config.files) if config.files else []):
+        for c in candles:
+            merged.setdefault((c.symbol, c.timeframe), {})[c.open_time] = c
+    if config.use_postgres and store is not None:
+        rows = await store.fetch(_postgres_rows_sql(), window)
+        for r in rows:
+            c = Candle(**dict(r))
+            merged.setdefault((c.symbol, c.timeframe), {})[c.open_time] = c
+        log.info("candles table: %d rows in %d series", len(rows), len({(r["symbol"], r["timeframe"]) for r in rows}))
+    symbols, timeframes = set(scope.get("symbols") or []), set(scope.get("timeframes") or [])
+    series = []
+    for (symbol, timeframe), by_time in sorted(merged.items()):
+        if (symbols and symbol not in symbols) or (timeframes and timeframe not in timeframes):
+            continue
+        series.append([by_time[t] for t in sorted(by_time)][-window:])
+    if not series:
+        raise ConfigError("no candles to retrain on: set CANDLEFLOW_RETRAIN_FILES or fill the candles table")
+    return series
+
+
+class RetrainWorker:
+    """Consumes ``retrain-requests`` and retrains through ``registry`` (:class:`training.registry.ModelRegistry`)."""
+
+    def __init__(self, settings, config: RetrainConfig, registry) -> None:
+        self.settings, self.config, self.registry = settings, config, registry
+        self.last_finished: float | None = None   # wall clock, seconds
+        self.handled: list[dict[str, Any]] = []
+
+    def _skip_reason(self, request: Mapping[str, Any], produced_ms: int) -> str | None:
+        if self.last_finished is None:
+            return None
+        if produced_ms / 1000 <= self.last_finished:
+            return "arrived while a retrain was running; folded into it"
+        manual = "manual" in (request.get("reasons") or [])
+        if not manual and time.time() - self.last_finished < self.config.cooldown_s:
+            return f"within the {self.config.cooldown_s:.0f} s cooldown after the last retrain"
+        return None
+
+    async def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Train, evaluate against the active version, register; returns what happened (also logged)."""
+        cfg, started = self.config, time.monotonic()
+        rid = str(request.get("id") or uuid.uuid4().hex)
+        log.info("retrain %s: reasons %s, scope %s", rid, request.get("reasons"), request.get("scope"))
+        active = await self.registry.active(cfg.name)
+        active_scorer = load_scorer(await self.registry.artifact_dir(active["version"])) if active else None
+        series = await load_window(cfg, self.registry.store if cfg.use_postgres else None, request.get("scope"))
+        out_dir = (cfg.work_dir / rid).resolve()
+        horizons = active_scorer.horizons if active_scorer else (1,)
+        bundle = active_scorer is not None and active_scorer.kind == "bundle"
+        await asyncio.to_thread(self._train, series, out_dir, horizons, bundle)
+        candidate = load_scorer(out_dir)
+        result: dict[str, Any] = {"request": rid, "version": candidate.version, "active": active and active["version"]}
+        if active and candidate.version == active["version"]:
+            result.update(decision="unchanged", reason="the retrained model is identical to the active version")
+            log.info("retrain %s: %s", rid, result["reason"])
+            return self._done(result, started)
+        eval_cfg = EvalConfig(threshold=cfg.threshold, cost_bps=cfg.cost_bps)
+        since = common_holdout(*[s for s in (candidate, active_scorer) if s is not None])
+        try:
+            cand_report = evaluate_series(candidate, series, eval_cfg, since=since)
+            active_report = evaluate_series(active_scorer, series, eval_cfg, since=since) if active_scorer else None
+        except ConfigError as exc:
+            cand_report, active_report = None, None
+            ok, reason = False, f"no common holdout to compare on: {exc}"
+        else:
+            if active_report is None:
+                ok, reason = True, "no active version to compare with"
+            else:
+                ok, reason = decide(cand_report["horizons"], active_report["horizons"], cfg.metric, cfg.tolerance)
+        note = f"retrain {rid} ({', '.join(request.get('reasons') or ['?'])}): {reason}"
+        version = await self.registry.register(out_dir, name=cfg.name, evaluation=cand_report)
+        if active_report is not None:
+            await self.registry.add_evaluation(active["version"], active_report, kind=f"holdout-for-{version}")
+        if ok:
+            await self.registry.set_candidate(version, cfg.share, note=note)
+        else:
+            await self.registry.reject(version, note=note)
+        result.update(decision="candidate" if ok else "rejected", reason=reason)
+        log.info("retrain %s: %s %s: %s", rid, version, result["decision"], reason)
+        return self._done(result, started)
+
+    def _done(self, result: dict[str, Any], started: float) -> dict[str, Any]:
+        result["seconds"] = round(time.monotonic() - started, 2)
+        self.last_finished = time.time()
+        self.handled.append(result)
+        return result
+
+    def _train(self, series: Sequence[Sequence[Candle]], out_dir: Path, horizons: Sequence[int], bundle: bool) -> None:
+        from training.train import train_horizons_on_series, train_on_series
+
+        progress = sys.stderr.isatty()  # tqdm bars on a terminal, log lines only in a service
+        opts = dict(progress=progress, valid_fraction=self.config.valid_fraction,
+                    num_boost_round=self.config.num_boost_round)
+        if bundle:
+            train_horizons_on_series(series, out_dir, horizons, **opts)
+        else:
+            train_on_series(series, out_dir, horizons[0], **opts)
+
+    async def run(self, stop: asyncio.Event | None = None, max_requests: int | None = None) -> None:
+        """Consume until ``stop`` is set (or ``max_requests`` were handled or skipped)."""
+        from aiokafka import AIOKafkaConsumer
+
+        stop = stop or asyncio.Event()
+        topic = self.settings.topic("retrain-requests")
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.settings.broker, group_id=self.config.group_id, **aiokafka_security(self.settings),
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    session_timeout_ms=10_000, heartbeat_interval_ms=1_500,
+                                    max_poll_interval_ms=3_600_000)  # a retrain may take long
+        await consumer.start()
+        seen = 0
+        try:
+            while not stop.is_set() and (max_requests is None or seen < max_requests):
+                batch = await consumer.getmany(timeout_ms=500, max_records=1)
+                for tp, records in batch.items():
+                    for record in records:
+                        await self._one(record)
+                        await consumer.commit({tp: record.offset + 1})
+                        seen += 1
+        finally:
+            await consumer.stop()
+
+    async def _one(self, record) -> None:
+        try:
+            request = json.loads(record.value)
+            if not isinstance(request, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            log.warning("retrain request at offset %d is not valid JSON (%s); skipped", record.offset, exc)
+            return
+        skip = self._skip_reason(request, record.timestamp)
+        if skip:
+            log.info("retrain request %s skipped: %s", request.get("id"), skip)
+            return
+        try:
+            await self.handle(request)
+        except CandleflowError as exc:  # bad data or config for this request: log it, keep serving others
+            log.error("retrain request %s failed: %s", request.get("id"), exc)
+            self.last_finished = time.time()
