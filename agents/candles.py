@@ -13,12 +13,11 @@ from typing import Any
 
 from agents.outcomes import flush_dirty_learners, label_and_learn_batch, online_model_for
 from agents.patterns import add_consensus
-from agents.table_cache import TableCache, as_current
+from agents.table_cache import FeatureStateCache, as_current
 from streams.app import Pipeline
 from streams.candle import Candle
 from streams.dead_letters import dead_letter_record
 from streams.errors import DecodeError, InvalidInput
-from streams.features import FeatureState
 from streams.ingest import decode_candle_message
 from streams.scoring import score_candles, state_key
 from streams.web.signals import RECENT_SIGNALS
@@ -33,7 +32,7 @@ OFFLOAD_MIN_BATCH = 64
 
 def attach_candle_agent(pipeline: Pipeline) -> None:
     app, settings = pipeline.app, pipeline.settings
-    pipeline.live_states = TableCache(pipeline.feature_states, FeatureState.from_bytes, FeatureState.to_bytes)
+    pipeline.live_states = FeatureStateCache(pipeline.feature_states, pipeline.feature_windows)
 
     @app.on_partitions_revoked.connect
     async def forget_on_revoke(app: Any, revoked: Any, **_: Any) -> None:

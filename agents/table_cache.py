@@ -14,8 +14,10 @@ from typing import Any, Callable
 from faust.streams import _current_event  # Faust routes a table write by the "current" event's partition
 
 from streams.errors import DecodeError
+from streams.feature_store import load_state, save_state
+from streams.features import FeatureState
 
-__all__ = ["TableCache", "as_current"]
+__all__ = ["FeatureStateCache", "TableCache", "as_current"]
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +39,38 @@ class TableCache(dict):
             # With a current event, Faust's RocksDB store looks only in that event's partition; the
             # key may live in another one (a batch spans partitions, a partition just moved here).
             _current_event.set(None)
-            blob = self._table.get(key.encode())
-            if blob is None:
-                return default
             try:
-                self[key] = self._decode(blob)
+                value = self._load(key)
             except DecodeError as exc:  # e.g. written by an older version of the code: start afresh
                 log.warning("%s[%s] unreadable (%s); starting it afresh", self._table.name, key, exc)
                 return default
+            if value is None:
+                return default
+            self[key] = value
         return dict.get(self, key, default)
 
     def put(self, key: str, event: Any) -> None:
         """Write the cached object of ``key`` to the table, on ``event``'s partition."""
         as_current(event)
-        self._table[key.encode()] = self._encode(dict.__getitem__(self, key))
+        self._store(key, dict.__getitem__(self, key))
+
+    def _load(self, key: str) -> Any:
+        blob = self._table.get(key.encode())
+        return None if blob is None else self._decode(blob)
+
+    def _store(self, key: str, value: Any) -> None:
+        self._table[key.encode()] = self._encode(value)
+
+
+class FeatureStateCache(TableCache):
+    """The feature states, each kept as a state table value plus window rows (:mod:`streams.feature_store`)."""
+
+    def __init__(self, states: Any, windows: Any):
+        super().__init__(states, FeatureState.from_bytes, FeatureState.to_bytes)
+        self._windows = windows
+
+    def _load(self, key: str) -> FeatureState | None:
+        return load_state(self._table, self._windows, key)
+
+    def _store(self, key: str, value: FeatureState) -> None:
+        save_state(self._table, self._windows, key, value)

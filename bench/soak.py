@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.broker_bytes import summarise, topic_bytes
 from streams.broker import EmbeddedBroker, free_port
 from streams.candle import Candle
 from streams.candle_files import read_candle_file
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             sent = asyncio.run(run())
         finally:
             worker.stop()
+        by_topic = summarise(asyncio.run(topic_bytes(broker.bootstrap, settings.topic_prefix)))
     shutil.rmtree(workdir, ignore_errors=True)
 
     second_half = [s for s in samples if s["t_s"] >= samples[-1]["t_s"] / 2] if samples else []
@@ -122,9 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         growth = round((second_half[-1]["rss_mb"] - second_half[0]["rss_mb"]) / max(t1 - t0, 1) * 600, 1)
     result = {"minutes": args.minutes, "rate": args.rate, "candles_sent": sent, "samples": samples,
               "rss_mb_first": samples[0]["rss_mb"] if samples else None, "rss_mb_last": samples[-1]["rss_mb"] if samples else None,
-              "rss_growth_mb_per_10min_second_half": growth}
+              "rss_growth_mb_per_10min_second_half": growth,
+              "broker_topics": [dict(zip(("topic", "records", "bytes", "bytes_per_record", "share"), row)) for row in by_topic]}
     print(f"soak: {sent} candles in {args.minutes} min at {args.rate}/s; RSS {result['rss_mb_first']} -> "
           f"{result['rss_mb_last']} MB (second half: {growth} MB per 10 min)")
+    for topic, records, size, per_record, share in by_topic[:8]:
+        print(f"  {topic:<48} {records:>9} records {size / 1e6:>9.1f} MB {per_record:>8.0f} B/record {share:>6.1%}")
     if args.json:
         print(json.dumps(result, separators=(",", ":")))
     return 0

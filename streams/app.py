@@ -34,7 +34,8 @@ class Pipeline:
     dead_letters: faust.TopicT
     outcomes: faust.TopicT
     retrain_requests: faust.TopicT
-    feature_states: faust.Table  # state_key bytes -> FeatureState.to_bytes()
+    feature_states: faust.Table  # state_key bytes -> FeatureState.to_bytes(window=False)
+    feature_windows: faust.Table  # streams.feature_store.window_key bytes -> one window row
     recent_signals: faust.Table  # symbol bytes -> the symbol's last signals (JSON list, oldest first)
     aggregators: faust.Table  # state_key bytes -> CandleAggregator.to_bytes()
     labellers: faust.Table  # state_key bytes -> learning.Labeller.to_bytes()
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> Pipeline:
         # Faust picks a table's serializers from its key/value types: bytes -> raw, otherwise JSON.
         # Feature states are stored as their own compact bytes (FeatureState.to_bytes).
         feature_states=app.Table("feature-states", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        feature_windows=app.Table("feature-windows", partitions=settings.partitions, key_type=bytes, value_type=bytes),
         recent_signals=app.Table("recent-signals", partitions=settings.partitions, key_type=bytes),
         aggregators=app.Table("aggregators", partitions=settings.partitions, key_type=bytes, value_type=bytes),
         labellers=app.Table("labellers", partitions=settings.partitions, key_type=bytes, value_type=bytes),

@@ -32,7 +32,7 @@ import numpy as np
 
 from streams.candle import Candle, timeframe_ms
 from streams.errors import InvalidInput, OutOfOrder
-from streams.features.codec import decode, encode
+from streams.features.codec import RowReader, decode, encode, encode_row, row_slot
 from streams.features.layer1 import Layer1
 from streams.features.names import INDEX, N_FEATURES, READY_AFTER
 from streams.features.oscillators import Oscillators
@@ -54,7 +54,7 @@ class FeatureState:
     """Rolling features of one series; see the module docstring for the rules."""
 
     __slots__ = ("count", "last_open_time", "step_ms", "last_close", "has_optional",
-                 "layer1", "macd", "osc", "atr", "adx", "_win", "_win_pos", "_win_size")
+                 "layer1", "macd", "osc", "atr", "adx", "_win", "_win_pos", "_win_size", "_unsaved")
 
     def __init__(self) -> None:
         self.count = 0
@@ -70,6 +70,7 @@ class FeatureState:
         self._win = np.full((WINDOW, N_FEATURES), np.nan, dtype=np.float32)
         self._win_pos = 0
         self._win_size = 0
+        self._unsaved = 0  # window rows added since the last take_unsaved_rows()
 
     @property
     def ready(self) -> bool:
@@ -133,13 +134,26 @@ class FeatureState:
         self._win_pos = self._win_pos + 1 if self._win_pos + 1 < WINDOW else 0
         if self._win_size < WINDOW:
             self._win_size += 1
+        if self._unsaved < WINDOW:
+            self._unsaved += 1
         return vec
 
-    def to_bytes(self) -> bytes:
-        """Compact, versioned serialisation (for the Faust changelog); see :mod:`.codec`."""
-        return encode(self)
+    def to_bytes(self, window: bool = True) -> bytes:
+        """Compact, versioned serialisation (for the Faust changelog); see :mod:`.codec`.
+
+        ``window=False`` leaves the window out: its rows are stored apart (:meth:`take_unsaved_rows`).
+        """
+        return encode(self, window)
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> FeatureState:
-        """Rebuild a state from :meth:`to_bytes`; it continues bit-identically."""
-        return decode(blob, cls)
+    def from_bytes(cls, blob: bytes, rows: RowReader | None = None) -> FeatureState:
+        """Rebuild a state from :meth:`to_bytes`; it continues bit-identically. A window stored apart
+        is read with ``rows(slot)`` (see :mod:`.codec`)."""
+        return decode(blob, cls, rows)
+
+    def take_unsaved_rows(self) -> list[tuple[int, bytes]]:
+        """(slot, row blob) of each window row added since the last call, oldest first."""
+        rows = self.window(min(self._unsaved, self._win_size))
+        first_tag = self.count - len(rows) + 1
+        self._unsaved = 0
+        return [(row_slot(first_tag + i, WINDOW), encode_row(first_tag + i, row)) for i, row in enumerate(rows)]

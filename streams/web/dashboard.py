@@ -13,6 +13,7 @@ from faust.web import Request, Response, View
 
 from streams.candle import timeframe_ms
 from streams.consumer import json_safe
+from streams.feature_store import load_state
 from streams.features import FEATURE_NAMES, FeatureState
 
 __all__ = ["attach_dashboard", "dashboard_series"]
@@ -46,9 +47,9 @@ def attach_dashboard(pipeline: Any) -> None:
     class DashboardData(View):
         async def get(self, request: Request) -> Response:
             series = []
-            for key, blob in list(pipeline.feature_states.items())[:24]:
-                state = FeatureState.from_bytes(blob)
-                if state.last_open_time is None:
+            for key in list(pipeline.feature_states.keys())[:24]:
+                state = load_state(pipeline.feature_states, pipeline.feature_windows, key.decode())
+                if state is None or state.last_open_time is None:
                     continue
                 symbol = key.decode().rsplit("|", 1)[0]
                 series.append(dashboard_series(key.decode(), state, pipeline.recent_signals.get(symbol.encode()) or []))

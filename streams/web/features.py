@@ -8,6 +8,7 @@ from faust.web import Request, Response, View
 
 from streams.consumer import json_safe
 from streams.features import FEATURE_NAMES, FeatureState
+from streams.feature_store import load_state
 from streams.scoring import state_key
 from streams.web.errors import error
 
@@ -35,8 +36,8 @@ def attach_feature_views(pipeline: Any) -> None:
     class Features(View):
         @app.topic_route(topic=route_topic, match_info="symbol")
         async def get(self, request: Request, symbol: str, timeframe: str) -> Response:
-            blob = pipeline.feature_states.get(state_key(symbol, timeframe).encode())
-            body = features_body(FeatureState.from_bytes(blob) if blob else None, symbol, timeframe)
+            state = load_state(pipeline.feature_states, pipeline.feature_windows, state_key(symbol, timeframe))
+            body = features_body(state, symbol, timeframe)
             if body is None:
                 return error(self, 404, f"no features for {symbol} {timeframe} on this pipeline yet")
             return self.json(body)
