@@ -20,7 +20,6 @@ from streams.dead_letters import dead_letter_record
 from streams.errors import DecodeError, InvalidInput
 from streams.ingest import decode_candle_message
 from streams.scoring import score_candles, state_key
-from streams.web.signals import RECENT_SIGNALS
 
 __all__ = ["attach_candle_agent", "handle_candle_events"]
 
@@ -106,8 +105,7 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
             record = await add_consensus(pipeline, record)
         pipeline.signals.send_soon(key=record["symbol"].encode(), value=record)
         as_current(origin[i])
-        key = record["symbol"].encode()
-        pipeline.recent_signals[key] = ((pipeline.recent_signals.get(key) or []) + [record])[-RECENT_SIGNALS:]
+        pipeline.recent_signals.add(record)
     for event, exc in dead:
         m = event.message
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)

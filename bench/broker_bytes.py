@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 __all__ = ["topic_bytes", "summarise"]
 
 
-async def topic_bytes(bootstrap: str, prefix: str = "", idle_s: float = 3.0,
+async def topic_bytes(bootstrap: str, prefixes: tuple[str, ...] = ("",), idle_s: float = 3.0,
                       budget_s: float = 120.0) -> dict[str, tuple[int, int]]:
-    """topic -> (records, key+value bytes) for every topic whose name starts with ``prefix``.
+    """topic -> (records, key+value bytes) for every topic whose name starts with one of ``prefixes``.
 
     Reads until no record arrives for ``idle_s`` seconds or ``budget_s`` have passed (a partial
     count then, which is still the shape of it).
@@ -27,7 +27,7 @@ async def topic_bytes(bootstrap: str, prefix: str = "", idle_s: float = 3.0,
     await consumer.start()
     counts: dict[str, list[int]] = {}
     try:
-        topics = sorted(t for t in await consumer.topics() if t.startswith(prefix))
+        topics = sorted(t for t in await consumer.topics() if t.startswith(prefixes))
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not partitions:
             return {}

@@ -44,7 +44,7 @@ from streams.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
-TABLES = ("feature-states", "feature-windows", "recent-signals", "aggregators", "labellers", "prediction-features", "learners")
+TABLES = ("feature-states", "feature-windows", "signal-heads", "signal-ring", "aggregators", "labellers", "prediction-features", "learners")
 
 
 def many_symbols(n_symbols: int, per_symbol: int) -> list[list[Candle]]:

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             sent = asyncio.run(run())
         finally:
             worker.stop()
-        by_topic = summarise(asyncio.run(topic_bytes(broker.bootstrap, settings.topic_prefix)))
+        by_topic = summarise(asyncio.run(topic_bytes(broker.bootstrap, (settings.topic_prefix, settings.app_id))))
     shutil.rmtree(workdir, ignore_errors=True)
 
     second_half = [s for s in samples if s["t_s"] >= samples[-1]["t_s"] / 2] if samples else []
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
               "broker_topics": [dict(zip(("topic", "records", "bytes", "bytes_per_record", "share"), row)) for row in by_topic]}
     print(f"soak: {sent} candles in {args.minutes} min at {args.rate}/s; RSS {result['rss_mb_first']} -> "
           f"{result['rss_mb_last']} MB (second half: {growth} MB per 10 min)")
-    for topic, records, size, per_record, share in by_topic[:8]:
-        print(f"  {topic:<48} {records:>9} records {size / 1e6:>9.1f} MB {per_record:>8.0f} B/record {share:>6.1%}")
+    for topic, records, size, per_record, share in by_topic[:10]:
+        print(f"  {topic:<52} {records:>9} records {size / 1e6:>9.1f} MB {per_record:>8.0f} B/record {share:>6.1%}")
     if args.json:
         print(json.dumps(result, separators=(",", ":")))
     return 0

@@ -14,6 +14,7 @@ import faust
 from schemas import MultiCodec, register_faust_codecs, store_from_url
 from streams.faust_transport import CandleflowApp
 from streams.kafka_security import faust_credentials
+from streams.recent_signals import RecentSignals
 from streams.settings import Settings
 from streams.web.errors import MAX_BODY_BYTES
 from streams.stats import PipelineStats
@@ -36,7 +37,7 @@ class Pipeline:
     retrain_requests: faust.TopicT
     feature_states: faust.Table  # state_key bytes -> FeatureState.to_bytes(window=False)
     feature_windows: faust.Table  # streams.feature_store.window_key bytes -> one window row
-    recent_signals: faust.Table  # symbol bytes -> the symbol's last signals (JSON list, oldest first)
+    recent_signals: RecentSignals  # the last signals per symbol (tables signal-heads and signal-ring)
     aggregators: faust.Table  # state_key bytes -> CandleAggregator.to_bytes()
     labellers: faust.Table  # state_key bytes -> learning.Labeller.to_bytes()
     prediction_features: faust.Table  # learning.loop.feature_slot bytes -> prediction id + float64 features
@@ -117,7 +118,8 @@ def create_app(settings: Settings) -> Pipeline:
         # Feature states are stored as their own compact bytes (FeatureState.to_bytes).
         feature_states=app.Table("feature-states", partitions=settings.partitions, key_type=bytes, value_type=bytes),
         feature_windows=app.Table("feature-windows", partitions=settings.partitions, key_type=bytes, value_type=bytes),
-        recent_signals=app.Table("recent-signals", partitions=settings.partitions, key_type=bytes),
+        recent_signals=RecentSignals(app.Table("signal-heads", partitions=settings.partitions, key_type=bytes),
+                                     app.Table("signal-ring", partitions=settings.partitions, key_type=bytes)),
         aggregators=app.Table("aggregators", partitions=settings.partitions, key_type=bytes, value_type=bytes),
         labellers=app.Table("labellers", partitions=settings.partitions, key_type=bytes, value_type=bytes),
         prediction_features=app.Table("prediction-features", partitions=settings.partitions, key_type=bytes, value_type=bytes),

@@ -52,7 +52,7 @@ def attach_dashboard(pipeline: Any) -> None:
                 if state is None or state.last_open_time is None:
                     continue
                 symbol = key.decode().rsplit("|", 1)[0]
-                series.append(dashboard_series(key.decode(), state, pipeline.recent_signals.get(symbol.encode()) or []))
+                series.append(dashboard_series(key.decode(), state, pipeline.recent_signals.recent(symbol)))
             model = pipeline.model
             return self.json(json_safe({
                 "series": sorted(series, key=lambda s: (s["symbol"], s["timeframe"])),

@@ -12,19 +12,7 @@ from faust.web import Request, Response, View
 from streams.consumer import json_safe, read_topic
 from streams.web.errors import error
 
-__all__ = ["attach_signal_views", "latest_signals", "RECENT_SIGNALS"]
-
-RECENT_SIGNALS = 50  # kept per symbol in the recent-signals table
-
-
-def latest_signals(table_items: Any, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest signal of each symbol, newest first, at most ``limit``.
-
-    >>> latest_signals([(b"A", [{"open_time": 1}]), (b"B", [{"open_time": 0}, {"open_time": 2}])])
-    [{'open_time': 2}, {'open_time': 1}]
-    """
-    newest = (signals[-1] for _, signals in table_items if signals)
-    return sorted(newest, key=lambda s: s["open_time"], reverse=True)[:limit]
+__all__ = ["attach_signal_views"]
 
 
 def _limit(request: Request, default: int = 100) -> int | None:
@@ -43,7 +31,7 @@ def attach_signal_views(pipeline: Any) -> None:
             limit = _limit(request)
             if limit is None:
                 return error(self, 400, "limit must be an integer")
-            return self.json({"signals": latest_signals(pipeline.recent_signals.items(), limit)})
+            return self.json({"signals": pipeline.recent_signals.latest(limit)})
 
     @app.page("/signals/stream")
     class SignalStream(View):
@@ -63,10 +51,9 @@ def attach_signal_views(pipeline: Any) -> None:
 
     @app.page("/signals/{symbol}")
     class SymbolSignals(View):
-        @app.table_route(table=pipeline.recent_signals, match_info="symbol")
+        @app.table_route(table=pipeline.recent_signals.heads, match_info="symbol")
         async def get(self, request: Request, symbol: str) -> Response:
             limit = _limit(request)
             if limit is None:
                 return error(self, 400, "limit must be an integer")
-            signals = pipeline.recent_signals.get(symbol.encode()) or []
-            return self.json({"symbol": symbol, "signals": list(reversed(signals))[:limit]})
+            return self.json({"symbol": symbol, "signals": pipeline.recent_signals.recent(symbol, limit)})
