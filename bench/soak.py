@@ -58,10 +58,10 @@ def cpu_seconds(pid: int) -> float:
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
 
 
-async def feed(settings: Settings, rate: float, seconds: float) -> int:
+async def feed(settings: Settings, rate: float, seconds: float, linger_ms: int) -> int:
     sent = 0
     deadline = time.monotonic() + seconds
-    async with CandleProducer(settings) as producer:
+    async with CandleProducer(settings, linger_ms=linger_ms) as producer:
         pacer = Pacer(rate=rate)
         for candle in laps(sorted(BUNDLED_CANDLES.glob("*.csv.gz"))):
             if time.monotonic() >= deadline:
@@ -77,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200.0, help="candles per second")
     parser.add_argument("--every", type=float, default=15.0, help="seconds between samples")
+    parser.add_argument("--feeder-linger-ms", type=int, default=50,
+                        help="the feeder's producer linger: candles per produce batch (see BENCHMARKS.md, Soak)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.minutes <= 0 or args.rate <= 0 or args.every <= 0:
-        parser.error("--minutes, --rate and --every must be positive")
+    if args.minutes <= 0 or args.rate <= 0 or args.every <= 0 or args.feeder_linger_ms < 0:
+        parser.error("--minutes, --rate and --every must be positive, --feeder-linger-ms not negative")
 
     base = Settings.from_env()
     ensure_model(Path(base.model_dir), sorted(BUNDLED_CANDLES.glob("*.csv.gz")), progress=False)
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
 
             async def run() -> int:
-                feeder = asyncio.create_task(feed(settings, args.rate, args.minutes * 60))
+                feeder = asyncio.create_task(feed(settings, args.rate, args.minutes * 60, args.feeder_linger_ms))
                 while not feeder.done():
                     await asyncio.wait({feeder}, timeout=args.every)
                     stats = worker.get("/stats")
