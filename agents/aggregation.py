@@ -34,7 +34,8 @@ def attach_aggregation_agent(pipeline: Pipeline) -> None:
     async def aggregate(stream: Any) -> None:
         async for event in stream.events():
             try:
-                minutes = [c for c in decode_candle_message(pipeline.candle_codec, event.message.value, "1m")
+                minutes = [c for c in decode_candle_message(pipeline.candle_codec, event.message.value, "1m",
+                                                             settings.max_message_bytes)
                            if isinstance(c, Candle)]
             except InvalidInput:
                 continue

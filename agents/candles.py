@@ -58,7 +58,8 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
         message = event.message
         produced_at = round(message.timestamp * 1000) if message.timestamp else None  # Faust gives seconds
         try:
-            decoded = decode_candle_message(pipeline.candle_codec, message.value, pipeline.timeframe_of.get(message.topic))
+            decoded = decode_candle_message(pipeline.candle_codec, message.value, pipeline.timeframe_of.get(message.topic),
+                                            pipeline.settings.max_message_bytes)
         except DecodeError as exc:
             dead.append((event, exc))
             continue

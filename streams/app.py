@@ -61,6 +61,13 @@ class Pipeline:
                 cache.clear()
 
 
+# Per table and partition, each its own RocksDB database. Faust's defaults (64 MB x 3 memtables and a
+# 2 GB block cache per database) are sized for one big table; with 8 tables x N partitions they let a
+# worker's memory climb for minutes before memtables flush (BENCHMARKS.md, Soak). These values are small
+# because every value here is small; the memory store ignores them.
+ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
+
+
 def faust_app(settings: Settings) -> faust.App:
     """A Faust app configured for Candleflow (client timeouts per PLATFORM.md: ~3 s per group join)."""
     return CandleflowApp(
@@ -83,7 +90,7 @@ def faust_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
-        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        canonical_url=settings.web_url,
         web_stats_enabled=False,
         web_graph_enabled=False,
         web_tables_enabled=False,
@@ -102,6 +109,11 @@ def create_app(settings: Settings) -> Pipeline:
     store = store_from_url(settings.schema_registry_url or None)
     register_faust_codecs(store)
     app = faust_app(settings)
+
+    def table(name: str, json: bool = False) -> faust.Table:
+        return app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=None if json else bytes,
+                         options=ROCKSDB_OPTIONS)
+
     pipeline = Pipeline(
         settings=settings,
         app=app,
@@ -116,14 +128,13 @@ def create_app(settings: Settings) -> Pipeline:
         retrain_requests=app.topic(settings.topic("retrain-requests"), key_serializer="raw", value_serializer="json"),
         # Faust picks a table's serializers from its key/value types: bytes -> raw, otherwise JSON.
         # Feature states are stored as their own compact bytes (FeatureState.to_bytes).
-        feature_states=app.Table("feature-states", partitions=settings.partitions, key_type=bytes, value_type=bytes),
-        feature_windows=app.Table("feature-windows", partitions=settings.partitions, key_type=bytes, value_type=bytes),
-        recent_signals=RecentSignals(app.Table("signal-heads", partitions=settings.partitions, key_type=bytes),
-                                     app.Table("signal-ring", partitions=settings.partitions, key_type=bytes)),
-        aggregators=app.Table("aggregators", partitions=settings.partitions, key_type=bytes, value_type=bytes),
-        labellers=app.Table("labellers", partitions=settings.partitions, key_type=bytes, value_type=bytes),
-        prediction_features=app.Table("prediction-features", partitions=settings.partitions, key_type=bytes, value_type=bytes),
-        learners=app.Table("learners", partitions=settings.partitions, key_type=bytes, value_type=bytes),
+        feature_states=table("feature-states"),
+        feature_windows=table("feature-windows"),
+        recent_signals=RecentSignals(table("signal-heads", json=True), table("signal-ring", json=True)),
+        aggregators=table("aggregators"),
+        labellers=table("labellers"),
+        prediction_features=table("prediction-features"),
+        learners=table("learners"),
         candle_codec=MultiCodec(["Candle", "CandleBatch"], store),
         stats=PipelineStats(),
     )

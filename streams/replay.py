@@ -139,7 +139,7 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
                         break
                     in_range = m.offset >= rng.start[tp.partition]
                     try:
-                        decoded = decode_candle_message(codec, m.value, timeframe)
+                        decoded = decode_candle_message(codec, m.value, timeframe, settings.max_message_bytes)
                     except InvalidInput:
                         report.dead_letters += in_range
                         continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -54,6 +55,10 @@ class Settings:
     signal_threshold: float = 0.3
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    # What other workers use to reach this one's web views (routing by symbol); empty: web_host, or this
+    # machine's host name when web_host is a wildcard (0.0.0.0 in containers).
+    web_advertised_host: str = ""
+    max_message_bytes: int = 1 << 20  # larger candle messages are dead-lettered undecoded
     batch_max: int = 500
     batch_within_s: float = 0.005
     fetch_max_wait_ms: int = 25
@@ -81,6 +86,12 @@ class Settings:
 
     def candle_topic(self, timeframe: str) -> str:
         return self.topic(f"candles.{timeframe}")
+
+    @property
+    def web_url(self) -> str:
+        """The URL other workers route requests to (Faust's canonical URL)."""
+        host = self.web_advertised_host or (socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host)
+        return f"http://{host}:{self.web_port}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -114,6 +125,8 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_ONLINE_WEIGHT must be within 0..1, got {self.online_weight}")
         if not 0.0 <= self.signal_threshold <= 1.0:
             raise ConfigError(f"CANDLEFLOW_SIGNAL_THRESHOLD must be within 0..1, got {self.signal_threshold}")
+        if self.max_message_bytes < 1024:
+            raise ConfigError(f"CANDLEFLOW_MAX_MESSAGE_BYTES must be at least 1024, got {self.max_message_bytes}")
         if not 0 < self.web_port < 65536:
             raise ConfigError(f"CANDLEFLOW_WEB_PORT must be a TCP port, got {self.web_port}")
         if not self.store.startswith(("rocksdb://", "memory://")):

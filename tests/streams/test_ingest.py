@@ -30,3 +30,10 @@ def test_undecodable_messages_raise_decode_error(payload):
 def test_wrong_timeframe_for_the_topic_is_invalid():
     out = decode_candle_message(CODEC, CODEC.encode("Candle", GOOD.to_record()), "1m")
     assert isinstance(out[0], InvalidInput) and "5m candle on the 1m" in str(out[0])
+
+
+def test_a_message_over_the_size_limit_is_refused_before_decoding_even_if_valid():
+    batch = CODEC.encode("CandleBatch", {"candles": [GOOD.to_record()] * 100})
+    assert decode_candle_message(CODEC, batch, "5m", max_bytes=len(batch)) == [GOOD] * 100
+    with pytest.raises(DecodeError, match=f"{len(batch)} bytes exceeds the {len(batch) - 1}-byte limit"):
+        decode_candle_message(CODEC, batch, "5m", max_bytes=len(batch) - 1)

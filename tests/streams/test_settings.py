@@ -21,7 +21,16 @@ def test_secrets_never_show_in_reprs():
     ({"CANDLEFLOW_AGGREGATE_TO": "5m"}, "AGGREGATE_TO"),
     ({"CANDLEFLOW_ONLINE_WEIGHT": "2"}, "ONLINE_WEIGHT"),
     ({"CANDLEFLOW_WEB_PORT": "70000"}, "WEB_PORT"),
+    ({"CANDLEFLOW_MAX_MESSAGE_BYTES": "10"}, "MAX_MESSAGE_BYTES"),
 ])
 def test_bad_configuration_is_one_clear_error(env, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Settings.from_env({"CANDLEFLOW_TIMEFRAMES": "5m", **env})
+
+
+def test_the_url_other_workers_route_to():
+    import socket
+
+    assert Settings().web_url == "http://127.0.0.1:6066"
+    assert Settings(web_host="0.0.0.0", web_port=7000).web_url == f"http://{socket.gethostname()}:7000"
+    assert Settings(web_host="0.0.0.0", web_advertised_host="worker-2.internal").web_url == "http://worker-2.internal:6066"
