@@ -94,7 +94,7 @@ def profile_rows(ctx: dict[str, Any], cfg: Any, log) -> dict[str, Any]:
     spy = shutil.which("py-spy") or str(__import__("pathlib").Path(__import__("sys").executable).parent / "py-spy")
     out: dict[str, Any] = {}
     for name in ("candleflow", "candleflow-batch"):
-        row = start_row(name, ctx["broker"], ctx["run_id"] + "p", ctx["workdir"], ctx["model_dir"], ctx["threshold"])
+        row = start_row(name, ctx["broker"], ctx["run_id"] + "p", ctx["workdir"], ctx["model_dir"], ctx["threshold"], ctx["worker_env"])
         reader = Reader(ctx["broker"], [row.outputs, row.signals], PARTITIONS, keep_values={row.outputs, row.signals},
                         group=f"bp{ctx['run_id']}-{name}-profile")
         feeder = Feeder(ctx["broker"])

@@ -149,7 +149,9 @@ def _child(args: list[str], log_path: Path) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
 
-def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Path, threshold: float) -> Row:
+def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Path, threshold: float,
+              worker_env: dict[str, str] | None = None) -> Row:
+    """Start one row's process; ``worker_env``: CANDLEFLOW_* settings for the Candleflow rows."""
     from streams.broker import free_port
 
     prefix = f"bp{run_id}-{name}"
@@ -173,7 +175,7 @@ def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Pat
         from streams.topics import ensure_topics, topic_specs
         from streams.worker_process import WorkerProcess
 
-        settings = Settings.from_env({}, broker=broker, app_id=f"{prefix}-app", topic_prefix=prefix, partitions=PARTITIONS,
+        settings = Settings.from_env(worker_env or {}, broker=broker, app_id=f"{prefix}-app", topic_prefix=prefix, partitions=PARTITIONS,
                                      timeframes=("5m",), model_dir=model_dir, data_dir=state, web_port=free_port(),
                                      signal_threshold=threshold)
         ensure_topics(broker, topic_specs(settings))
@@ -280,7 +282,7 @@ def _timeout(n: int) -> float:
 def run_row(name: str, ctx: dict[str, Any], cfg: Config, log) -> dict[str, Any]:
     broker, universe, encoder = ctx["broker"], ctx["universe"], ctx["encoder"]
     result: dict[str, Any] = {"row": name, "label": LABELS[name], "complete": False}
-    row = start_row(name, broker, ctx["run_id"], ctx["workdir"], ctx["model_dir"], ctx["threshold"])
+    row = start_row(name, broker, ctx["run_id"], ctx["workdir"], ctx["model_dir"], ctx["threshold"], ctx["worker_env"])
     topics = [row.outputs] + ([row.signals] if row.signals else [])
     reader = Reader(broker, topics, PARTITIONS, keep_values={row.outputs, *( [row.signals] if row.signals else [])},
                     group=f"bp{ctx['run_id']}-{name}-reader")
@@ -475,7 +477,7 @@ def ensure_model(model_dir: Path | None, log) -> Path:
 
 
 def run(cfg: Config, rows: tuple[str, ...] = ROWS, log=lambda s: print(s, file=sys.stderr, flush=True),
-        profile: bool = False, model_dir: Path | None = None) -> dict[str, Any]:
+        profile: bool = False, model_dir: Path | None = None, worker_env: dict[str, str] | None = None) -> dict[str, Any]:
     from schemas import SCHEMA_NAMES, MultiCodec, store_from_url
     from streams.broker import EmbeddedBroker
     from streams.settings import Settings
@@ -490,7 +492,8 @@ def run(cfg: Config, rows: tuple[str, ...] = ROWS, log=lambda s: print(s, file=s
     started = time.monotonic()
     figures: dict[str, Any] = {"quick": cfg.quick, "load_average_start": load_average(), "inputs": universe.describe(),
                                "live_symbols": LIVE_SYMBOLS, "burst_symbols": BURST_SYMBOLS, "partitions": PARTITIONS,
-                               "threshold": settings.signal_threshold, "model_dir": str(model_dir), "rows": {}}
+                               "threshold": settings.signal_threshold, "model_dir": str(model_dir),
+                               "worker_env": dict(worker_env or {}), "rows": {}}
     try:
         import quixstreams
 
@@ -502,7 +505,7 @@ def run(cfg: Config, rows: tuple[str, ...] = ROWS, log=lambda s: print(s, file=s
     try:
         broker.start()
         ctx = {"broker": broker.bootstrap, "broker_pid": broker._process.pid, "universe": universe, "encoder": encoder,
-               "run_id": uuid.uuid4().hex[:6], "workdir": workdir, "model_dir": model_dir,
+               "run_id": uuid.uuid4().hex[:6], "workdir": workdir, "model_dir": model_dir, "worker_env": dict(worker_env or {}),
                "threshold": settings.signal_threshold, "codec": MultiCodec(list(SCHEMA_NAMES), store_from_url(None))}
         log(f"broker at {broker.bootstrap}; inputs: {universe.describe()}")
         figures["floor"] = measure_floor(ctx, cfg)
@@ -560,7 +563,8 @@ def report(figures: dict[str, Any]) -> str:
         f"Pipeline benchmark ({'quick' if figures['quick'] else 'full'} run, {figures['elapsed_s']} s; load average "
         f"{figures['load_average_start']} at start, {figures['load_average_end']} at end; 2 cores shared)",
         f"Inputs: {figures['inputs']}. Live symbols: {figures['live_symbols']}; burst: {figures['burst_symbols']} symbols; "
-        f"{figures['partitions']} partitions; one embedded Tansu broker; quixstreams {figures.get('quixstreams')}.",
+        f"{figures['partitions']} partitions; one embedded Tansu broker; quixstreams {figures.get('quixstreams')}; "
+        f"Candleflow settings: {' '.join(f'{k}={v}' for k, v in figures['worker_env'].items()) or 'defaults'}.",
         f"Bench floor (feeder -> broker -> reader, no processor, 1,000 msg/s): p50 {_fmt((figures.get('floor') or {}).get('p50_ms'), '.1f')} ms, "
         f"p99 {_fmt((figures.get('floor') or {}).get('p99_ms'), '.1f')} ms (included in every latency below).",
         "",
@@ -599,12 +603,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="model for the worker and Quix (default: a bench-trained "
                         "one-horizon LightGBM in var/bench/pipeline/)")
     parser.add_argument("--profile", action="store_true", help="also profile the Candleflow rows at max rate (py-spy)")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="CANDLEFLOW_X=VALUE",
+                        help="a setting for the Candleflow rows, e.g. the latency ones in BENCHMARKS.md (repeatable)")
     args = parser.parse_args(argv)
+    worker_env = dict(item.split("=", 1) for item in args.worker_env if "=" in item)
+    if len(worker_env) != len(args.worker_env) or not all(k.startswith("CANDLEFLOW_") for k in worker_env):
+        parser.error("--worker-env takes CANDLEFLOW_<SETTING>=<value>")
+    from streams.errors import ConfigError
+    from streams.settings import Settings
+
+    try:
+        Settings.from_env(worker_env)  # a bad value: one line now, not a worker dying later
+    except ConfigError as exc:
+        parser.error(str(exc))
     rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
-    figures = run(Config.make(args.quick), rows, profile=args.profile, model_dir=args.model_dir)
+    figures = run(Config.make(args.quick), rows, profile=args.profile, model_dir=args.model_dir, worker_env=worker_env)
     print(report(figures))
     if args.json:
         print(json.dumps(figures, separators=(",", ":")))
