@@ -534,8 +534,9 @@ def goals(rows: dict[str, Any]) -> dict[str, Any]:
         return x
 
     out: dict[str, Any] = {}
-    e, q, a = get("candleflow-batch", "max", "sustained_per_s"), get("quix", "max", "sustained_per_s"), get("raw", "max", "sustained_per_s")
-    d, b = get("candleflow", "max", "sustained_per_s"), get("faust", "max", "sustained_per_s")
+    # Overall rates: the 10-90 % "sustained" figure flatters a row whose outputs come in a few large bursts.
+    e, q, a = get("candleflow-batch", "max", "overall_per_s"), get("quix", "max", "overall_per_s"), get("raw", "max", "overall_per_s")
+    d, b = get("candleflow", "max", "overall_per_s"), get("faust", "max", "overall_per_s")
     out["batch_vs_quix"] = _r(e / q, 2) if e and q else None
     out["batch_vs_raw"] = _r(e / a, 3) if e and a else None
     out["single_vs_faust"] = _r(d / b, 2) if d and b else None
@@ -568,13 +569,13 @@ def report(figures: dict[str, Any]) -> str:
         f"Bench floor (feeder -> broker -> reader, no processor, 1,000 msg/s): p50 {_fmt((figures.get('floor') or {}).get('p50_ms'), '.1f')} ms, "
         f"p99 {_fmt((figures.get('floor') or {}).get('p99_ms'), '.1f')} ms (included in every latency below).",
         "",
-        "| row | max candles/s | CPU us/candle | steady 1k/s p50 / p99 ms | burst 2,000: last out ms (p50 / p99) | max-rate p50 / p99 ms | peak RSS MB |",
+        "| row | max candles/s (overall / 10-90 %) | CPU us/candle | steady 1k/s p50 / p99 ms | burst 2,000: last out ms (p50 / p99) | max-rate p50 / p99 ms | peak RSS MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in figures["rows"].items():
         st, bu, mx = r.get("steady") or {}, r.get("burst") or {}, r.get("max") or {}
         lines.append(
-            f"| {r['label']} | {_fmt(mx.get('sustained_per_s'))} | {_fmt(mx.get('cpu_us_per_candle'), ',.1f')} "
+            f"| {r['label']} | {_fmt(mx.get('overall_per_s'))} / {_fmt(mx.get('sustained_per_s'))} | {_fmt(mx.get('cpu_us_per_candle'), ',.1f')} "
             f"| {_fmt(st.get('p50_ms'), '.1f')} / {_fmt(st.get('p99_ms'), '.1f')} "
             f"| {_fmt(bu.get('last_out_ms'))} ({_fmt(bu.get('p50_ms'))} / {_fmt(bu.get('p99_ms'))}) "
             f"| {_fmt(mx.get('p50_ms'))} / {_fmt(mx.get('p99_ms'))} | {_fmt(r.get('peak_rss_mb'))} |"
