@@ -27,13 +27,14 @@ from streams.features.names import N_FEATURES
 if TYPE_CHECKING:
     from streams.features.state import FeatureState
 
-__all__ = ["VERSION", "decode", "encode", "encode_row", "row_slot"]
+__all__ = ["ROW_BYTES", "VERSION", "decode", "encode", "encode_row", "row_slot"]
 
 MAGIC = b"CFFS"
 VERSION = 3  # 3: the window may be stored apart (flag WINDOW_APART); 2: prefix sums
 WINDOW_APART = 0x80  # flag bit (the low four bits say which optional inputs the feed carries)
 _HEADER = struct.Struct("<4sBBHqqqHI")
 _ROW_TAG = struct.Struct("<q")
+ROW_BYTES = _ROW_TAG.size + 4 * N_FEATURES  # one window row stored apart: its tag, then float32 values
 _BLOCKS = ("layer1", "macd", "osc", "atr", "adx")
 
 RowReader = Callable[[int], "bytes | None"]  # window slot -> the row stored for it, if any
@@ -105,7 +106,7 @@ def _read_rows(rows: RowReader, count: int, win_size: int, capacity: int) -> np.
     found: list[np.ndarray] = []
     for tag in range(count, count - win_size, -1):
         row = rows(row_slot(tag, capacity))
-        if row is None or len(row) != _ROW_TAG.size + 4 * N_FEATURES or _ROW_TAG.unpack_from(row)[0] != tag:
+        if row is None or len(row) != ROW_BYTES or _ROW_TAG.unpack_from(row)[0] != tag:
             break
         found.append(np.frombuffer(row, dtype="<f4", offset=_ROW_TAG.size))
     return np.array(found[::-1], dtype=np.float32).reshape(len(found), N_FEATURES)

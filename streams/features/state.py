@@ -151,9 +151,13 @@ class FeatureState:
         is read with ``rows(slot)`` (see :mod:`.codec`)."""
         return decode(blob, cls, rows)
 
-    def take_unsaved_rows(self) -> list[tuple[int, bytes]]:
-        """(slot, row blob) of each window row added since the last call, oldest first."""
-        rows = self.window(min(self._unsaved, self._win_size))
+    def take_unsaved_slots(self) -> list[int]:
+        """The window slots of the rows added since the last call (see :meth:`window_rows`)."""
+        n, self._unsaved = min(self._unsaved, self._win_size), 0
+        return [row_slot(tag, WINDOW) for tag in range(self.count - n + 1, self.count + 1)]
+
+    def window_rows(self) -> dict[int, bytes]:
+        """slot -> row blob (tag + float32 values) of every row of the window, for storing it apart."""
+        rows = self.window()
         first_tag = self.count - len(rows) + 1
-        self._unsaved = 0
-        return [(row_slot(first_tag + i, WINDOW), encode_row(first_tag + i, row)) for i, row in enumerate(rows)]
+        return {row_slot(first_tag + i, WINDOW): encode_row(first_tag + i, row) for i, row in enumerate(rows)}

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.candle import Candle
-from streams.feature_store import load_state, save_state, window_key
+from streams.feature_store import ROWS_PER_BLOCK, load_state, save_state, window_key
 from streams.features import FeatureState
 from streams.features.state import MAX_FILLED_GAP, WINDOW
 
@@ -34,10 +34,10 @@ def test_saved_after_every_few_candles_the_loaded_state_is_the_live_one(chunks):
             i += 1
         save_state(states, windows, KEY, live)
         assert same(load_state(states, windows, KEY), live)
-    assert len(windows) == min(i, WINDOW)
+    assert len(windows) == -(-min(i, WINDOW) // ROWS_PER_BLOCK)  # blocks, each written when one of its rows changed
 
 
-def test_the_state_value_is_a_quarter_of_the_inline_blob_and_each_row_is_written_once():
+def test_the_state_value_is_a_quarter_of_the_inline_blob_and_a_candle_rewrites_one_block():
     live, states, windows = FeatureState(), {}, {}
     writes: list[bytes] = []
 
@@ -51,7 +51,7 @@ def test_the_state_value_is_a_quarter_of_the_inline_blob_and_each_row_is_written
         live.update(candle(i))
         save_state(states, windows, KEY, live)
     assert len(states[KEY.encode()]) * 3 < len(live.to_bytes())
-    assert len(writes) == 200  # one row per candle, never the whole window again
+    assert len(writes) == 200 and len(set(writes)) == WINDOW // ROWS_PER_BLOCK  # one block per candle
 
 
 def test_a_restarted_series_never_reads_rows_of_its_earlier_life():
@@ -70,9 +70,10 @@ def test_rows_lost_in_a_crash_shorten_the_window_instead_of_mixing_in_wrong_rows
     for i in range(80):
         live.update(candle(i))
     save_state(states, windows, KEY, live)
-    del windows[window_key(KEY, (70 - 1) % WINDOW)]  # the row of the 70th candle never arrived
+    slot = (70 - 1) % WINDOW  # the block holding the row of the 70th candle never arrived
+    del windows[window_key(KEY, slot // ROWS_PER_BLOCK)]
     restored = load_state(states, windows, KEY)
-    assert len(restored.window()) == 10  # candles 71..80, newest first until the gap
+    assert len(restored.window()) == 10  # candles 71..80; the lost block held the rows of 61..70
     assert np.array_equal(restored.window(), live.window(10), equal_nan=True)
     assert restored.count == live.count and np.array_equal(restored.update(candle(80)), live.update(candle(80)), equal_nan=True)
 
@@ -83,7 +84,7 @@ def test_a_state_from_an_inline_blob_writes_its_whole_window_when_first_saved_ap
         live.update(candle(i))
     migrated, states, windows = FeatureState.from_bytes(live.to_bytes()), {}, {}
     save_state(states, windows, KEY, migrated)
-    assert len(windows) == WINDOW and same(load_state(states, windows, KEY), live)
+    assert len(windows) == WINDOW // ROWS_PER_BLOCK and same(load_state(states, windows, KEY), live)
 
 
 def test_no_state_is_none():
