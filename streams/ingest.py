@@ -29,7 +29,7 @@ def decode_candle_message(codec: Any, payload: bytes | None, expected_timeframe:
     """Decode with ``codec`` (a ``schemas.MultiCodec`` of Candle and CandleBatch) and validate."""
     if not payload:
         raise DecodeError("empty message (no value)")
-    if len(payload) > max_bytes:
+    if isinstance(payload, (bytes, bytearray, memoryview)) and len(payload) > max_bytes:  # other types: the codec says why
         raise DecodeError(f"message of {len(payload)} bytes exceeds the {max_bytes}-byte limit (CANDLEFLOW_MAX_MESSAGE_BYTES)")
     name, record = codec.decode(payload)
     records = record["candles"] if name == "CandleBatch" else [record]
