@@ -65,10 +65,8 @@ def load_state(states: Table, windows: Table, key: str) -> FeatureState | None:
 
 def save_state(states: Table, windows: Table, key: str, state: FeatureState) -> None:
     """Write the window blocks that changed since ``state`` was last saved, then the state itself."""
-    changed = sorted({slot // ROWS_PER_BLOCK for slot in state.take_unsaved_slots()})
-    if changed:
-        rows = state.window_rows()
-        for block in changed:
-            slots = range(block * ROWS_PER_BLOCK, min((block + 1) * ROWS_PER_BLOCK, WINDOW))
-            windows[window_key(key, block)] = b"".join(rows.get(slot, _EMPTY_ROW) for slot in slots)
+    for block in sorted({slot // ROWS_PER_BLOCK for slot in state.take_unsaved_slots()}):
+        slots = range(block * ROWS_PER_BLOCK, min((block + 1) * ROWS_PER_BLOCK, WINDOW))
+        rows = state.window_rows(slots)  # only the changed block's rows: this runs on every candle
+        windows[window_key(key, block)] = b"".join(rows.get(slot, _EMPTY_ROW) for slot in slots)
     states[key.encode()] = state.to_bytes(window=False)

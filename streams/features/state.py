@@ -28,6 +28,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from streams.candle import Candle, timeframe_ms
@@ -156,8 +158,13 @@ class FeatureState:
         n, self._unsaved = min(self._unsaved, self._win_size), 0
         return [row_slot(tag, WINDOW) for tag in range(self.count - n + 1, self.count + 1)]
 
-    def window_rows(self) -> dict[int, bytes]:
-        """slot -> row blob (tag + float32 values) of every row of the window, for storing it apart."""
+    def window_rows(self, slots: Iterable[int]) -> dict[int, bytes]:
+        """slot -> row blob (tag + float32 values) for those of ``slots`` the window holds, for storing it apart."""
         rows = self.window()
         first_tag = self.count - len(rows) + 1
-        return {row_slot(first_tag + i, WINDOW): encode_row(first_tag + i, row) for i, row in enumerate(rows)}
+        out = {}
+        for slot in slots:
+            tag = self.count - (self.count - 1 - slot) % WINDOW  # the newest candle whose row has this slot
+            if tag >= max(first_tag, 1):
+                out[slot] = encode_row(tag, rows[tag - first_tag])
+        return out
