@@ -30,7 +30,7 @@ def as_current(event: Any) -> None:
 class TableCache(dict):
     """``get(key)`` decodes the table's bytes once; ``put(key, value, event)`` writes them back."""
 
-    def __init__(self, table: Any, decode: Callable[[bytes], Any], encode: Callable[[Any], bytes]):
+    def __init__(self, table: Any, decode: Callable[[bytes], Any] | None, encode: Callable[[Any], bytes] | None):
         super().__init__()
         self._table, self._decode, self._encode = table, decode, encode
 
@@ -66,7 +66,7 @@ class FeatureStateCache(TableCache):
     """The feature states, each kept as a state table value plus window rows (:mod:`streams.feature_store`)."""
 
     def __init__(self, states: Any, windows: Any):
-        super().__init__(states, FeatureState.from_bytes, FeatureState.to_bytes)
+        super().__init__(states, decode=None, encode=None)  # _load/_store replace the one-blob codec
         self._windows = windows
 
     def _load(self, key: str) -> FeatureState | None:

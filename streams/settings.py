@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from streams.candle import TIMEFRAME_MS
 from streams.errors import ConfigError
+from streams.ingest import MAX_MESSAGE_BYTES
 
 __all__ = ["Settings", "Secret", "from_env"]
 
@@ -58,7 +59,7 @@ class Settings:
     # What other workers use to reach this one's web views (routing by symbol); empty: web_host, or this
     # machine's host name when web_host is a wildcard (0.0.0.0 in containers).
     web_advertised_host: str = ""
-    max_message_bytes: int = 1 << 20  # larger candle messages are dead-lettered undecoded
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # larger candle messages are dead-lettered undecoded
     batch_max: int = 500
     batch_within_s: float = 0.005
     fetch_max_wait_ms: int = 25

@@ -8,10 +8,10 @@ then, unless the ``WINDOW_APART`` flag is set, the window of recent feature vect
 block's layout changes: a blob of another version or feature count is refused rather than misread.
 
 The window is three quarters of a blob (60 x 41 float32 = 9.8 KB of ~13 KB), and a changelog gets a
-new value per candle; so the agent stores it apart, one row per key (:mod:`streams.feature_store`):
-each row is written once (``encode_row``: the row's candle count as a tag, then its float32 values),
-and the blob says only how many rows the window has. ``decode`` then asks for each row by its slot
-and keeps the newest run of rows whose tags are the expected ones.
+new value per candle; so the agent stores it apart, in blocks of rows (:mod:`streams.feature_store`):
+a row is ``encode_row``'s bytes (the row's candle count as a tag, then its float32 values) and the blob
+says only how many rows the window has. ``decode`` then asks for each row by its slot and keeps the
+newest run of rows whose tags are the expected ones.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class FeatureState:
         self._win = np.full((WINDOW, N_FEATURES), np.nan, dtype=np.float32)
         self._win_pos = 0
         self._win_size = 0
-        self._unsaved = 0  # window rows added since the last take_unsaved_rows()
+        self._unsaved = 0  # window rows added since the last take_unsaved_slots()
 
     @property
     def ready(self) -> bool:
@@ -143,7 +143,7 @@ class FeatureState:
     def to_bytes(self, window: bool = True) -> bytes:
         """Compact, versioned serialisation (for the Faust changelog); see :mod:`.codec`.
 
-        ``window=False`` leaves the window out: its rows are stored apart (:meth:`take_unsaved_rows`).
+        ``window=False`` leaves the window out: its rows are stored apart (:mod:`streams.feature_store`).
         """
         return encode(self, window)
 
