@@ -88,6 +88,14 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
         pipeline.stats.batch_sizes.add(len(candles))
     dead += [(origin[i], exc) for i, exc in scored.rejected]
 
+    # Each touched state is written back once, under the last event of its key, so its changelog
+    # record lands on the partition that owns the symbol.
+    last_event_of = {state_key(candles[i][0].symbol, candles[i][0].timeframe): origin[i] for i in scored.sources}
+    for key, event in last_event_of.items():
+        states.put(key, event)
+    if pipeline.settings.outcome_loop:
+        await label_and_learn_batch(pipeline, candles, origin, scored)
+
     # send_soon: buffered, not awaited per record; Faust flushes the producer before it commits offsets.
     for record in scored.predictions:
         pipeline.predictions.send_soon(key=record["symbol"].encode(), value=record)
@@ -103,15 +111,5 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
         m = event.message
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
         pipeline.dead_letters.send_soon(key=m.key, value=dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value))
-    # Outputs are queued before the state writes: a worker killed in between then leaves its state
-    # behind its outputs (the candle is scored again, the same ids absorb it), never ahead of them
-    # (the candle would be refused as out of order and its prediction lost).
-    # Each touched state is written back once, under the last event of its key, so its changelog
-    # record lands on the partition that owns the symbol.
-    last_event_of = {state_key(candles[i][0].symbol, candles[i][0].timeframe): origin[i] for i in scored.sources}
-    for key, event in last_event_of.items():
-        states.put(key, event)
-    if pipeline.settings.outcome_loop:
-        await label_and_learn_batch(pipeline, candles, origin, scored)
     pipeline.stats.count(candles=len(candles) + len(dead) - len(scored.rejected), predictions=len(scored.predictions),
                          signals=len(scored.signals), dead_letters=len(dead), batches=1)
