@@ -1,57 +1,64 @@
-"""The candle agent: candles in; predictions, signals and dead letters out; feature state in a table.
+"""The candle agent: candles in; predictions, signals, outcomes and dead letters out.
 
-Thin on purpose: it decodes, hands the batch to :func:`streams.scoring.score_candles`, and emits.
+Thin on purpose: it decodes a batch, calls the pure step :func:`streams.step.process_batch`, emits the
+result in one explicit order (pattern memory, then signals with their consensus), and hands its events
+and the series they changed to :mod:`agents.checkpoint`, which makes the state durable behind the outputs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 from typing import Any
 
-from agents.outcomes import flush_dirty_learners, label_and_learn_batch, online_model_for
-from agents.patterns import add_consensus
-from agents.table_cache import FeatureStateCache, as_current
+from agents.outcomes import learner_for_partition
+from agents.patterns import add_consensus, remember_patterns
+from agents.table_cache import as_current
 from streams.app import Pipeline
-from streams.candle import Candle
 from streams.dead_letters import dead_letter_record
 from streams.errors import DecodeError, InvalidInput
 from streams.ingest import decode_candle_message
-from streams.scoring import score_candles, state_key
+from streams.series import Position, SeriesState, series_key
+from streams.step import Models, SourcedCandle, StepConfig, process_batch
 
 __all__ = ["attach_candle_agent", "handle_candle_events"]
 
 log = logging.getLogger(__name__)
 
-# Below this many candles, scoring inline is cheaper than the hand-off to a thread (~50-100 us).
+# Below this many candles, the step runs inline: cheaper than the hand-off to a thread (~50-100 us).
 OFFLOAD_MIN_BATCH = 64
 
 
 def attach_candle_agent(pipeline: Pipeline) -> None:
-    app, settings = pipeline.app, pipeline.settings
-    pipeline.live_states = FeatureStateCache(pipeline.feature_states, pipeline.feature_windows)
+    app, settings, checkpoint = pipeline.app, pipeline.settings, pipeline.checkpoint
+    app.drain_hooks.append(checkpoint.run)  # Faust waits for every event to be acked before a rebalance/stop
 
     @app.on_partitions_revoked.connect
     async def forget_on_revoke(app: Any, revoked: Any, **_: Any) -> None:
-        if pipeline.live_learners is not None:
-            flush_dirty_learners(pipeline)  # what was learned since the last flush, before the partitions go
-        pipeline.forget_live_state()
+        checkpoint.forget()
 
     @app.on_partitions_assigned.connect
     async def forget_on_assign(app: Any, assigned: Any, **_: Any) -> None:
-        pipeline.forget_live_state()
+        checkpoint.forget()
+
+    @app.timer(settings.checkpoint_interval_s)
+    async def run_checkpoint() -> None:
+        await checkpoint.run()
 
     @app.agent(pipeline.candles, name="candles")
     async def process_candles(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+        checkpoint.stream = stream
+        async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
             await handle_candle_events(pipeline, events)
+            if checkpoint.pending >= checkpoint.max_pending:  # bounds what a crash makes the group redo
+                await checkpoint.run()
 
 
-async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
-    """Decode, score and emit one batch of candle events."""
-    candles: list[tuple[Candle, int | None]] = []
+def _decode(pipeline: Pipeline, events: list[Any]) -> tuple[list[SourcedCandle], list[Any], list[tuple[Any, InvalidInput]]]:
+    candles: list[SourcedCandle] = []
     origin: list[Any] = []  # the source event of each decoded candle
     dead: list[tuple[Any, InvalidInput]] = []
     for event in events:
@@ -63,53 +70,73 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
         except DecodeError as exc:
             dead.append((event, exc))
             continue
+        position = Position(message.topic, message.partition, message.offset)
         for item in decoded:
             if isinstance(item, InvalidInput):
                 dead.append((event, item))
             else:
-                candles.append((item, produced_at))
+                candles.append((item, produced_at, position))
                 origin.append(event)
+    return candles, origin, dead
 
-    states = pipeline.live_states
-    for candle, _ in candles:  # read the table here, on the event loop, before any hand-off to a thread
-        states.get(state_key(candle.symbol, candle.timeframe))
-    # The models are taken once for the whole batch, even if a reload swaps them meanwhile.
-    model, (candidate, share) = pipeline.model, pipeline.candidate or (None, 0.0)
-    online_for = online_model_for(pipeline, origin) if pipeline.settings.outcome_loop else None
-    score = functools.partial(score_candles, candles, states, model, pipeline.settings.signal_threshold, candidate, share,
-                              online_for, pipeline.settings.online_weight)
-    started = time.perf_counter()
-    if len(candles) >= OFFLOAD_MIN_BATCH:  # a big batch would hold the event loop (heartbeats, web views)
-        scored = await asyncio.get_running_loop().run_in_executor(None, score)
-    else:
-        scored = score()
-    if candles:
-        pipeline.stats.inference_ms.add((time.perf_counter() - started) * 1000)
-        pipeline.stats.batch_sizes.add(len(candles))
-    dead += [(origin[i], exc) for i, exc in scored.rejected]
 
-    # Each touched state is written back once, under the last event of its key, so its changelog
-    # record lands on the partition that owns the symbol.
-    last_event_of = {state_key(candles[i][0].symbol, candles[i][0].timeframe): origin[i] for i in scored.sources}
-    for key, event in last_event_of.items():
-        states.put(key, event)
-    if pipeline.settings.outcome_loop:
-        await label_and_learn_batch(pipeline, candles, origin, scored)
+async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
+    """Decode, step and emit one batch of candle events; the checkpoint acknowledges them later."""
+    checkpoint, settings = pipeline.checkpoint, pipeline.settings
+    async with checkpoint.batch_lock:
+        candles, origin, dead = _decode(pipeline, events)
+        series = checkpoint.series
+        for candle, _, _ in candles:  # read the table here, on the event loop, before any hand-off to a thread
+            key = series_key(candle.symbol, candle.timeframe)
+            if series.get(key) is None:
+                series[key] = SeriesState()
+        learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
+        models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)))
+        config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
+        step = functools.partial(process_batch, candles, series, models, config,
+                                 lambda i: learners[origin[i].message.partition])
+        started = time.perf_counter()
+        if len(candles) >= OFFLOAD_MIN_BATCH:  # a big batch would hold the event loop (heartbeats, web views)
+            result = await asyncio.get_running_loop().run_in_executor(None, step)
+        else:
+            result = step()
+        if candles:
+            pipeline.stats.inference_ms.add((time.perf_counter() - started) * 1000)
+            pipeline.stats.batch_sizes.add(len(candles))
+        dead += [(origin[i], exc) for i, exc in result.rejected]
+        await _emit(pipeline, result, origin, dead)
+        checkpoint.processed(events, {key: origin[i] for key, i in result.dirty.items()},
+                             {key: origin[i] for key, i in result.learners.items()})
+    pipeline.stats.count(candles=len(candles) + len(dead) - len(result.rejected),
+                         predictions=len(result.predictions), signals=len(result.signals), dead_letters=len(dead),
+                         batches=1)
 
-    # send_soon: buffered, not awaited per record; Faust flushes the producer before it commits offsets.
-    for record in scored.predictions:
-        pipeline.predictions.send_soon(key=record["symbol"].encode(), value=record)
+
+async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[tuple[Any, InvalidInput]]) -> None:
+    """Send one batch's outputs: predictions, outcomes, retrain requests, signals, dead letters."""
+    send, codecs = pipeline.checkpoint.send, pipeline.codecs
+    predictions, signals = pipeline.predictions.get_topic_name(), pipeline.signals.get_topic_name()
+    for record in result.predictions:
+        await send(predictions, record["symbol"].encode(), codecs["Prediction"].encode(record))
     now_ms = time.time() * 1000
-    pipeline.stats.end_to_end_ms.extend([now_ms - r["candle_produced_at"] for r in scored.predictions if r["candle_produced_at"]])
-    for record, i in zip(scored.signals, scored.signal_sources):
+    pipeline.stats.end_to_end_ms.extend([now_ms - r["candle_produced_at"] for r in result.predictions if r["candle_produced_at"]])
+    if result.outcomes:
+        outcomes = pipeline.outcomes.get_topic_name()
+        for outcome in result.outcomes:
+            await send(outcomes, outcome["symbol"].encode(), codecs["Outcome"].encode(outcome))
+        await remember_patterns(pipeline, result.outcomes)  # before the consensus of this batch's signals
+    for request in result.retrain_requests:
+        log.warning("retrain requested for %s: %s", request["model_version"], ", ".join(request["reasons"]))
+        await send(pipeline.retrain_requests.get_topic_name(), request["model_version"].encode(),
+                   json.dumps(request).encode())
+    for record, i in zip(result.signals, result.signal_sources):
         if pipeline.patterns is not None:
             record = await add_consensus(pipeline, record)
-        pipeline.signals.send_soon(key=record["symbol"].encode(), value=record)
+        await send(signals, record["symbol"].encode(), codecs["Signal"].encode(record))
         as_current(origin[i])
         pipeline.recent_signals.add(record)
     for event, exc in dead:
         m = event.message
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
-        pipeline.dead_letters.send_soon(key=m.key, value=dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value))
-    pipeline.stats.count(candles=len(candles) + len(dead) - len(scored.rejected), predictions=len(scored.predictions),
-                         signals=len(scored.signals), dead_letters=len(dead), batches=1)
+        await send(pipeline.dead_letters.get_topic_name(), m.key,
+                   codecs["DeadLetter"].encode(dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value)))

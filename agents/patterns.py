@@ -20,12 +20,18 @@ from storage.patterns.embedding import DEFAULT_WINDOW, embed_window
 from streams.app import Pipeline
 from streams.candle import timeframe_ms
 from streams.features import FEATURE_NAMES, FeatureState
+from streams.series import series_key
 
 __all__ = ["attach_pattern_store", "add_consensus", "remember_patterns"]
 
 log = logging.getLogger(__name__)
 
 _CLOSE = FEATURE_NAMES.index("close")
+
+
+def _features(pipeline: Pipeline, symbol: str, timeframe: str) -> FeatureState | None:
+    series = pipeline.checkpoint.series.get(series_key(symbol, timeframe))
+    return None if series is None else series.features
 
 
 def _closes(state: FeatureState | None, drop_last: int = 0) -> np.ndarray | None:
@@ -45,7 +51,7 @@ def attach_pattern_store(pipeline: Pipeline) -> None:
 
 async def add_consensus(pipeline: Pipeline, signal: dict[str, Any]) -> dict[str, Any]:
     """The signal with ``pattern_*`` fields from the k nearest stored patterns (unchanged while none)."""
-    closes = _closes(pipeline.live_states.get(f"{signal['symbol']}|{signal['timeframe']}"))
+    closes = _closes(_features(pipeline, signal["symbol"], signal["timeframe"]))
     if pipeline.patterns is None or closes is None:
         return signal
     neighbours = await pipeline.patterns.query(embed_window(closes), pipeline.settings.pattern_k)
@@ -62,7 +68,7 @@ async def remember_patterns(pipeline: Pipeline, outcomes: list[dict[str, Any]]) 
     for outcome in outcomes:
         if outcome["horizon"] != 1 or outcome.get("realized_log_return") is None:
             continue
-        state = pipeline.live_states.get(f"{outcome['symbol']}|{outcome['timeframe']}")
+        state = _features(pipeline, outcome["symbol"], outcome["timeframe"])
         if state is None or state.last_open_time is None:
             continue
         # The state may be several candles past the labelled one (a batch holds many): cut back to it.

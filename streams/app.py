@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from schemas import MultiCodec, register_faust_codecs, store_from_url
+from schemas import AvroCodec, MultiCodec, register_faust_codecs, store_from_url
 from streams.faust_transport import CandleflowApp
 from streams.kafka_security import faust_credentials
 from streams.recent_signals import RecentSignals
@@ -35,30 +35,20 @@ class Pipeline:
     dead_letters: faust.TopicT
     outcomes: faust.TopicT
     retrain_requests: faust.TopicT
-    feature_states: faust.Table  # state_key bytes -> FeatureState.to_bytes(window=False)
-    feature_windows: faust.Table  # streams.feature_store.window_key bytes -> one window row
+    series: faust.Table  # series_key bytes -> streams.series.SeriesState.to_bytes() (features, window, labeller)
     recent_signals: RecentSignals  # the last signals per symbol (tables signal-heads and signal-ring)
     aggregators: faust.Table  # state_key bytes -> CandleAggregator.to_bytes()
-    labellers: faust.Table  # state_key bytes -> learning.Labeller.to_bytes()
-    prediction_features: faust.Table  # learning.loop.feature_slot bytes -> prediction id + float64 features
     learners: faust.Table  # b"partition-N" -> learning.learner.OutcomeLearner.to_bytes()
     candle_codec: MultiCodec
+    codecs: dict[str, Any]  # record name -> schemas.AvroCodec, for the outputs the candle agent encodes itself
     stats: PipelineStats
     model: Any = None  # the active model, set at start-up and swapped by agents.model_events
     candidate: tuple[Any, float] | None = None  # (candidate model, share of symbols it serves)
     model_errors: list[str] = field(default_factory=list)  # models that failed to load, newest last
     sink_stats: dict[str, Any] = field(default_factory=dict)  # sink name -> its stats() callable
-    # Decoded table values of the owned partitions (agents.table_cache), emptied when partitions move.
-    live_states: Any = None
-    live_labellers: Any = None
-    live_learners: Any = None
-    dirty_learners: dict[str, Any] = field(default_factory=dict)  # learner key -> last event that changed it
+    # The candle agent's live series and learners and their write-behind protocol (agents.checkpoint).
+    checkpoint: Any = None
     patterns: Any = None  # a storage.patterns PatternStore when pattern search is on
-
-    def forget_live_state(self) -> None:
-        for cache in (self.live_states, self.live_labellers, self.live_learners):
-            if cache is not None:
-                cache.clear()
 
 
 # Per table and partition, each its own RocksDB database. Faust's defaults (64 MB x 3 memtables and a
@@ -102,6 +92,7 @@ def create_app(settings: Settings) -> Pipeline:
     """Build the app, declare its topics and tables, and attach the agents and web views."""
     from agents.aggregation import attach_aggregation_agent
     from agents.candles import attach_candle_agent
+    from agents.checkpoint import Checkpoint
     from agents.model_events import attach_model_reloader
     from agents.outcomes import attach_outcome_agents
     from streams.web import attach_web_views
@@ -128,16 +119,15 @@ def create_app(settings: Settings) -> Pipeline:
         retrain_requests=app.topic(settings.topic("retrain-requests"), key_serializer="raw", value_serializer="json"),
         # Faust picks a table's serializers from its key/value types: bytes -> raw, otherwise JSON.
         # Feature states are stored as their own compact bytes (FeatureState.to_bytes).
-        feature_states=table("feature-states"),
-        feature_windows=table("feature-windows"),
+        series=table("series"),
         recent_signals=RecentSignals(table("signal-heads", json=True), table("signal-ring", json=True)),
         aggregators=table("aggregators"),
-        labellers=table("labellers"),
-        prediction_features=table("prediction-features"),
         learners=table("learners"),
         candle_codec=MultiCodec(["Candle", "CandleBatch"], store),
+        codecs={name: AvroCodec(name, store) for name in ("Prediction", "Signal", "Outcome", "DeadLetter")},
         stats=PipelineStats(),
     )
+    pipeline.checkpoint = Checkpoint(app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s)
     attach_candle_agent(pipeline)
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:

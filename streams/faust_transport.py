@@ -1,4 +1,5 @@
-"""Faust's Kafka transport with two changes, both about what a broker may do within the protocol.
+"""Faust's Kafka transport with three changes: two about what a broker may do within the protocol,
+one for agents whose events are acknowledged by a checkpoint (3).
 
 1. The consumer's fetch wait comes from our settings. faust-streaming hard-codes
    ``fetch_max_wait_ms=1500``; a broker may hold a fetch that long before answering (Tansu does:
@@ -8,12 +9,14 @@
    them from ListOffsets; Tansu answers ListOffsets too low after batched produces (10 records in one
    batch -> end offset 1), so recovery would stop early or refuse to start (ConsistencyError). A fetch
    response carries the partition's true high-water mark; we take the larger of the two.
+3. Before Faust waits for every event to be acknowledged (a rebalance, a stop), the app's
+   ``drain_hooks`` run, so state written behind is made durable and its events acknowledged.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -66,6 +69,19 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def wait_empty(self) -> None:
+        # Agents that acknowledge their events only once a checkpoint made them durable
+        # (agents/checkpoint.py) are drained here, before a rebalance or a stop waits for the acks.
+        # A batch already taken may still be in an agent: drain until nothing is left unacked.
+        while not self.should_stop:
+            for drain in self.app.drain_hooks:
+                await drain()
+            self._clean_unacked_messages()
+            if not self._unacked_messages:
+                break
+            await self._wait_for_ack(timeout=0.05)
+        await super().wait_empty()
+
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
@@ -76,6 +92,7 @@ class CandleflowApp(faust.App):
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.drain_hooks: list[Callable[[], Awaitable[None]]] = []  # run whenever Faust waits for acks
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> _Transport:

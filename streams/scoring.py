@@ -21,6 +21,7 @@ from models.signals import decide, prediction_id, signal_id
 from streams.candle import Candle
 from streams.errors import InvalidInput
 from streams.features import FEATURE_NAMES, FeatureState
+from streams.series import series_key as state_key  # one home for the key of a series
 
 __all__ = ["ScoredBatch", "ProbabilityModel", "score_candles", "state_key", "serving_version", "WINDOW"]
 
@@ -35,15 +36,6 @@ class ProbabilityModel(Protocol):
     horizon: int
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
-
-
-def state_key(symbol: str, timeframe: str) -> str:
-    """The feature table's key for one symbol's series on one timeframe.
-
-    >>> state_key("ETH-BTC", "5m")
-    'ETH-BTC|5m'
-    """
-    return f"{symbol}|{timeframe}"
 
 
 def serving_version(symbol: str, active: Any, candidate: Any | None, share: float) -> Any:

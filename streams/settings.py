@@ -62,6 +62,9 @@ class Settings:
     max_message_bytes: int = MAX_MESSAGE_BYTES  # larger candle messages are dead-lettered undecoded
     batch_max: int = 500
     batch_within_s: float = 0.005
+    # How often the candle agent's state is made durable behind its outputs (agents/checkpoint.py): the
+    # longest a crash makes the group redo, and the staleness of /features; not on the output path.
+    checkpoint_interval_s: float = 0.5
     fetch_max_wait_ms: int = 25
     # How long the producer gathers records into one request: fewer, larger requests cost the broker
     # far less per record (measured: BENCHMARKS.md), for a few ms of latency.
@@ -136,6 +139,8 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_FETCH_MAX_WAIT_MS must be within 0..10000, got {self.fetch_max_wait_ms}")
         if self.batch_max < 1 or self.batch_within_s <= 0:
             raise ConfigError("CANDLEFLOW_BATCH_MAX must be >= 1 and CANDLEFLOW_BATCH_WITHIN_S > 0")
+        if not 0 < self.checkpoint_interval_s <= 60:
+            raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
 
 
 def from_env(cls: Any, env: Mapping[str, str] | None, overrides: Mapping[str, Any]) -> Any:

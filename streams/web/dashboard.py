@@ -13,7 +13,6 @@ from faust.web import Request, Response, View
 
 from streams.candle import timeframe_ms
 from streams.consumer import json_safe
-from streams.feature_store import load_state
 from streams.features import FEATURE_NAMES, FeatureState
 
 __all__ = ["attach_dashboard", "dashboard_series"]
@@ -47,12 +46,16 @@ def attach_dashboard(pipeline: Any) -> None:
     class DashboardData(View):
         async def get(self, request: Request) -> Response:
             series = []
-            for key in list(pipeline.feature_states.keys())[:24]:
-                state = load_state(pipeline.feature_states, pipeline.feature_windows, key.decode())
-                if state is None or state.last_open_time is None:
-                    continue
-                symbol = key.decode().rsplit("|", 1)[0]
-                series.append(dashboard_series(key.decode(), state, pipeline.recent_signals.recent(symbol)))
+            checkpoint = pipeline.checkpoint
+            async with checkpoint.batch_lock:
+                keys = list(dict.fromkeys([*checkpoint.series, *(k.decode() for k in pipeline.series.keys())]))[:24]
+                for key in keys:
+                    stored = checkpoint.current(key)
+                    state = stored.features if stored is not None else None
+                    if state is None or state.last_open_time is None:
+                        continue
+                    symbol = key.rsplit("|", 1)[0]
+                    series.append(dashboard_series(key, state, pipeline.recent_signals.recent(symbol)))
             model = pipeline.model
             return self.json(json_safe({
                 "series": sorted(series, key=lambda s: (s["symbol"], s["timeframe"])),

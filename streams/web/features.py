@@ -8,8 +8,7 @@ from faust.web import Request, Response, View
 
 from streams.consumer import json_safe
 from streams.features import FEATURE_NAMES, FeatureState
-from streams.feature_store import load_state
-from streams.scoring import state_key
+from streams.series import series_key
 from streams.web.errors import error
 
 __all__ = ["attach_feature_views", "features_body"]
@@ -36,8 +35,9 @@ def attach_feature_views(pipeline: Any) -> None:
     class Features(View):
         @app.topic_route(topic=route_topic, match_info="symbol")
         async def get(self, request: Request, symbol: str, timeframe: str) -> Response:
-            state = load_state(pipeline.feature_states, pipeline.feature_windows, state_key(symbol, timeframe))
-            body = features_body(state, symbol, timeframe)
+            async with pipeline.checkpoint.batch_lock:
+                series = pipeline.checkpoint.current(series_key(symbol, timeframe))
+                body = features_body(series.features if series is not None else None, symbol, timeframe)
             if body is None:
                 return error(self, 404, f"no features for {symbol} {timeframe} on this pipeline yet")
             return self.json(body)

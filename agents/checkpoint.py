@@ -1,0 +1,118 @@
+"""Write-behind state with checkpoints: outputs first, then the state that reflects them, then the offsets.
+
+The candle agent works on live objects (:class:`streams.series.SeriesState` per series, an
+:class:`learning.learner.OutcomeLearner` per partition) and never writes a table itself. It sends its
+outputs straight to the producer (:meth:`Checkpoint.send`) and leaves its events unacknowledged. Every
+``interval_s`` (and whenever Faust must drain: a rebalance, a stop) :meth:`Checkpoint.run`:
+
+1. takes, between two batches, the events processed so far, the futures of their outputs and the bytes
+   of every series and learner they changed;
+2. waits until every one of those outputs is acknowledged by the broker;
+3. writes the states to the tables (local store and changelog) and waits for the changelog's acks;
+4. acknowledges the events, so Faust's next commit moves the offsets past them.
+
+A crash at any point leaves a changelog (and a local store) at or after the committed offsets and never
+ahead of the published outputs. Redelivered candles newer than their series are scored again (same ids);
+those the series already covers are skipped (:meth:`streams.series.SeriesState.covers`). One state record
+per touched series per checkpoint, instead of several per candle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable
+
+from agents.table_cache import TableCache, as_current
+from learning.learner import OutcomeLearner
+from streams.series import SeriesState
+
+__all__ = ["Checkpoint"]
+
+log = logging.getLogger(__name__)
+
+
+class Checkpoint:
+    """The live state of the candle agent and the protocol that makes it durable (module docstring)."""
+
+    def __init__(self, app: Any, series: Any, learners: Any, interval_s: float, max_pending: int = 50_000) -> None:
+        self.app, self.interval_s, self.max_pending = app, interval_s, max_pending
+        self.series = TableCache(series, SeriesState.from_bytes)
+        self.learners = TableCache(learners, OutcomeLearner.from_bytes)
+        self.stream: Any = None  # the agent's stream, to acknowledge its events
+        # Held by a batch from its first read of the state to its last send, and by the snapshot of step 1.
+        self.batch_lock = asyncio.Lock()
+        self._running = asyncio.Lock()
+        self._events: list[Any] = []
+        self._outputs: list[Awaitable[Any]] = []
+        self._dirty_series: dict[str, Any] = {}  # series key -> the last event that changed it
+        self._dirty_learners: dict[str, Any] = {}
+        self.completed = 0  # checkpoints that wrote something
+
+    # -- what a batch hands over --------------------------------------------------------------------
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Produce one output now; the checkpoint waits for its acknowledgement."""
+        self._outputs.append(await self.app.producer.send(topic, key, value, None, None, None))
+
+    def processed(self, events: list[Any], series: dict[str, Any], learners: dict[str, Any]) -> None:
+        """``events`` are done; ``series``/``learners`` map the keys they changed to the event that changed them last."""
+        self._events.extend(events)
+        self._dirty_series.update(series)
+        self._dirty_learners.update(learners)
+
+    def learner_changed(self, key: str, event: Any) -> None:
+        self._dirty_learners[key] = event
+
+    @property
+    def pending(self) -> int:
+        return len(self._events)
+
+    def current(self, key: str) -> SeriesState | None:
+        """The newest state of series ``key`` this worker has: live if it works on it, else the table's.
+        Read it under ``batch_lock``: a batch may be updating it in a thread."""
+        live = dict.get(self.series, key)
+        return live if live is not None else self.series.read(key)
+
+    def forget(self) -> None:
+        """Partitions moved: the live objects may be stale (another worker advanced them)."""
+        self.series.clear()
+        self.learners.clear()
+
+    # -- the protocol ---------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """One checkpoint (steps 1-4 of the module docstring); a no-op when nothing is pending."""
+        async with self._running:
+            async with self.batch_lock:
+                events, self._events = self._events, []
+                outputs, self._outputs = self._outputs, []
+                writes = self._encode(self._dirty_series, self.series, self.series_table) + \
+                    self._encode(self._dirty_learners, self.learners, self.learners_table)
+                self._dirty_series, self._dirty_learners = {}, {}
+            if not (events or outputs or writes):
+                return
+            await asyncio.gather(*outputs)
+            await asyncio.gather(*[self._write(*w) for w in writes])
+            for event in events:
+                await self.stream.ack(event)
+            self.completed += 1
+
+    @property
+    def series_table(self) -> Any:
+        return self.series.table
+
+    @property
+    def learners_table(self) -> Any:
+        return self.learners.table
+
+    @staticmethod
+    def _encode(dirty: dict[str, Any], cache: TableCache, table: Any) -> list[tuple[Any, bytes, bytes, Any]]:
+        return [(table, key.encode(), dict.__getitem__(cache, key).to_bytes(), event)
+                for key, event in dirty.items() if dict.__contains__(cache, key)]
+
+    @staticmethod
+    def _write(table: Any, key: bytes, value: bytes, event: Any) -> Awaitable[Any]:
+        """Local store and changelog, on the partition of ``event`` (the series' own)."""
+        as_current(event)
+        future = table.send_changelog(event.message.partition, key, value)
+        table.data[key] = value
+        return future
