@@ -21,7 +21,7 @@ from streams.app import Pipeline
 from streams.dead_letters import dead_letter_record
 from streams.errors import DecodeError, InvalidInput
 from streams.ingest import decode_candle_message
-from streams.series import Position, SeriesState, series_key
+from streams.series import Position, series_key
 from streams.step import Models, SourcedCandle, StepConfig, process_batch
 
 __all__ = ["attach_candle_agent", "handle_candle_events"]
@@ -85,15 +85,12 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
     checkpoint, settings = pipeline.checkpoint, pipeline.settings
     async with checkpoint.batch_lock:
         candles, origin, dead = _decode(pipeline, events)
-        series = checkpoint.series
-        for candle, _, _ in candles:  # read the table here, on the event loop, before any hand-off to a thread
-            key = series_key(candle.symbol, candle.timeframe)
-            if series.get(key) is None:
-                series[key] = SeriesState()
+        # Read the table here, on the event loop, before any hand-off to a thread.
+        checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles})
         learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
         models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)))
         config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
-        step = functools.partial(process_batch, candles, series, models, config,
+        step = functools.partial(process_batch, candles, checkpoint.series, models, config,
                                  lambda i: learners[origin[i].message.partition])
         started = time.perf_counter()
         if len(candles) >= OFFLOAD_MIN_BATCH:  # a big batch would hold the event loop (heartbeats, web views)

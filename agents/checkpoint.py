@@ -23,9 +23,10 @@ import asyncio
 import logging
 from typing import Any, Awaitable
 
-from agents.table_cache import TableCache, as_current
+from agents.table_cache import TableCache, as_current, read_value
 from learning.learner import OutcomeLearner
 from streams.series import SeriesState
+from streams.series_book import SeriesBook
 
 __all__ = ["Checkpoint"]
 
@@ -37,7 +38,7 @@ class Checkpoint:
 
     def __init__(self, app: Any, series: Any, learners: Any, interval_s: float, max_pending: int = 50_000) -> None:
         self.app, self.interval_s, self.max_pending = app, interval_s, max_pending
-        self.series = TableCache(series, SeriesState.from_bytes)
+        self.series, self.series_table = SeriesBook(), series
         self.learners = TableCache(learners, OutcomeLearner.from_bytes)
         self.stream: Any = None  # the agent's stream, to acknowledge its events
         # Held by a batch from its first read of the state to its last send, and by the snapshot of step 1.
@@ -67,11 +68,18 @@ class Checkpoint:
     def pending(self) -> int:
         return len(self._events)
 
+    def load(self, keys: set[str]) -> None:
+        """Bring the series ``keys`` into the live book from the table (a fresh series if it has none)."""
+        for key in keys:
+            if key not in self.series:
+                self.series.load(key, read_value(self.series_table, key, SeriesState.from_bytes))
+
     def current(self, key: str) -> SeriesState | None:
         """The newest state of series ``key`` this worker has: live if it works on it, else the table's.
         Read it under ``batch_lock``: a batch may be updating it in a thread."""
-        live = dict.get(self.series, key)
-        return live if live is not None else self.series.read(key)
+        if key in self.series:
+            return self.series.state(key)
+        return read_value(self.series_table, key, SeriesState.from_bytes)
 
     def forget(self) -> None:
         """Partitions moved: the live objects may be stale (another worker advanced them)."""
@@ -85,8 +93,10 @@ class Checkpoint:
             async with self.batch_lock:
                 events, self._events = self._events, []
                 outputs, self._outputs = self._outputs, []
-                writes = self._encode(self._dirty_series, self.series, self.series_table) + \
-                    self._encode(self._dirty_learners, self.learners, self.learners_table)
+                writes = [(self.series_table, key.encode(), self.series.state(key).to_bytes(), event)
+                          for key, event in self._dirty_series.items() if key in self.series]
+                writes += [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(), event)
+                           for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
                 self._dirty_series, self._dirty_learners = {}, {}
             if not (events or outputs or writes):
                 return
@@ -95,19 +105,6 @@ class Checkpoint:
             for event in events:
                 await self.stream.ack(event)
             self.completed += 1
-
-    @property
-    def series_table(self) -> Any:
-        return self.series.table
-
-    @property
-    def learners_table(self) -> Any:
-        return self.learners.table
-
-    @staticmethod
-    def _encode(dirty: dict[str, Any], cache: TableCache, table: Any) -> list[tuple[Any, bytes, bytes, Any]]:
-        return [(table, key.encode(), dict.__getitem__(cache, key).to_bytes(), event)
-                for key, event in dirty.items() if dict.__contains__(cache, key)]
 
     @staticmethod
     def _write(table: Any, key: bytes, value: bytes, event: Any) -> Awaitable[Any]:

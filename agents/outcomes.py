@@ -56,6 +56,6 @@ def attach_outcome_agents(pipeline: Pipeline) -> None:
             if outcome["source"] != "TRADE":
                 continue  # labels were learned where they were made
             key, learner = learner_for_partition(pipeline, event.message.partition)
-            series = pipeline.checkpoint.series.get(series_key(outcome["symbol"], outcome["timeframe"]))
+            series = pipeline.checkpoint.current(series_key(outcome["symbol"], outcome["timeframe"]))
             learner.update(outcome, series.features_at(outcome["open_time"]) if series is not None else None)
             pipeline.checkpoint.learner_changed(key, event)

@@ -3,7 +3,7 @@ and every labelled prediction adds its pattern (the window it was made from, and
 
 Enabled by ``CANDLEFLOW_PATTERNS=on``: FAISS in the worker (the symbols it owns), or Weaviate, shared by
 all workers, when ``CANDLEFLOW_WEAVIATE_URL`` is set. The windows are the closes kept in each symbol's
-feature state (its last 60 candles), so no other history is needed.
+feature window (its last 60 candles), so no other history is needed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from storage.patterns.base import PatternMeta, consensus
 from storage.patterns.embedding import DEFAULT_WINDOW, embed_window
 from streams.app import Pipeline
 from streams.candle import timeframe_ms
-from streams.features import FEATURE_NAMES, FeatureState
+from streams.features import FEATURE_NAMES
 from streams.series import series_key
 
 __all__ = ["attach_pattern_store", "add_consensus", "remember_patterns"]
@@ -29,15 +29,8 @@ log = logging.getLogger(__name__)
 _CLOSE = FEATURE_NAMES.index("close")
 
 
-def _features(pipeline: Pipeline, symbol: str, timeframe: str) -> FeatureState | None:
-    series = pipeline.checkpoint.series.get(series_key(symbol, timeframe))
-    return None if series is None else series.features
-
-
-def _closes(state: FeatureState | None, drop_last: int = 0) -> np.ndarray | None:
-    if state is None:
-        return None
-    window = state.window(60)
+def _closes(window: np.ndarray, drop_last: int = 0) -> np.ndarray | None:
+    """The closes of a window of feature vectors, when there are enough of them and all are prices."""
     closes = window[: len(window) - drop_last, _CLOSE].astype(np.float64)
     return closes if len(closes) > DEFAULT_WINDOW and np.all(np.isfinite(closes)) and np.all(closes > 0) else None
 
@@ -51,7 +44,7 @@ def attach_pattern_store(pipeline: Pipeline) -> None:
 
 async def add_consensus(pipeline: Pipeline, signal: dict[str, Any]) -> dict[str, Any]:
     """The signal with ``pattern_*`` fields from the k nearest stored patterns (unchanged while none)."""
-    closes = _closes(_features(pipeline, signal["symbol"], signal["timeframe"]))
+    closes = _closes(pipeline.checkpoint.series.window(series_key(signal["symbol"], signal["timeframe"])))
     if pipeline.patterns is None or closes is None:
         return signal
     neighbours = await pipeline.patterns.query(embed_window(closes), pipeline.settings.pattern_k)
@@ -68,12 +61,13 @@ async def remember_patterns(pipeline: Pipeline, outcomes: list[dict[str, Any]]) 
     for outcome in outcomes:
         if outcome["horizon"] != 1 or outcome.get("realized_log_return") is None:
             continue
-        state = _features(pipeline, outcome["symbol"], outcome["timeframe"])
-        if state is None or state.last_open_time is None:
+        key = series_key(outcome["symbol"], outcome["timeframe"])
+        last = pipeline.checkpoint.series.last_open_time(key)
+        if last is None:
             continue
-        # The state may be several candles past the labelled one (a batch holds many): cut back to it.
-        later = (state.last_open_time - outcome["open_time"]) // timeframe_ms(outcome["timeframe"])
-        closes = _closes(state, drop_last=int(later)) if later >= 1 else None
+        # The series may be several candles past the labelled one (a batch holds many): cut back to it.
+        later = (last - outcome["open_time"]) // timeframe_ms(outcome["timeframe"])
+        closes = _closes(pipeline.checkpoint.series.window(key), drop_last=int(later)) if later >= 1 else None
         if closes is None:
             continue
         vectors.append(embed_window(closes))

@@ -15,7 +15,7 @@ from faust.streams import _current_event  # Faust routes a table write by the "c
 
 from streams.errors import DecodeError
 
-__all__ = ["TableCache", "as_current"]
+__all__ = ["TableCache", "as_current", "read_value"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,21 @@ log = logging.getLogger(__name__)
 def as_current(event: Any) -> None:
     """Make ``event`` Faust's current event, so a table write lands on its partition's changelog."""
     _current_event.set(weakref.ref(event))
+
+
+def read_value(table: Any, key: str, decode: Callable[[bytes], Any]) -> Any:
+    """The table's value of ``key``, decoded (None if absent or unreadable)."""
+    # With a current event, Faust's RocksDB store looks only in that event's partition; the
+    # key may live in another one (a batch spans partitions, a partition just moved here).
+    _current_event.set(None)
+    blob = table.get(key.encode())
+    if blob is None:
+        return None
+    try:
+        return decode(blob)
+    except DecodeError as exc:  # e.g. written by an older version of the code: start afresh
+        log.warning("%s[%s] unreadable (%s); starting it afresh", table.name, key, exc)
+        return None
 
 
 class TableCache(dict):
@@ -41,15 +56,5 @@ class TableCache(dict):
         return dict.get(self, key, default)
 
     def read(self, key: str) -> Any:
-        """The table's value of ``key``, decoded and not cached (None if absent or unreadable)."""
-        # With a current event, Faust's RocksDB store looks only in that event's partition; the
-        # key may live in another one (a batch spans partitions, a partition just moved here).
-        _current_event.set(None)
-        blob = self.table.get(key.encode())
-        if blob is None:
-            return None
-        try:
-            return self._decode(blob)
-        except DecodeError as exc:  # e.g. written by an older version of the code: start afresh
-            log.warning("%s[%s] unreadable (%s); starting it afresh", self.table.name, key, exc)
-            return None
+        """The table's value of ``key``, decoded and not cached."""
+        return read_value(self.table, key, self._decode)

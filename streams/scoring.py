@@ -13,7 +13,7 @@ share, each symbol is served by one of the two by a stable hash of the symbol (A
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, MutableMapping, Protocol
+from typing import Any, Callable, Iterable, MutableMapping, Protocol, Sequence
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from streams.errors import InvalidInput
 from streams.features import FEATURE_NAMES, FeatureState
 from streams.series import series_key as state_key  # one home for the key of a series
 
-__all__ = ["ScoredBatch", "ProbabilityModel", "score_candles", "state_key", "serving_version", "WINDOW"]
+__all__ = ["ScoredBatch", "ProbabilityModel", "Scorable", "needs_windows", "score_candles", "score_rows", "state_key",
+           "serving_version", "WINDOW"]
 
 WINDOW = 60  # feature vectors a sequence model reads
 ONLINE_MIN_LEARNED = 200  # an online model with fewer outcomes behind it has no say yet
@@ -59,7 +60,11 @@ class ScoredBatch:
     signal_sources: list[int] = field(default_factory=list)
 
 
-def _needs_windows(model: Any) -> bool:
+Scorable = tuple[int, Candle, "int | None", bool, np.ndarray, "np.ndarray | None", Any]
+
+
+def needs_windows(model: Any) -> bool:
+    """True if a member of ``model`` reads windows of feature vectors (a sequence model)."""
     ensemble = getattr(model, "ensemble", None)
     return ensemble is not None and any(m.reads == "windows" for m in ensemble.members)
 
@@ -109,7 +114,7 @@ def score_candles(
     outcomes it joins the main horizon: P(up) = (1 - w) P(model) + w P(online), confidence = |2 P(up) - 1|.
     """
     batch = ScoredBatch()
-    accepted: list[tuple[int, Candle, int | None, bool, np.ndarray, np.ndarray | None, Any]] = []
+    accepted: list[Scorable] = []
     for index, (candle, produced_at) in enumerate(candles):
         key = state_key(candle.symbol, candle.timeframe)
         state = states.get(key)
@@ -121,8 +126,24 @@ def score_candles(
             batch.rejected.append((index, exc))
             continue
         serving = serving_version(candle.symbol, model, candidate, candidate_share)
-        window = _window(state) if _needs_windows(serving) else None
+        window = _window(state) if needs_windows(serving) else None
         accepted.append((index, candle, produced_at, state.ready, row, window, serving))
+    return score_rows(accepted, threshold, online_for, online_weight, batch)
+
+
+def score_rows(
+    accepted: Sequence[Scorable],
+    threshold: float,
+    online_for: Callable[[int], Any] | None = None,
+    online_weight: float = 0.0,
+    batch: ScoredBatch | None = None,
+) -> ScoredBatch:
+    """Score rows whose features are computed (one call per serving model) and build the records.
+
+    ``accepted``: (index, candle, produced_at, ready, feature row, window or None, serving model) in
+    arrival order; ``online_for(index)`` as in :func:`score_candles`.
+    """
+    batch = batch if batch is not None else ScoredBatch()
     if not accepted:
         return batch
 

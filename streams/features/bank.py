@@ -157,6 +157,16 @@ class FeatureBank:
             bank.set_state(symbol, state)
         return bank
 
+    def last_open_time(self, symbol: str) -> int | None:
+        """Open time of ``symbol``'s last candle (None before its first)."""
+        last = int(self._last[self._row[symbol]])
+        return None if last < 0 else last
+
+    def count(self, symbol: str) -> int:
+        """Candles folded into ``symbol``'s state (gap fills included), as ``FeatureState.count``."""
+        row = self._row[symbol]
+        return int(self._count[row]) if self._vec[row] else self._scalar[row].count
+
     def window(self, symbol: str, k: int = WINDOW) -> np.ndarray:
         """``FeatureState.window(k)`` of ``symbol``."""
         row = self._row[symbol]

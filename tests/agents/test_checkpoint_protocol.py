@@ -31,7 +31,7 @@ import pytest
 from agents.checkpoint import Checkpoint
 from learning.learner import OutcomeLearner
 from streams.candle_files import read_candle_file
-from streams.series import Position, SeriesState
+from streams.series import Position
 from streams.step import Models, StepConfig, process_batch
 from tests.conftest import CANDLES
 
@@ -172,18 +172,17 @@ class Worker:
     async def batch(self, messages: list[Message]) -> None:
         events = [Event(m) for m in messages]
         candles = [(m.value, None, None if self.naive else Position(m.topic, m.partition, m.offset)) for m in messages]
-        for c, _, _ in candles:
-            self.checkpoint.series.get(f"{c.symbol}|{c.timeframe}")
+        self.checkpoint.load({f"{c.symbol}|{c.timeframe}" for c, _, _ in candles})
         result = process_batch(candles, self.checkpoint.series, Models(Model()), StepConfig(0.2, outcome_loop=True),
                                lambda i: self.learner(messages[i].partition))
         self.out_of_order += sum(1 for _, exc in result.rejected if exc.kind == "out_of_order")
         dirty = {key: events[i] for key, i in result.dirty.items()}
         if self.naive:  # the old order: the state goes out with the batch, ahead of the outputs
             for key, event in dirty.items():
-                blob = self.checkpoint.series[key].to_bytes()
+                blob = self.checkpoint.series.state(key).to_bytes()
                 self.checkpoint._outputs.append(  # offsets were committed once everything sent was acked
-                    self.checkpoint.series.table.send_changelog(event.message.partition, key.encode(), blob))
-                self.checkpoint.series.table.data[key.encode()] = blob
+                    self.checkpoint.series_table.send_changelog(event.message.partition, key.encode(), blob))
+                self.checkpoint.series_table.data[key.encode()] = blob
         for kind, records in (("predictions", result.predictions), ("signals", result.signals), ("outcomes", result.outcomes)):
             for r in records:
                 await self.checkpoint.send(kind, r["symbol"].encode(), r["id"])
@@ -263,9 +262,9 @@ def lost(reference, policy: str, crash_after: int, recover_from: str, naive: boo
                 for k in expected if expected[k] - (ids(before, k) | ids(after, k))]
     if worker.out_of_order:
         problems.append(f"{worker.out_of_order} refused as out of order")
-    for key, state in ref_worker.checkpoint.series.items():
-        mine = worker.checkpoint.series.get(key)
-        if mine is None or mine.features.to_bytes() != state.features.to_bytes():
+    for key in ref_worker.checkpoint.series:
+        worker.checkpoint.load({key})
+        if worker.checkpoint.series.state(key).features.to_bytes() != ref_worker.checkpoint.series.state(key).features.to_bytes():
             problems.append(f"features of {key} differ")
     return problems
 

@@ -1,0 +1,151 @@
+"""SeriesBook: the live series of one worker, with their features in the vectorised engine.
+
+A worker's series are held here between checkpoints: the rolling features of every series in one
+:class:`~streams.features.bank.FeatureBank` per timeframe (a batch's candles are folded in with numpy
+operations over all its symbols at once, bit-identical to :class:`~streams.features.FeatureState`),
+and per series its labeller and the input position it reflects. :class:`~streams.series.SeriesState`
+is the stored form: :meth:`SeriesBook.load` takes one in, :meth:`SeriesBook.state` gives one out
+(what a checkpoint writes and a web view shows).
+
+>>> from streams.candle import Candle
+>>> book = SeriesBook()
+>>> candles = [Candle(s, "5m", 300_000 * i, 1.0, 1.1, 0.9, 1.0 + i / 100, 2.0) for i in range(3) for s in ("A", "B")]
+>>> rows, ready, rejected = book.fold(candles + [candles[0]])
+>>> rows.shape, bool(ready.any()), [(j, e.kind) for j, e in rejected]
+((7, 41), False, [(6, 'out_of_order')])
+>>> book.last_open_time("A|5m"), book.state("A|5m").features.count, sorted(book)
+(600000, 3, ['A|5m', 'B|5m'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from learning.labelling import Labeller
+from streams.candle import Candle
+from streams.errors import InvalidInput, OutOfOrder
+from streams.features.bank import FeatureBank
+from streams.features.names import N_FEATURES, READY_AFTER
+from streams.series import Position, SeriesState
+
+__all__ = ["SeriesBook"]
+
+
+def _split(key: str) -> tuple[str, str]:
+    symbol, _, timeframe = key.rpartition("|")
+    return symbol, timeframe
+
+
+class SeriesBook:
+    """Features (a FeatureBank per timeframe), labeller and position of each series key ``symbol|tf``."""
+
+    def __init__(self) -> None:
+        self._banks: dict[str, FeatureBank] = {}
+        self._keys: set[str] = set()
+        self.labellers: dict[str, Labeller] = {}
+        self.positions: dict[str, Position] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _bank(self, timeframe: str) -> FeatureBank:
+        bank = self._banks.get(timeframe)
+        if bank is None:
+            bank = self._banks[timeframe] = FeatureBank(timeframe)
+        return bank
+
+    # -- stored form in and out ----------------------------------------------------------------------
+    def load(self, key: str, state: SeriesState | None) -> None:
+        """Make ``state`` (None: a fresh series) the live state of ``key``."""
+        symbol, timeframe = _split(key)
+        self._keys.add(key)
+        if state is None:
+            return
+        self._bank(timeframe).set_state(symbol, state.features)
+        if state.labeller is not None:
+            self.labellers[key] = state.labeller
+        if state.position is not None:
+            self.positions[key] = state.position
+
+    def state(self, key: str) -> SeriesState | None:
+        """A copy of the series in its stored form (None for a key the book does not hold)."""
+        if key not in self._keys:
+            return None
+        symbol, timeframe = _split(key)
+        bank = self._banks.get(timeframe)
+        features = bank.state(symbol) if bank is not None and symbol in bank else None
+        return SeriesState(features, self.labellers.get(key), self.positions.get(key))
+
+    def clear(self) -> None:
+        self.__init__()
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def last_open_time(self, key: str) -> int | None:
+        symbol, timeframe = _split(key)
+        bank = self._banks.get(timeframe)
+        return bank.last_open_time(symbol) if bank is not None and symbol in bank else None
+
+    def window(self, key: str, k: int = 60) -> np.ndarray:
+        """The last ``k`` feature vectors of the series, oldest first (float32; empty if none)."""
+        symbol, timeframe = _split(key)
+        bank = self._banks.get(timeframe)
+        if bank is None or symbol not in bank:
+            return np.empty((0, N_FEATURES), dtype=np.float32)
+        return bank.window(symbol, k)
+
+    def covers(self, key: str, position: Position | None, open_time: int) -> bool:
+        """True if the candle at ``position`` is already folded in (see :meth:`SeriesState.covers`)."""
+        mine, last = self.positions.get(key), self.last_open_time(key)
+        return (position is not None and mine is not None and last is not None and open_time <= last
+                and position.partition == mine.partition and position.topic == mine.topic
+                and position.offset <= mine.offset)
+
+    # -- the update --------------------------------------------------------------------------------------
+    def fold(self, candles: Sequence[Candle], windows: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, InvalidInput]]]:
+        """Fold ``candles`` in, in order per series: (feature rows, ready flags, rejected (index, error)).
+
+        Each round takes the next candle of every series of a timeframe, so one series' candles stay
+        in arrival order and each round is one vectorised step over all its symbols. Rows of rejected
+        candles are NaN. ``windows``, an (n, WINDOW, features) float32 array, receives each candle's
+        window as of that candle, NaN rows in front while shorter (what a sequence model reads).
+        """
+        rows = np.full((len(candles), N_FEATURES), np.nan)
+        ready = np.zeros(len(candles), dtype=bool)
+        rejected: list[tuple[int, InvalidInput]] = []
+        rounds: dict[tuple[str, int], list[int]] = {}
+        seen: dict[str, int] = {}
+        for i, c in enumerate(candles):
+            key = f"{c.symbol}|{c.timeframe}"
+            self._keys.add(key)
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            rounds.setdefault((c.timeframe, n), []).append(i)
+        for (timeframe, _), members in sorted(rounds.items(), key=lambda item: item[0][1]):
+            bank = self._bank(timeframe)
+            good = []
+            for i in members:
+                c = candles[i]
+                last = bank.last_open_time(c.symbol) if c.symbol in bank else None
+                if last is not None and c.open_time <= last:
+                    rejected.append((i, OutOfOrder(f"candle open_time {c.open_time} is not after the last one ({last})")))
+                else:
+                    good.append(i)
+            if not good:
+                continue
+            rows[good] = bank.update_many([candles[i] for i in good])
+            ready[good] = [bank.count(candles[i].symbol) >= READY_AFTER for i in good]
+            if windows is not None:
+                for i in good:
+                    recent = bank.window(candles[i].symbol, windows.shape[1])
+                    windows[i, windows.shape[1] - len(recent):] = recent
+        rejected.sort(key=lambda r: r[0])
+        return rows, ready, rejected
