@@ -110,22 +110,24 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
 
 
 async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[tuple[Any, InvalidInput]]) -> None:
-    """Send one batch's outputs: predictions, outcomes, retrain requests, signals, dead letters."""
-    send, codecs = pipeline.checkpoint.send, pipeline.codecs
-    predictions, signals = pipeline.predictions.get_topic_name(), pipeline.signals.get_topic_name()
-    for record in result.predictions:
-        await send(predictions, record["symbol"].encode(), codecs["Prediction"].encode(record))
+    """Send one batch's outputs: a PredictionBatch and an OutcomeBatch per partition, retrain requests,
+    one Signal per signal, dead letters. Patterns are stored before this batch's signals ask for a consensus."""
+    send, codecs, partition_of = pipeline.checkpoint.send, pipeline.codecs, pipeline.partition_of
+    for partition, records in _by_partition(result.predictions, partition_of).items():
+        await send(pipeline.predictions.get_topic_name(), None, codecs["PredictionBatch"].encode({"predictions": records}),
+                   partition)
     now_ms = time.time() * 1000
     pipeline.stats.end_to_end_ms.extend([now_ms - r["candle_produced_at"] for r in result.predictions if r["candle_produced_at"]])
     if result.outcomes:
-        outcomes = pipeline.outcomes.get_topic_name()
-        for outcome in result.outcomes:
-            await send(outcomes, outcome["symbol"].encode(), codecs["Outcome"].encode(outcome))
-        await remember_patterns(pipeline, result.outcomes)  # before the consensus of this batch's signals
+        for partition, records in _by_partition(result.outcomes, partition_of).items():
+            await send(pipeline.outcomes.get_topic_name(), None, codecs["OutcomeBatch"].encode({"outcomes": records}),
+                       partition)
+        await remember_patterns(pipeline, result.outcomes)
     for request in result.retrain_requests:
         log.warning("retrain requested for %s: %s", request["model_version"], ", ".join(request["reasons"]))
         await send(pipeline.retrain_requests.get_topic_name(), request["model_version"].encode(),
                    json.dumps(request).encode())
+    signals = pipeline.signals.get_topic_name()
     for record, i in zip(result.signals, result.signal_sources):
         if pipeline.patterns is not None:
             record = await add_consensus(pipeline, record)
@@ -137,3 +139,11 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
         await send(pipeline.dead_letters.get_topic_name(), m.key,
                    codecs["DeadLetter"].encode(dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value)))
+
+
+def _by_partition(records: list[dict[str, Any]], partition_of: Any) -> dict[int, list[dict[str, Any]]]:
+    """Records grouped by the partition their symbol's key maps to, in order: one batch record each."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(partition_of(record["symbol"]), []).append(record)
+    return groups

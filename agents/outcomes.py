@@ -19,7 +19,7 @@ import logging
 from typing import Any
 
 from learning.learner import OutcomeLearner
-from schemas import AvroCodec, store_from_url
+from schemas import MultiCodec, store_from_url, unbatch
 from streams.app import Pipeline
 from streams.errors import InvalidInput
 from streams.series import series_key
@@ -42,20 +42,23 @@ def learner_for_partition(pipeline: Pipeline, partition: int) -> tuple[str, Outc
 
 def attach_outcome_agents(pipeline: Pipeline) -> None:
     app, settings = pipeline.app, pipeline.settings
-    codec = AvroCodec("Outcome", store_from_url(settings.schema_registry_url or None))
+    codec = MultiCodec(["Outcome", "OutcomeBatch"], store_from_url(settings.schema_registry_url or None))
     outcomes_in = app.topic(settings.topic("outcomes"), key_serializer="raw", value_serializer="raw")
 
     @app.agent(outcomes_in, name="trades")
     async def trades(stream: Any) -> None:
         async for event in stream.events():
             try:
-                outcome = codec.decode(event.message.value)
+                name, record = codec.decode(event.message.value)
             except InvalidInput as exc:
                 log.warning("undecodable outcome at offset %d: %s", event.message.offset, exc)
                 continue
-            if outcome["source"] != "TRADE":
-                continue  # labels were learned where they were made
-            key, learner = learner_for_partition(pipeline, event.message.partition)
-            series = pipeline.checkpoint.current(series_key(outcome["symbol"], outcome["timeframe"]))
-            learner.update(outcome, series.features_at(outcome["open_time"]) if series is not None else None)
-            pipeline.checkpoint.learner_changed(key, event)
+            trades = [o for _, o in unbatch(name, record) if o["source"] == "TRADE"]  # labels were learned where made
+            if not trades:
+                continue
+            async with pipeline.checkpoint.batch_lock:  # the candle agent's step may be using the same learner
+                key, learner = learner_for_partition(pipeline, event.message.partition)
+                for outcome in trades:
+                    series = pipeline.checkpoint.current(series_key(outcome["symbol"], outcome["timeframe"]))
+                    learner.update(outcome, series.features_at(outcome["open_time"]) if series is not None else None)
+                pipeline.checkpoint.learner_changed(key, event)

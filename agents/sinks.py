@@ -18,7 +18,7 @@ import logging
 from collections import defaultdict, deque
 from typing import Any
 
-from schemas import AvroCodec, store_from_url
+from schemas import AvroCodec, MultiCodec, store_from_url, unbatch
 from storage.config import StorageSettings
 from storage.postgres.store import PostgresStore
 from storage.redis_state import RedisState
@@ -31,7 +31,8 @@ __all__ = ["attach_sink_agents"]
 
 log = logging.getLogger(__name__)
 
-_TABLES = {"predictions": "Prediction", "signals": "Signal", "outcomes": "Outcome"}
+# topic -> (table, the records its messages carry: a single record or a batch of them)
+_TABLES = {"predictions": ("Prediction", "PredictionBatch"), "signals": ("Signal",), "outcomes": ("Outcome", "OutcomeBatch")}
 
 
 def attach_sink_agents(pipeline: Pipeline, storage: StorageSettings | None = None) -> None:
@@ -39,12 +40,12 @@ def attach_sink_agents(pipeline: Pipeline, storage: StorageSettings | None = Non
     storage = storage or StorageSettings.from_env()
     schemas = store_from_url(settings.schema_registry_url or None)
     if "postgres" in settings.sinks:
-        _attach_postgres(pipeline, storage, {settings.topic(t): (t, AvroCodec(s, schemas)) for t, s in _TABLES.items()})
+        _attach_postgres(pipeline, storage, {settings.topic(t): (t, MultiCodec(names, schemas)) for t, names in _TABLES.items()})
     if "redis" in settings.sinks:
-        _attach_redis(pipeline, storage, AvroCodec("Prediction", schemas), AvroCodec("Signal", schemas))
+        _attach_redis(pipeline, storage, MultiCodec(_TABLES["predictions"], schemas), AvroCodec("Signal", schemas))
 
 
-def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[str, tuple[str, AvroCodec]]) -> None:
+def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[str, tuple[str, MultiCodec]]) -> None:
     app = pipeline.app
     store = PostgresStore(storage.postgres_dsn, max_size=storage.postgres_pool_max)
     sinks = {table: BufferedSink(store.writer(table), name=f"postgres.{table}", batch_size=storage.sink_batch_size,
@@ -75,7 +76,8 @@ def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[
             table, codec = topics[m.topic]
             unacked[(m.topic, m.partition)].append(event)
             try:
-                await sinks[table].put(codec.decode(m.value), (m.topic, m.partition), m.offset)
+                for _, record in unbatch(*codec.decode(m.value)):  # a batch: each record, at the message's offset
+                    await sinks[table].put(record, (m.topic, m.partition), m.offset)
             except InvalidInput as exc:  # our own topics: only a foreign writer could put this here
                 log.error("not storing %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
                 sinks[table].skip((m.topic, m.partition), m.offset)
@@ -90,7 +92,7 @@ def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[
         await asyncio.gather(*(sink.close(timeout=5.0) for sink in sinks.values()), return_exceptions=True)
 
 
-def _attach_redis(pipeline: Pipeline, storage: StorageSettings, predictions: AvroCodec, signals: AvroCodec) -> None:
+def _attach_redis(pipeline: Pipeline, storage: StorageSettings, predictions: MultiCodec, signals: AvroCodec) -> None:
     app, settings = pipeline.app, pipeline.settings
     redis = RedisState(storage.redis_url, prefix=storage.redis_prefix, ttl_s=storage.redis_ttl_s,
                        timeout_s=storage.redis_timeout_s)
@@ -106,8 +108,11 @@ def _attach_redis(pipeline: Pipeline, storage: StorageSettings, predictions: Avr
                 if m.topic == signal_topic:
                     await redis.record_signal(signals.decode(m.value))
                 else:
-                    p = predictions.decode(m.value)
-                    await redis.record_features(p["symbol"], p["timeframe"], p["open_time"], p["features"],
-                                                model_version=p["model_version"], names=FEATURE_NAMES)
+                    latest: dict[tuple[str, str], dict[str, Any]] = {}  # a batch: only each series' newest matters
+                    for _, p in unbatch(*predictions.decode(m.value)):
+                        latest[(p["symbol"], p["timeframe"])] = p
+                    for p in latest.values():
+                        await redis.record_features(p["symbol"], p["timeframe"], p["open_time"], p["features"],
+                                                    model_version=p["model_version"], names=FEATURE_NAMES)
             except InvalidInput as exc:
                 log.error("not caching %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -51,7 +51,10 @@ class Reader:
     """Reads every partition of ``topics`` from the beginning in a thread; per topic a list of
     (receive time s, Kafka timestamp ms, value or None). ``keep_values``: topics whose values are kept."""
 
-    def __init__(self, broker: str, topics: list[str], partitions: int, keep_values: set[str], group: str):
+    def __init__(self, broker: str, topics: list[str], partitions: int, keep_values: set[str], group: str,
+                 explode: Callable[[bytes], list[Any]] | None = None, explode_topics: frozenset[str] = frozenset()):
+        # explode: a batch message's value -> its records (one entry each), for the topics in explode_topics
+        self.explode, self.explode_topics = explode, explode_topics
         self.consumer = Consumer({"bootstrap.servers": broker, "group.id": group, "enable.auto.commit": False,
                                   "fetch.wait.max.ms": 1, "fetch.min.bytes": 1, "log_level": 3,
                                   "enable.partition.eof": False})
@@ -78,7 +81,11 @@ class Reader:
                         if m.error():
                             continue
                         topic = m.topic()
-                        self.records[topic].append((now, m.timestamp()[1], m.value() if topic in self.keep else None))
+                        if self.explode is not None and topic in self.explode_topics:
+                            ts = m.timestamp()[1]
+                            self.records[topic].extend((now, ts, r) for r in self.explode(m.value()))
+                        else:
+                            self.records[topic].append((now, m.timestamp()[1], m.value() if topic in self.keep else None))
                     self.cond.notify_all()
         finally:
             self.consumer.close()

@@ -23,7 +23,8 @@ RATE_HZ = 200
 COMPONENTS = [
     ("FeatureState to_bytes/from_bytes (table values)", ("features/codec.py",)),
     ("ONNX Runtime run", ("onnx_session.py", "onnxruntime", "predict_proba", "bundle.py", "ensemble.py")),
-    ("feature update (FeatureState)", ("streams/features/",)),
+    ("feature update (FeatureBank, FeatureState)", ("streams/features/", "streams/series_book.py")),
+    ("checkpoint (state encode, changelog, acks)", ("agents/checkpoint.py", "streams/series.py")),
     ("Avro encode", ("fastavro/_write", "schemas/codec.py:encode", "encode (schemas/codec.py", "faust_codecs.py", "schemas/checks.py")),
     ("Avro decode + validate", ("fastavro/_read", "decode (schemas/codec.py", "_read (schemas/codec.py", "ingest.py", "streams/candle.py")),
     ("ids, decide, records (sha256/json)", ("models/signals.py", "streams/scoring.py")),

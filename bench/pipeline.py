@@ -52,6 +52,7 @@ from typing import Any
 
 from bench._pipeline_data import FastCandleEncoder, Universe, partition_of
 from bench._pipeline_io import Feeder, Reader, proc_cpu_s, proc_peak_rss_mb
+from schemas import unbatch
 
 __all__ = ["main", "run"]
 
@@ -227,12 +228,17 @@ class Feed:
 # ---------------------------------------------------------------------------------------- measuring
 
 
+def _record(value: Any, codec: Any) -> dict[str, Any]:
+    """An output as a record: already decoded by the reader (a batch's item), or one message's value."""
+    return value if isinstance(value, dict) else codec.decode(value)[1]
+
+
 def _latencies(row: Row, records: list[tuple[float, int, bytes | None]], codec: Any) -> list[float]:
     if not row.decode_outputs:
         return [recv * 1000.0 - ts for recv, ts, _ in records]
     out = []
     for recv, _, value in records:
-        produced = codec.decode(value)[1].get("candle_produced_at")
+        produced = _record(value, codec).get("candle_produced_at")
         if produced:
             out.append(recv * 1000.0 - produced)
     return out
@@ -241,7 +247,7 @@ def _latencies(row: Row, records: list[tuple[float, int, bytes | None]], codec: 
 def _implied_signals(records: list[tuple[float, int, bytes | None]], codec: Any, threshold: float) -> int:
     n = 0
     for _, _, value in records:
-        p = codec.decode(value)[1]
+        p = _record(value, codec)
         n += bool(p["ready"] and p["confidence"] >= threshold)
     return n
 
@@ -284,8 +290,11 @@ def run_row(name: str, ctx: dict[str, Any], cfg: Config, log) -> dict[str, Any]:
     result: dict[str, Any] = {"row": name, "label": LABELS[name], "complete": False}
     row = start_row(name, broker, ctx["run_id"], ctx["workdir"], ctx["model_dir"], ctx["threshold"], ctx["worker_env"])
     topics = [row.outputs] + ([row.signals] if row.signals else [])
+    codec = ctx["codec"]
     reader = Reader(broker, topics, PARTITIONS, keep_values={row.outputs, *( [row.signals] if row.signals else [])},
-                    group=f"bp{ctx['run_id']}-{name}-reader")
+                    group=f"bp{ctx['run_id']}-{name}-reader",
+                    explode=lambda value: [r for _, r in unbatch(*codec.decode(value))],  # PredictionBatch: each one
+                    explode_topics=frozenset({row.outputs}) if row.decode_outputs else frozenset())
     feeder = Feeder(broker)
     feed = Feed(feeder, row, universe, encoder)
     measure = Measure(row, reader, ctx["codec"], ctx["threshold"])

@@ -16,11 +16,12 @@ a Schema Registry (:class:`RegistrySchemaStore`) when a URL is configured.
 
 from schemas.codec import AvroCodec, MultiCodec
 from schemas.faust_codecs import register_faust_codecs
-from schemas.loader import SCHEMA_NAMES, load_schema
+from schemas.loader import BATCHES, SCHEMA_NAMES, load_schema, unbatch
 from schemas.registry import RegistrySchemaStore
 from schemas.store import LocalSchemaStore, SchemaStore, store_from_url
 
 __all__ = [
+    "BATCHES",
     "SCHEMA_NAMES",
     "AvroCodec",
     "LocalSchemaStore",
@@ -30,4 +31,5 @@ __all__ = [
     "load_schema",
     "register_faust_codecs",
     "store_from_url",
+    "unbatch",
 ]

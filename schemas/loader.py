@@ -14,12 +14,32 @@ import re
 from importlib import resources
 from typing import Any
 
-__all__ = ["NAMESPACE", "SCHEMA_NAMES", "full_name", "load_schema", "schema_file"]
+__all__ = ["BATCHES", "NAMESPACE", "SCHEMA_NAMES", "full_name", "load_schema", "schema_file", "unbatch"]
 
 NAMESPACE = "candleflow"
 
 #: Every top-level record of the wire contract, in dependency order.
-SCHEMA_NAMES: tuple[str, ...] = ("Candle", "CandleBatch", "Prediction", "Signal", "Outcome", "DeadLetter")
+SCHEMA_NAMES: tuple[str, ...] = ("Candle", "CandleBatch", "Prediction", "Signal", "Outcome", "DeadLetter",
+                                 "PredictionBatch", "OutcomeBatch")
+
+#: Batch records: many records of one type in one message, read as the same records one by one.
+BATCHES: dict[str, tuple[str, str]] = {"CandleBatch": ("Candle", "candles"),
+                                       "PredictionBatch": ("Prediction", "predictions"),
+                                       "OutcomeBatch": ("Outcome", "outcomes")}
+
+
+def unbatch(name: str, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(record name, record) of every record a decoded message carries: a batch's items, or itself.
+
+    >>> unbatch("PredictionBatch", {"predictions": [{"id": "p1"}, {"id": "p2"}]})
+    [('Prediction', {'id': 'p1'}), ('Prediction', {'id': 'p2'})]
+    >>> unbatch("Signal", {"id": "s1"})
+    [('Signal', {'id': 's1'})]
+    """
+    if name in BATCHES:
+        item, field = BATCHES[name]
+        return [(item, r) for r in record[field]]
+    return [(name, record)]
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED = frozenset({"record", "error", "enum", "fixed"})

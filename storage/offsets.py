@@ -16,6 +16,10 @@ for) do not block, since only offsets handed to the tracker are waited for.
 >>> t.skip(0, 14)   # the agent had nothing to store for 14, but it must wait for 13
 >>> t.done(0, 13); t.safe(), t.pending()
 ({0: 14}, 0)
+>>> t.track(0, 15); t.track(0, 15); t.done(0, 15); t.safe()   # two records of one batch message
+{0: 14}
+>>> t.done(0, 15); t.safe()
+{0: 15}
 """
 
 from __future__ import annotations
@@ -31,17 +35,18 @@ class OffsetTracker:
 
     def __init__(self) -> None:
         self._queue: dict[Hashable, deque[int]] = {}
-        self._stored: dict[Hashable, set[int]] = {}
+        self._stored: dict[Hashable, dict[int, int]] = {}  # offset -> records of it stored, not yet passed
         self._safe: dict[Hashable, int] = {}
 
     def track(self, partition: Hashable, offset: int) -> None:
         """``offset`` of ``partition`` is in flight (call in the order the messages were read)."""
         self._queue.setdefault(partition, deque()).append(offset)
-        self._stored.setdefault(partition, set())
+        self._stored.setdefault(partition, {})
 
     def done(self, partition: Hashable, offset: int) -> None:
-        """``offset`` is durably stored (or deliberately dropped, e.g. dead-lettered)."""
-        self._stored[partition].add(offset)
+        """``offset`` is durably stored (or deliberately dropped, e.g. dead-lettered); an offset tracked
+        n times (the records of one batch message) is safe once it is done n times."""
+        self._stored[partition][offset] = self._stored[partition].get(offset, 0) + 1
         self._advance(partition)
 
     def skip(self, partition: Hashable, offset: int) -> None:
@@ -58,7 +63,10 @@ class OffsetTracker:
 
     def _advance(self, partition: Hashable) -> None:
         queue, stored = self._queue[partition], self._stored[partition]
-        while queue and queue[0] in stored:
+        while queue and stored.get(queue[0], 0) > 0:
             offset = queue.popleft()
-            stored.discard(offset)
-            self._safe[partition] = offset
+            stored[offset] -= 1
+            if not stored[offset]:
+                del stored[offset]
+            if not queue or queue[0] != offset:  # a batch message puts several records at one offset
+                self._safe[partition] = offset

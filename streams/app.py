@@ -14,6 +14,7 @@ import faust
 from schemas import AvroCodec, MultiCodec, register_faust_codecs, store_from_url
 from streams.faust_transport import CandleflowApp
 from streams.kafka_security import faust_credentials
+from streams.partitioning import KeyPartitioner
 from streams.recent_signals import RecentSignals
 from streams.settings import Settings
 from streams.web.errors import MAX_BODY_BYTES
@@ -41,6 +42,7 @@ class Pipeline:
     learners: faust.Table  # b"partition-N" -> learning.learner.OutcomeLearner.to_bytes()
     candle_codec: MultiCodec
     codecs: dict[str, Any]  # record name -> schemas.AvroCodec, for the outputs the candle agent encodes itself
+    partition_of: Any  # symbol -> the partition of its key on the output topics (streams.partitioning)
     stats: PipelineStats
     model: Any = None  # the active model, set at start-up and swapped by agents.model_events
     candidate: tuple[Any, float] | None = None  # (candidate model, share of symbols it serves)
@@ -124,7 +126,8 @@ def create_app(settings: Settings) -> Pipeline:
         aggregators=table("aggregators"),
         learners=table("learners"),
         candle_codec=MultiCodec(["Candle", "CandleBatch"], store),
-        codecs={name: AvroCodec(name, store) for name in ("Prediction", "Signal", "Outcome", "DeadLetter")},
+        codecs={name: AvroCodec(name, store) for name in ("PredictionBatch", "Signal", "OutcomeBatch", "DeadLetter")},
+        partition_of=KeyPartitioner(settings.partitions),
         stats=PipelineStats(),
     )
     pipeline.checkpoint = Checkpoint(app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s)

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas import SCHEMA_NAMES, MultiCodec, store_from_url
+from schemas import SCHEMA_NAMES, MultiCodec, store_from_url, unbatch
 from streams.errors import ConfigError, DecodeError
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
@@ -49,7 +49,8 @@ def _json_or(value: bytes | None, error: Exception) -> Any:
 
 async def read_topic(settings: Settings, topics: list[str], from_beginning: bool = True,
                      idle_timeout_s: float | None = None) -> AsyncIterator[tuple[str, Any, float]]:
-    """Yield (topic, decoded record or DecodeError, receive time) from all partitions of ``topics``.
+    """Yield (topic, decoded record or DecodeError, receive time) from all partitions of ``topics``;
+    a batch message (``PredictionBatch``, ``OutcomeBatch``, ``CandleBatch``) yields each of its records.
 
     ``from_beginning=False`` yields only messages written from now on. Stops after ``idle_timeout_s``
     seconds without a message (None: never).
@@ -84,9 +85,10 @@ async def read_topic(settings: Settings, topics: list[str], from_beginning: bool
                     if since_ms is not None and m.timestamp < since_ms:
                         continue  # seek_to_end can land early on brokers with wrong ListOffsets (Tansu)
                     try:
-                        _, record = codec.decode(m.value)
+                        records = [r for _, r in unbatch(*codec.decode(m.value))]  # a batch: its records one by one
                     except DecodeError as exc:
-                        record = _json_or(m.value, exc)  # control topics (retrain-requests, model-events) are JSON
-                    yield tp.topic, record, now
+                        records = [_json_or(m.value, exc)]  # control topics (retrain-requests, model-events) are JSON
+                    for record in records:
+                        yield tp.topic, record, now
     finally:
         await consumer.stop()

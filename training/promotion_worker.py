@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from learning.promotion import PromotionJudge
-from schemas import AvroCodec, store_from_url
+from schemas import MultiCodec, store_from_url, unbatch
 from streams.errors import InvalidInput
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
@@ -33,7 +33,7 @@ class PromotionWorker:
                  refresh_s: float = 5.0, **judge_options: Any) -> None:
         self.settings, self.registry, self.name = settings, registry, name
         self.group_id, self.refresh_s, self.judge_options = group_id, refresh_s, judge_options
-        self.codec = AvroCodec("Outcome", store_from_url(settings.schema_registry_url or None))
+        self.codec = MultiCodec(["Outcome", "OutcomeBatch"], store_from_url(settings.schema_registry_url or None))
         self.judge: PromotionJudge | None = None
         self.decisions: list[dict[str, Any]] = []
 
@@ -81,11 +81,12 @@ class PromotionWorker:
                         if self.judge is None:
                             break
                         try:
-                            outcome = self.codec.decode(record.value)
+                            outcomes = [o for _, o in unbatch(*self.codec.decode(record.value))]
                         except InvalidInput:
                             continue
-                        decision = self.judge.update(outcome)
-                        if decision and decision["decision"] in ("promote", "rollback"):
-                            await self.decide(decision)
+                        for outcome in outcomes:
+                            decision = self.judge.update(outcome) if self.judge is not None else None
+                            if decision and decision["decision"] in ("promote", "rollback"):
+                                await self.decide(decision)
         finally:
             await consumer.stop()

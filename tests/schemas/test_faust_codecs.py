@@ -8,7 +8,8 @@ from schemas.faust_codecs import codec_name
 from streams.errors import DecodeError, InvalidInput
 from tests.schemas.avro_records import EXAMPLES, completed
 
-NAMES = ["avro-candle", "avro-candle-batch", "avro-prediction", "avro-signal", "avro-outcome", "avro-dead-letter"]
+NAMES = ["avro-candle", "avro-candle-batch", "avro-prediction", "avro-signal", "avro-outcome", "avro-dead-letter",
+         "avro-prediction-batch", "avro-outcome-batch"]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -11,7 +11,8 @@ from schemas.loader import _read_file
 
 
 def test_schema_names_are_the_contract():
-    assert SCHEMA_NAMES == ("Candle", "CandleBatch", "Prediction", "Signal", "Outcome", "DeadLetter")
+    assert SCHEMA_NAMES == ("Candle", "CandleBatch", "Prediction", "Signal", "Outcome", "DeadLetter",
+                            "PredictionBatch", "OutcomeBatch")
 
 
 @pytest.mark.parametrize("name", SCHEMA_NAMES)
