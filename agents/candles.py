@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # Below this many candles, the step runs inline: cheaper than the hand-off to a thread (~50-100 us).
 OFFLOAD_MIN_BATCH = 64
+# Items per PredictionBatch/OutcomeBatch record: a prediction is ~0.6 KB, so a record stays near 300 KB.
+RECORDS_PER_BATCH = 500
 
 
 def attach_candle_agent(pipeline: Pipeline) -> None:
@@ -52,7 +54,14 @@ def attach_candle_agent(pipeline: Pipeline) -> None:
     async def process_candles(stream: Any) -> None:
         checkpoint.stream = stream
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
-            await handle_candle_events(pipeline, events)
+            try:
+                await handle_candle_events(pipeline, events)
+            except Exception as exc:
+                # The live state may hold candles whose outputs never went out: only a restart from the
+                # committed offsets (and the checkpointed state) is consistent again.
+                log.exception("candle batch failed after the state moved on; stopping the worker")
+                await app.crash(exc)
+                return
             if checkpoint.pending >= checkpoint.max_pending:  # bounds what a crash makes the group redo
                 await checkpoint.run()
 
@@ -113,13 +122,13 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
     """Send one batch's outputs: a PredictionBatch and an OutcomeBatch per partition, retrain requests,
     one Signal per signal, dead letters. Patterns are stored before this batch's signals ask for a consensus."""
     send, codecs, partition_of = pipeline.checkpoint.send, pipeline.codecs, pipeline.partition_of
-    for partition, records in _by_partition(result.predictions, partition_of).items():
+    for partition, records in _by_partition(result.predictions, partition_of):
         await send(pipeline.predictions.get_topic_name(), None, codecs["PredictionBatch"].encode({"predictions": records}),
                    partition)
     now_ms = time.time() * 1000
     pipeline.stats.end_to_end_ms.extend([now_ms - r["candle_produced_at"] for r in result.predictions if r["candle_produced_at"]])
     if result.outcomes:
-        for partition, records in _by_partition(result.outcomes, partition_of).items():
+        for partition, records in _by_partition(result.outcomes, partition_of):
             await send(pipeline.outcomes.get_topic_name(), None, codecs["OutcomeBatch"].encode({"outcomes": records}),
                        partition)
         await remember_patterns(pipeline, result.outcomes)
@@ -141,9 +150,10 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
                    codecs["DeadLetter"].encode(dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value)))
 
 
-def _by_partition(records: list[dict[str, Any]], partition_of: Any) -> dict[int, list[dict[str, Any]]]:
-    """Records grouped by the partition their symbol's key maps to, in order: one batch record each."""
+def _by_partition(records: list[dict[str, Any]], partition_of: Any) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Records grouped by the partition their symbol's key maps to, in order, in chunks of at most
+    RECORDS_PER_BATCH: one batch record each, well under Kafka's 1 MB message limit."""
     groups: dict[int, list[dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(partition_of(record["symbol"]), []).append(record)
-    return groups
+    return [(p, chunk[i:i + RECORDS_PER_BATCH]) for p, chunk in groups.items() for i in range(0, len(chunk), RECORDS_PER_BATCH)]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from typing import Any, Awaitable
 
 from agents.table_cache import TableCache, as_current, read_value
@@ -36,8 +38,12 @@ log = logging.getLogger(__name__)
 class Checkpoint:
     """The live state of the candle agent and the protocol that makes it durable (module docstring)."""
 
-    def __init__(self, app: Any, series: Any, learners: Any, interval_s: float, max_pending: int = 50_000) -> None:
+    def __init__(self, app: Any, series: Any, learners: Any, interval_s: float, max_pending: int = 50_000,
+                 kill_at: str = "") -> None:
         self.app, self.interval_s, self.max_pending = app, interval_s, max_pending
+        # Failure tests: SIGKILL inside the N-th checkpoint that writes, after its outputs or its state are acked.
+        stage, _, n = kill_at.partition(":")
+        self._kill_at = (stage, int(n)) if kill_at else None
         self.series, self.series_table = SeriesBook(), series
         self.learners = TableCache(learners, OutcomeLearner.from_bytes)
         self.stream: Any = None  # the agent's stream, to acknowledge its events
@@ -101,10 +107,17 @@ class Checkpoint:
             if not (events or outputs or writes):
                 return
             await asyncio.gather(*outputs)
+            self._maybe_killed("after-outputs")
             await asyncio.gather(*[self._write(*w) for w in writes])
+            self._maybe_killed("after-state")
             for event in events:
                 await self.stream.ack(event)
             self.completed += 1
+
+    def _maybe_killed(self, stage: str) -> None:
+        if self._kill_at == (stage, self.completed + 1):
+            log.warning("fault injection: SIGKILL %s of checkpoint %d", stage, self.completed + 1)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     @staticmethod
     def _write(table: Any, key: bytes, value: bytes, event: Any) -> Awaitable[Any]:

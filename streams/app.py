@@ -57,6 +57,8 @@ class Pipeline:
 # 2 GB block cache per database) are sized for one big table; with 8 tables x N partitions they let a
 # worker's memory climb for minutes before memtables flush (BENCHMARKS.md, Soak). These values are small
 # because every value here is small; the memory store ignores them.
+PRODUCER_BATCH_BYTES = 1 << 20
+
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20}
 
 
@@ -78,6 +80,10 @@ def faust_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=10.0,
         broker_commit_interval=1.0,
         producer_linger=settings.producer_linger_s,
+        # Batch records (PredictionBatch, OutcomeBatch) are up to ~300 KB. With Faust's 16 KB default, every
+        # one of them fills a producer batch, and the next send to that partition waits a whole linger.
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        producer_max_request_size=4 * PRODUCER_BATCH_BYTES,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
@@ -130,7 +136,8 @@ def create_app(settings: Settings) -> Pipeline:
         partition_of=KeyPartitioner(settings.partitions),
         stats=PipelineStats(),
     )
-    pipeline.checkpoint = Checkpoint(app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s)
+    pipeline.checkpoint = Checkpoint(app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s,
+                                     kill_at=settings.fault_kill_at)
     attach_candle_agent(pipeline)
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:

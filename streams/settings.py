@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,9 @@ class Settings:
     # How often the candle agent's state is made durable behind its outputs (agents/checkpoint.py): the
     # longest a crash makes the group redo, and the staleness of /features; not on the output path.
     checkpoint_interval_s: float = 0.5
+    # Failure tests only: "after-outputs:N" or "after-state:N" SIGKILLs the worker inside its N-th
+    # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
+    fault_kill_at: str = ""
     fetch_max_wait_ms: int = 25
     # How long the producer gathers records into one request: fewer, larger requests cost the broker
     # far less per record (measured: BENCHMARKS.md), for a few ms of latency.
@@ -139,6 +143,8 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_FETCH_MAX_WAIT_MS must be within 0..10000, got {self.fetch_max_wait_ms}")
         if self.batch_max < 1 or self.batch_within_s <= 0:
             raise ConfigError("CANDLEFLOW_BATCH_MAX must be >= 1 and CANDLEFLOW_BATCH_WITHIN_S > 0")
+        if self.fault_kill_at and not re.fullmatch(r"(after-outputs|after-state):[1-9][0-9]*", self.fault_kill_at):
+            raise ConfigError(f"CANDLEFLOW_FAULT_KILL_AT must be after-outputs:N or after-state:N, got {self.fault_kill_at!r}")
         if not 0 < self.checkpoint_interval_s <= 60:
             raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
 
