@@ -16,7 +16,6 @@ from typing import Any
 
 from agents.outcomes import learner_for_partition
 from agents.patterns import add_consensus, remember_patterns
-from agents.table_cache import as_current
 from streams.app import Pipeline
 from streams.dead_letters import dead_letter_record
 from streams.errors import DecodeError, InvalidInput
@@ -141,8 +140,7 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
         if pipeline.patterns is not None:
             record = await add_consensus(pipeline, record)
         await send(signals, record["symbol"].encode(), codecs["Signal"].encode(record))
-        as_current(origin[i])
-        pipeline.recent_signals.add(record)
+        pipeline.recent_signals.add(record, origin[i])
     for event, exc in dead:
         m = event.message
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)

@@ -39,13 +39,14 @@ class Checkpoint:
     """The live state of the candle agent and the protocol that makes it durable (module docstring)."""
 
     def __init__(self, app: Any, series: Any, learners: Any, interval_s: float, max_pending: int = 50_000,
-                 kill_at: str = "") -> None:
+                 kill_at: str = "", recent_signals: Any = None) -> None:
         self.app, self.interval_s, self.max_pending = app, interval_s, max_pending
         # Failure tests: SIGKILL inside the N-th checkpoint that writes, after its outputs or its state are acked.
         stage, _, n = kill_at.partition(":")
         self._kill_at = (stage, int(n)) if kill_at else None
         self.series, self.series_table = SeriesBook(), series
         self.learners = TableCache(learners, OutcomeLearner.from_bytes)
+        self.recent_signals = recent_signals  # streams.recent_signals.RecentSignals, written behind as well
         self.stream: Any = None  # the agent's stream, to acknowledge its events
         # Held by a batch from its first read of the state to its last send, and by the snapshot of step 1.
         self.batch_lock = asyncio.Lock()
@@ -99,16 +100,19 @@ class Checkpoint:
             async with self.batch_lock:
                 events, self._events = self._events, []
                 outputs, self._outputs = self._outputs, []
-                writes = [(self.series_table, key.encode(), self.series.state(key).to_bytes(), event)
+                writes = [(self.series_table, key.encode(), self.series.state_bytes(key), event)
                           for key, event in self._dirty_series.items() if key in self.series]
                 writes += [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(), event)
                            for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
+                if self.recent_signals is not None:
+                    writes += self.recent_signals.take_writes()
                 self._dirty_series, self._dirty_learners = {}, {}
             if not (events or outputs or writes):
                 return
             await asyncio.gather(*outputs)
             self._maybe_killed("after-outputs")
-            await asyncio.gather(*[self._write(*w) for w in writes])
+            sent = [(w[0], await self._write(*w)) for w in writes]
+            self._persisted(sent, await asyncio.gather(*(future for _, future in sent)))
             self._maybe_killed("after-state")
             for event in events:
                 await self.stream.ack(event)
@@ -119,10 +123,26 @@ class Checkpoint:
             log.warning("fault injection: SIGKILL %s of checkpoint %d", stage, self.completed + 1)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    @staticmethod
-    def _write(table: Any, key: bytes, value: bytes, event: Any) -> Awaitable[Any]:
-        """Local store and changelog, on the partition of ``event`` (the series' own)."""
-        as_current(event)
-        future = table.send_changelog(event.message.partition, key, value)
+    async def _write(self, table: Any, key: bytes, value: Any, event: Any) -> Awaitable[Any]:
+        """Local store and changelog, on the partition of ``event`` (the series' own). Sent straight to
+        the producer, not through Faust's send buffer (a task and a future per record)."""
+        blob = value if isinstance(value, bytes) else \
+            table.app.serializers.dumps_value(table.value_type, value, serializer=table.value_serializer)
+        future = await self.app.producer.send(table.changelog_topic.get_topic_name(), key, blob,
+                                              event.message.partition, None, None)
+        as_current(event)  # Faust's RocksDB store writes to the current event's partition
         table.data[key] = value
         return future
+
+    @staticmethod
+    def _persisted(sent: list[tuple[Any, Any]], results: list[Any]) -> None:
+        """Tell each table's store the changelog offset it now holds (what Faust's own send callback
+        does), so a restart on the same local store reads the changelog only from there on."""
+        newest: dict[tuple[int, Any], tuple[Any, Any, int]] = {}
+        for (table, _), meta in zip(sent, results):
+            if meta is not None:
+                key = (id(table), meta.topic_partition)
+                if key not in newest or meta.offset > newest[key][2]:
+                    newest[key] = (table, meta.topic_partition, meta.offset)
+        for table, tp, offset in newest.values():
+            table.data.set_persisted_offset(tp, offset)

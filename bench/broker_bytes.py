@@ -16,8 +16,9 @@ __all__ = ["topic_bytes", "summarise"]
 
 
 async def topic_bytes(bootstrap: str, prefixes: tuple[str, ...] = ("",), idle_s: float = 3.0,
-                      budget_s: float = 120.0) -> dict[str, tuple[int, int]]:
-    """topic -> (records, key+value bytes) for every topic whose name starts with one of ``prefixes``.
+                      budget_s: float = 120.0, match=None) -> dict[str, tuple[int, int]]:
+    """topic -> (records, key+value bytes) for every topic whose name starts with one of ``prefixes``
+    (or, given ``match``, for which ``match(name)`` is true).
 
     Reads until no record arrives for ``idle_s`` seconds or ``budget_s`` have passed (a partial
     count then, which is still the shape of it).
@@ -27,7 +28,7 @@ async def topic_bytes(bootstrap: str, prefixes: tuple[str, ...] = ("",), idle_s:
     await consumer.start()
     counts: dict[str, list[int]] = {}
     try:
-        topics = sorted(t for t in await consumer.topics() if t.startswith(prefixes))
+        topics = sorted(t for t in await consumer.topics() if (match(t) if match is not None else t.startswith(prefixes)))
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not partitions:
             return {}

@@ -137,7 +137,7 @@ def create_app(settings: Settings) -> Pipeline:
         stats=PipelineStats(),
     )
     pipeline.checkpoint = Checkpoint(app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s,
-                                     kill_at=settings.fault_kill_at)
+                                     kill_at=settings.fault_kill_at, recent_signals=pipeline.recent_signals)
     attach_candle_agent(pipeline)
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:

@@ -26,11 +26,15 @@ import numpy as np
 from learning.labelling import Labeller
 from streams.candle import Candle
 from streams.errors import InvalidInput, OutOfOrder
+from streams.features import FeatureState
 from streams.features.bank import FeatureBank
 from streams.features.names import N_FEATURES, READY_AFTER
 from streams.series import Position, SeriesState
 
 __all__ = ["SeriesBook"]
+
+# A series with more candles than this in one batch is folded on its own (scalar), not in rounds.
+DEEP = 4
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -77,11 +81,20 @@ class SeriesBook:
 
     def state(self, key: str) -> SeriesState | None:
         """A copy of the series in its stored form (None for a key the book does not hold)."""
+        return self._state(key, copy=True)
+
+    def state_bytes(self, key: str) -> bytes:
+        """``state(key).to_bytes()`` without the copy (what a checkpoint writes)."""
+        state = self._state(key, copy=False)
+        assert state is not None, key
+        return state.to_bytes()
+
+    def _state(self, key: str, copy: bool) -> SeriesState | None:
         if key not in self._keys:
             return None
         symbol, timeframe = _split(key)
         bank = self._banks.get(timeframe)
-        features = bank.state(symbol) if bank is not None and symbol in bank else None
+        features = bank.state(symbol, copy=copy) if bank is not None and symbol in bank else None
         return SeriesState(features, self.labellers.get(key), self.positions.get(key))
 
     def clear(self) -> None:
@@ -114,21 +127,26 @@ class SeriesBook:
         """Fold ``candles`` in, in order per series: (feature rows, ready flags, rejected (index, error)).
 
         Each round takes the next candle of every series of a timeframe, so one series' candles stay
-        in arrival order and each round is one vectorised step over all its symbols. Rows of rejected
+        in arrival order and each round is one vectorised step over all its symbols; a series with more
+        than ``DEEP`` candles in the batch is folded on its own instead. Rows of rejected
         candles are NaN. ``windows``, an (n, WINDOW, features) float32 array, receives each candle's
         window as of that candle, NaN rows in front while shorter (what a sequence model reads).
         """
         rows = np.full((len(candles), N_FEATURES), np.nan)
         ready = np.zeros(len(candles), dtype=bool)
         rejected: list[tuple[int, InvalidInput]] = []
-        rounds: dict[tuple[str, int], list[int]] = {}
-        seen: dict[str, int] = {}
+        by_series: dict[str, list[int]] = {}
         for i, c in enumerate(candles):
             key = f"{c.symbol}|{c.timeframe}"
             self._keys.add(key)
-            n = seen.get(key, 0)
-            seen[key] = n + 1
-            rounds.setdefault((c.timeframe, n), []).append(i)
+            by_series.setdefault(key, []).append(i)
+        rounds: dict[tuple[str, int], list[int]] = {}
+        for key, members in by_series.items():
+            if len(members) > DEEP:  # many candles of one series (a backfill, a few symbols at full speed)
+                self._fold_one(key, members, candles, rows, ready, rejected, windows)
+                continue
+            for n, i in enumerate(members):
+                rounds.setdefault((candles[i].timeframe, n), []).append(i)
         for (timeframe, _), members in sorted(rounds.items(), key=lambda item: item[0][1]):
             bank = self._bank(timeframe)
             good = []
@@ -149,3 +167,22 @@ class SeriesBook:
                     windows[i, windows.shape[1] - len(recent):] = recent
         rejected.sort(key=lambda r: r[0])
         return rows, ready, rejected
+
+    def _fold_one(self, key: str, members: list[int], candles: Sequence[Candle], rows: np.ndarray, ready: np.ndarray,
+                  rejected: list[tuple[int, InvalidInput]], windows: np.ndarray | None) -> None:
+        """One series' candles through its FeatureState, taken out of the bank and put back once:
+        a vectorised round over a single symbol costs more than the scalar update it replaces."""
+        symbol, timeframe = _split(key)
+        bank = self._bank(timeframe)
+        state = bank.state(symbol) if symbol in bank else FeatureState()
+        for i in members:
+            try:
+                rows[i] = state.update(candles[i])
+            except InvalidInput as exc:
+                rejected.append((i, exc))
+                continue
+            ready[i] = state.ready
+            if windows is not None:
+                recent = state.window(windows.shape[1])
+                windows[i, windows.shape[1] - len(recent):] = recent
+        bank.set_state(symbol, state)

@@ -111,11 +111,14 @@ class FeatureBank:
 
     # ---- conversion to and from FeatureState -------------------------------------------------
 
-    def state(self, symbol: str) -> FeatureState:
-        """A copy of ``symbol``'s state as a FeatureState (KeyError if the bank has never seen it)."""
+    def state(self, symbol: str, copy: bool = True) -> FeatureState:
+        """A copy of ``symbol``'s state as a FeatureState (KeyError if the bank has never seen it).
+
+        ``copy=False`` may return the bank's own object (a symbol still warming up): only read it, at once.
+        """
         row = self._row[symbol]
         if not self._vec[row]:
-            return FeatureState.from_bytes(self._scalar[row].to_bytes())
+            return self._scalar[row] if not copy else FeatureState.from_bytes(self._scalar[row].to_bytes())
         state = FeatureState()
         state.count, state.step_ms = int(self._count[row]), self.step_ms
         state.last_open_time = int(self._last[row])

@@ -109,21 +109,19 @@ class Producer:
         self.broker = broker
 
     async def send(self, topic, key, value, partition, timestamp, headers):
-        return self.broker.send(topic, zlib.crc32(key) % PARTITIONS, (key, value))
+        return self.broker.send(topic, zlib.crc32(key) % PARTITIONS if partition is None else partition, (key, value))
 
 
 class Table(dict):
-    """A table: ``data`` is the local store, the changelog goes through the broker."""
+    """A table: ``data`` is the local store; its changelog topic is ``<name>-changelog``."""
 
     def __init__(self, name: str, broker: Broker, store: dict) -> None:
         super().__init__()
         self.name, self.broker, self.data = name, broker, store
+        self.changelog_topic = type("Topic", (), {"get_topic_name": lambda _: f"{name}-changelog"})()
 
     def get(self, key, default=None):
         return self.data.get(key, default)
-
-    def send_changelog(self, partition, key, value):
-        return self.broker.send(f"{self.name}-changelog", partition, (key, value))
 
 
 class Stream:
@@ -180,8 +178,8 @@ class Worker:
         if self.naive:  # the old order: the state goes out with the batch, ahead of the outputs
             for key, event in dirty.items():
                 blob = self.checkpoint.series.state(key).to_bytes()
-                self.checkpoint._outputs.append(  # offsets were committed once everything sent was acked
-                    self.checkpoint.series_table.send_changelog(event.message.partition, key.encode(), blob))
+                self.checkpoint._outputs.append(await self.checkpoint.app.producer.send(  # offsets were committed
+                    "series-changelog", key.encode(), blob, event.message.partition, None, None))  # once all was acked
                 self.checkpoint.series_table.data[key.encode()] = blob
         for kind, records in (("predictions", result.predictions), ("signals", result.signals), ("outcomes", result.outcomes)):
             for r in records:

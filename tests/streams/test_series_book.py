@@ -1,0 +1,65 @@
+"""SeriesBook: the live series through the vectorised engine equal FeatureState, candle by candle."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+
+from streams.candle_files import read_candle_file
+from streams.features import FeatureState
+from streams.series import Position, SeriesState
+from streams.series_book import DEEP, SeriesBook
+from tests.conftest import CANDLES
+
+
+@pytest.fixture(scope="module")
+def feed():
+    """Six symbols replaying the bundled real series, interleaved by time like a live feed."""
+    base = [read_candle_file(f).candles[:300] for f in sorted(CANDLES.glob("*.csv.gz"))]
+    candles = [dataclasses.replace(c, symbol=f"S{k}") for k in range(6) for c in base[k % len(base)]]
+    return sorted(candles, key=lambda c: (c.open_time, c.symbol))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_batches_of_every_shape_equal_one_feature_state_per_series(feed, seed):
+    """Wide batches (rounds through the bank) and deep ones (a series folded on its own) mixed."""
+    rng, book, reference = random.Random(seed), SeriesBook(), {}
+    i = 0
+    while i < len(feed):
+        batch = feed[i:i + rng.choice([1, 3, 6, 6 * (DEEP + 2), 60])]
+        i += len(batch)
+        rows, ready, rejected = book.fold(batch)
+        assert not rejected
+        for row, flag, c in zip(rows, ready, batch):
+            state = reference.setdefault(c.symbol, FeatureState())
+            assert np.array_equal(row, state.update(c), equal_nan=True) and flag == state.ready
+    for symbol, state in reference.items():
+        assert book.state(f"{symbol}|5m").features.to_bytes() == state.to_bytes()
+        assert book.state_bytes(f"{symbol}|5m") == book.state(f"{symbol}|5m").to_bytes()
+
+
+def test_a_late_candle_is_rejected_and_changes_nothing(feed):
+    book = SeriesBook()
+    book.fold(feed[:60])
+    before = book.state_bytes("S0|5m")
+    late = next(c for c in feed[:60] if c.symbol == "S0")
+    rows, _, rejected = book.fold([late] * (DEEP + 1) + [late])  # the deep path and the round path alike
+    assert [e.kind for _, e in rejected] == ["out_of_order"] * (DEEP + 2) and np.isnan(rows).all()
+    assert book.state_bytes("S0|5m") == before
+
+
+def test_stored_form_round_trip_and_what_a_position_covers(feed):
+    book = SeriesBook()
+    book.fold(feed[:120])
+    book.positions["S1|5m"] = Position("candles.5m", 1, 41)
+    restored = SeriesBook()
+    restored.load("S1|5m", SeriesState.from_bytes(book.state_bytes("S1|5m")))
+    assert restored.state_bytes("S1|5m") == book.state_bytes("S1|5m")
+    last = restored.last_open_time("S1|5m")
+    assert restored.covers("S1|5m", Position("candles.5m", 1, 41), last)
+    assert not restored.covers("S1|5m", Position("candles.5m", 1, 42), last + 300_000)  # newer: scored
+    assert not restored.covers("S1|5m", Position("candles.5m", 0, 3), last)  # another partition: not ours to skip
+    np.testing.assert_array_equal(restored.window("S1|5m"), book.window("S1|5m"))
