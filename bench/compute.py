@@ -24,6 +24,7 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
     from bench.inference import _symbols
     from learning.learner import OutcomeLearner
     from models.loading import load_model
+    from streams.candle import timeframe_ms
     from streams.series import Position
     from streams.series_book import SeriesBook
     from streams.step import Models, StepConfig, process_batch
@@ -42,7 +43,7 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
         process_batch([(c, None, Position("candles", 0, offset)) for c in by_round[k]], book, Models(model), config,
                       lambda i: learner)
         offset += 1
-    step_ms = closing[0].open_time - warm[-1].open_time if warm else 300_000
+    step_ms = timeframe_ms(closing[0].timeframe)
     best = float("inf")
     result = None
     for r in range(rounds):  # each round closes one more candle per symbol

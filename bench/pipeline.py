@@ -396,7 +396,7 @@ def run_row(name: str, ctx: dict[str, Any], cfg: Config, log) -> dict[str, Any]:
         ok, records = measure.wait(n, _timeout(n))
         cpu1, broker_cpu1 = proc_cpu_s(row.pid), proc_cpu_s(ctx["broker_pid"])
         if row.worker is not None:  # its last checkpoint (state, changelogs) follows the outputs within an interval
-            time.sleep(2 * float(ctx["worker_env"].get("CANDLEFLOW_CHECKPOINT_INTERVAL_S", 0.5)))
+            time.sleep(2 * float(ctx["worker_env"].get("CANDLEFLOW_CHECKPOINT_INTERVAL_S", 1.0)))
         records1 = produced_records(broker, ctx["run_id"], name, row.source)
         recv = sorted(r[0] for r in records)
         lat = _latencies(row, records, ctx["codec"])

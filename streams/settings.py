@@ -65,7 +65,7 @@ class Settings:
     batch_within_s: float = 0.005
     # How often the candle agent's state is made durable behind its outputs (agents/checkpoint.py): the
     # longest a crash makes the group redo, and the staleness of /features; not on the output path.
-    checkpoint_interval_s: float = 0.5
+    checkpoint_interval_s: float = 1.0
     # Failure tests only: "after-outputs:N" or "after-state:N" SIGKILLs the worker inside its N-th
     # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
     fault_kill_at: str = ""
