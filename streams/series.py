@@ -91,7 +91,7 @@ class SeriesState:
     def to_bytes(self) -> bytes:
         topic = self.position.topic.encode() if self.position else b""
         partition, offset = (self.position.partition, self.position.offset) if self.position else (-1, -1)
-        features = self.features.to_bytes(window=True)
+        features = self.features.to_bytes()
         labeller = self.labeller.to_bytes() if self.labeller is not None else b""
         return b"".join((_MAGIC, _HEAD.pack(len(topic), partition, offset, len(features)), topic, features, labeller))
 

@@ -127,7 +127,6 @@ class FeatureBank:
         unpack(self._M[:, row].tolist(), state)
         state._win[:] = self._win[row]
         state._win_pos, state._win_size = int(self._win_pos[row]), int(self._win_size[row])
-        state._unsaved = state._win_size  # none of its rows is stored apart yet
         return state
 
     def set_state(self, symbol: str, state: FeatureState) -> None:

@@ -28,13 +28,12 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 
 import numpy as np
 
 from streams.candle import Candle, timeframe_ms
 from streams.errors import InvalidInput, OutOfOrder
-from streams.features.codec import RowReader, decode, encode, encode_row, row_slot
+from streams.features.codec import decode, encode
 from streams.features.layer1 import Layer1
 from streams.features.names import INDEX, N_FEATURES, READY_AFTER
 from streams.features.oscillators import Oscillators
@@ -56,7 +55,7 @@ class FeatureState:
     """Rolling features of one series; see the module docstring for the rules."""
 
     __slots__ = ("count", "last_open_time", "step_ms", "last_close", "has_optional",
-                 "layer1", "macd", "osc", "atr", "adx", "_win", "_win_pos", "_win_size", "_unsaved")
+                 "layer1", "macd", "osc", "atr", "adx", "_win", "_win_pos", "_win_size")
 
     def __init__(self) -> None:
         self.count = 0
@@ -72,7 +71,6 @@ class FeatureState:
         self._win = np.full((WINDOW, N_FEATURES), np.nan, dtype=np.float32)
         self._win_pos = 0
         self._win_size = 0
-        self._unsaved = 0  # window rows added since the last take_unsaved_slots()
 
     @property
     def ready(self) -> bool:
@@ -136,35 +134,13 @@ class FeatureState:
         self._win_pos = self._win_pos + 1 if self._win_pos + 1 < WINDOW else 0
         if self._win_size < WINDOW:
             self._win_size += 1
-        if self._unsaved < WINDOW:
-            self._unsaved += 1
         return vec
 
-    def to_bytes(self, window: bool = True) -> bytes:
-        """Compact, versioned serialisation (for the Faust changelog); see :mod:`.codec`.
-
-        ``window=False`` leaves the window out: its rows are stored apart (:mod:`streams.feature_store`).
-        """
-        return encode(self, window)
+    def to_bytes(self) -> bytes:
+        """Compact, versioned serialisation (a table value); see :mod:`.codec`."""
+        return encode(self)
 
     @classmethod
-    def from_bytes(cls, blob: bytes, rows: RowReader | None = None) -> FeatureState:
-        """Rebuild a state from :meth:`to_bytes`; it continues bit-identically. A window stored apart
-        is read with ``rows(slot)`` (see :mod:`.codec`)."""
-        return decode(blob, cls, rows)
-
-    def take_unsaved_slots(self) -> list[int]:
-        """The window slots of the rows added since the last call (see :meth:`window_rows`)."""
-        n, self._unsaved = min(self._unsaved, self._win_size), 0
-        return [row_slot(tag, WINDOW) for tag in range(self.count - n + 1, self.count + 1)]
-
-    def window_rows(self, slots: Iterable[int]) -> dict[int, bytes]:
-        """slot -> row blob (tag + float32 values) for those of ``slots`` the window holds, for storing it apart."""
-        rows = self.window()
-        first_tag = self.count - len(rows) + 1
-        out = {}
-        for slot in slots:
-            tag = self.count - (self.count - 1 - slot) % WINDOW  # the newest candle whose row has this slot
-            if tag >= max(first_tag, 1):
-                out[slot] = encode_row(tag, rows[tag - first_tag])
-        return out
+    def from_bytes(cls, blob: bytes) -> FeatureState:
+        """Rebuild a state from :meth:`to_bytes`; it continues bit-identically."""
+        return decode(blob, cls)
