@@ -35,7 +35,7 @@ from learning.labelling import Labeller
 from streams.errors import DecodeError
 from streams.features import FeatureState
 
-__all__ = ["Position", "SeriesState", "series_key"]
+__all__ = ["Position", "SeriesState", "covers", "series_key"]
 
 _MAGIC = b"CFS1"
 _HEAD = struct.Struct(">HiqI")  # topic length, partition, offset (-1: none), feature bytes length
@@ -47,6 +47,14 @@ class Position(NamedTuple):
     topic: str
     partition: int
     offset: int
+
+
+def covers(mine: Position | None, last_open_time: int | None, position: Position | None, open_time: int) -> bool:
+    """A series whose last input was ``mine`` and last candle ``last_open_time`` already holds the candle
+    read at ``position`` with ``open_time``: the same topic partition, an offset not after its own, an
+    open time not after its last (a candle from elsewhere is not ours to skip: the usual rules refuse it)."""
+    return (position is not None and mine is not None and last_open_time is not None and open_time <= last_open_time
+            and position.partition == mine.partition and position.topic == mine.topic and position.offset <= mine.offset)
 
 
 def series_key(symbol: str, timeframe: str) -> str:
@@ -71,11 +79,7 @@ class SeriesState:
 
     def covers(self, position: Position | None, open_time: int) -> bool:
         """True if the candle at ``position`` with ``open_time`` is already folded into this state."""
-        last = self.features.last_open_time
-        mine = self.position
-        return (position is not None and mine is not None and last is not None and open_time <= last
-                and position.partition == mine.partition and position.topic == mine.topic
-                and position.offset <= mine.offset)
+        return covers(self.position, self.features.last_open_time, position, open_time)
 
     def features_at(self, open_time: int) -> np.ndarray | None:
         """The feature vector of the candle at ``open_time`` while the window still holds it (float64)."""

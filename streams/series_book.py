@@ -29,7 +29,7 @@ from streams.errors import InvalidInput, OutOfOrder
 from streams.features import FeatureState
 from streams.features.bank import FeatureBank
 from streams.features.names import N_FEATURES, READY_AFTER
-from streams.series import Position, SeriesState
+from streams.series import Position, SeriesState, covers
 
 __all__ = ["SeriesBook"]
 
@@ -116,10 +116,7 @@ class SeriesBook:
 
     def covers(self, key: str, position: Position | None, open_time: int) -> bool:
         """True if the candle at ``position`` is already folded in (see :meth:`SeriesState.covers`)."""
-        mine, last = self.positions.get(key), self.last_open_time(key)
-        return (position is not None and mine is not None and last is not None and open_time <= last
-                and position.partition == mine.partition and position.topic == mine.topic
-                and position.offset <= mine.offset)
+        return covers(self.positions.get(key), self.last_open_time(key), position, open_time)
 
     # -- the update --------------------------------------------------------------------------------------
     def fold(self, candles: Sequence[Candle], windows: np.ndarray | None = None
