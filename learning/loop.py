@@ -16,20 +16,7 @@ from learning.labelling import Labeller
 from learning.learner import OutcomeLearner
 from streams.candle import Candle
 
-__all__ = ["LoopResult", "label_and_learn", "feature_slot", "FEATURE_SLOTS"]
-
-FEATURE_SLOTS = 256  # predictions per series kept for joining trade outcomes (~21 h of 5m candles)
-
-
-def feature_slot(symbol: str, timeframe: str, open_time: int, step_ms: int) -> str:
-    """Where a prediction's features are kept: a ring of FEATURE_SLOTS per series, so the table stays
-    bounded without an expiry pass (a slot is overwritten FEATURE_SLOTS candles later).
-
-    >>> feature_slot("ETH-BTC", "5m", 300_000 * 257, 300_000)
-    'ETH-BTC|5m|1'
-    """
-    return f"{symbol}|{timeframe}|{open_time // step_ms % FEATURE_SLOTS}"
-
+__all__ = ["LoopResult", "label_and_learn"]
 
 @dataclass
 class LoopResult:
