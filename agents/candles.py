@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 OFFLOAD_MIN_BATCH = 64
 # Items per PredictionBatch/OutcomeBatch record: a prediction is ~0.6 KB, so a record stays near 300 KB.
 RECORDS_PER_BATCH = 500
+STEP_MAX_CANDLES = 4096  # candles per step: bounds the records a take of big CandleBatch messages holds at once
 
 
 def attach_candle_agent(pipeline: Pipeline) -> None:
@@ -90,31 +91,47 @@ def _decode(pipeline: Pipeline, events: list[Any]) -> tuple[list[SourcedCandle],
 
 async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
     """Decode, step and emit one batch of candle events; the checkpoint acknowledges them later."""
-    checkpoint, settings = pipeline.checkpoint, pipeline.settings
+    checkpoint = pipeline.checkpoint
     async with checkpoint.batch_lock:
         candles, origin, dead = _decode(pipeline, events)
-        # Read the table here, on the event loop, before any hand-off to a thread.
-        checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles})
-        learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
-        models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)))
-        config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
-        step = functools.partial(process_batch, candles, checkpoint.series, models, config,
-                                 lambda i: learners[origin[i].message.partition])
-        started = time.perf_counter()
-        if len(candles) >= OFFLOAD_MIN_BATCH:  # a big batch would hold the event loop (heartbeats, web views)
-            result = await asyncio.get_running_loop().run_in_executor(None, step)
-        else:
-            result = step()
-        if candles:
-            pipeline.stats.inference_ms.add((time.perf_counter() - started) * 1000)
-            pipeline.stats.batch_sizes.add(len(candles))
-        dead += [(origin[i], exc) for i, exc in result.rejected]
-        await _emit(pipeline, result, origin, dead)
-        checkpoint.processed(events, {key: origin[i] for key, i in result.dirty.items()},
-                             {key: origin[i] for key, i in result.learners.items()})
-    pipeline.stats.count(candles=len(candles) + len(dead) - len(result.rejected),
-                         predictions=len(result.predictions), signals=len(result.signals), dead_letters=len(dead),
-                         batches=1)
+        dirty: dict[str, Any] = {}
+        learned: dict[str, Any] = {}
+        rejected = 0
+        # A take of CandleBatch messages can hold tens of thousands of candles: steps of at most
+        # STEP_MAX_CANDLES bound the records held at once, and the first outputs go out sooner.
+        for start in range(0, len(candles), STEP_MAX_CANDLES) or [0]:
+            chunk, chunk_origin = candles[start:start + STEP_MAX_CANDLES], origin[start:start + STEP_MAX_CANDLES]
+            result = await _step(pipeline, chunk, chunk_origin)
+            dead_here = [(chunk_origin[i], exc) for i, exc in result.rejected]
+            rejected += len(dead_here)
+            await _emit(pipeline, result, chunk_origin, dead_here)
+            dirty.update({key: chunk_origin[i] for key, i in result.dirty.items()})
+            learned.update({key: chunk_origin[i] for key, i in result.learners.items()})
+            pipeline.stats.count(predictions=len(result.predictions), signals=len(result.signals))
+        await _emit_dead(pipeline, dead)
+        checkpoint.processed(events, dirty, learned)
+    pipeline.stats.count(candles=len(candles) + len(dead), dead_letters=len(dead) + rejected, batches=1)
+
+
+async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[Any]) -> Any:
+    """The pure step on ``candles``, in a thread when the batch is big."""
+    checkpoint, settings = pipeline.checkpoint, pipeline.settings
+    # Read the table here, on the event loop, before any hand-off to a thread.
+    checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles})
+    learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
+    models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)))
+    config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
+    step = functools.partial(process_batch, candles, checkpoint.series, models, config,
+                             lambda i: learners[origin[i].message.partition])
+    started = time.perf_counter()
+    if len(candles) >= OFFLOAD_MIN_BATCH:  # a big batch would hold the event loop (heartbeats, web views)
+        result = await asyncio.get_running_loop().run_in_executor(None, step)
+    else:
+        result = step()
+    if candles:
+        pipeline.stats.inference_ms.add((time.perf_counter() - started) * 1000)
+        pipeline.stats.batch_sizes.add(len(candles))
+    return result
 
 
 async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[tuple[Any, InvalidInput]]) -> None:
@@ -141,11 +158,15 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
             record = await add_consensus(pipeline, record)
         await send(signals, record["symbol"].encode(), codecs["Signal"].encode(record))
         pipeline.recent_signals.add(record, origin[i])
+    await _emit_dead(pipeline, dead)
+
+
+async def _emit_dead(pipeline: Pipeline, dead: list[tuple[Any, InvalidInput]]) -> None:
     for event, exc in dead:
         m = event.message
         log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
-        await send(pipeline.dead_letters.get_topic_name(), m.key,
-                   codecs["DeadLetter"].encode(dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value)))
+        await pipeline.checkpoint.send(pipeline.dead_letters.get_topic_name(), m.key, pipeline.codecs["DeadLetter"].encode(
+            dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value)))
 
 
 def _by_partition(records: list[dict[str, Any]], partition_of: Any) -> list[tuple[int, list[dict[str, Any]]]]:
