@@ -46,7 +46,7 @@ def attach_candle_agent(pipeline: Pipeline) -> None:
     async def forget_on_assign(app: Any, assigned: Any, **_: Any) -> None:
         checkpoint.forget()
 
-    @app.timer(settings.checkpoint_interval_s)
+    @app.timer(checkpoint.interval_s)
     async def run_checkpoint() -> None:
         await checkpoint.run()
 

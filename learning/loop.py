@@ -15,6 +15,7 @@ from typing import Any
 from learning.labelling import Labeller
 from learning.learner import OutcomeLearner
 from streams.candle import Candle
+from streams.series import series_key
 
 __all__ = ["LoopResult", "label_and_learn"]
 
@@ -22,7 +23,6 @@ __all__ = ["LoopResult", "label_and_learn"]
 class LoopResult:
     outcomes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (index of the labelling candle, Outcome)
     retrain_requests: list[dict[str, Any]] = field(default_factory=list)
-    labellers: set[str] = field(default_factory=set)  # series whose labeller changed
     learners: set[Any] = field(default_factory=set)  # learner keys that changed
 
 
@@ -35,13 +35,12 @@ def label_and_learn(
     (key, learner) of the candle's partition. Labellers missing from ``labellers`` start fresh."""
     result = LoopResult()
     for index, candle, prediction in scored:
-        key = f"{candle.symbol}|{candle.timeframe}"
+        key = series_key(candle.symbol, candle.timeframe)
         labeller = labellers.get(key)
         if labeller is None:
             labeller = labellers[key] = Labeller(candle.symbol, candle.timeframe)
         done = labeller.observe(candle)
         labeller.add_prediction(prediction)
-        result.labellers.add(key)
         if not done:
             continue
         learner_key, learner = learner_for(index)
