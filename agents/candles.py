@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 from agents.outcomes import learner_for_partition
 from agents.patterns import add_consensus, remember_patterns
@@ -21,7 +21,7 @@ from streams.dead_letters import dead_letter_record
 from streams.errors import DecodeError, InvalidInput
 from streams.ingest import decode_candle_message
 from streams.series import Position, series_key
-from streams.step import Models, SourcedCandle, StepConfig, process_batch
+from streams.step import BatchResult, Models, SourcedCandle, StepConfig, learn_batch, process_batch
 
 __all__ = ["attach_candle_agent", "handle_candle_events"]
 
@@ -101,10 +101,17 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
         # STEP_MAX_CANDLES bound the records held at once, and the first outputs go out sooner.
         for start in range(0, len(candles), STEP_MAX_CANDLES) or [0]:
             chunk, chunk_origin = candles[start:start + STEP_MAX_CANDLES], origin[start:start + STEP_MAX_CANDLES]
-            result = await _step(pipeline, chunk, chunk_origin)
+            result, learner_for = await _step(pipeline, chunk, chunk_origin)
+            if result.redelivered:
+                first = chunk[result.redelivered[0]]
+                log.info("skipped %d redelivered candles already in their series (first %s %s@%d, read at %s)",
+                         len(result.redelivered), first[0].symbol, first[0].timeframe, first[0].open_time, first[2])
             dead_here = [(chunk_origin[i], exc) for i, exc in result.rejected]
             rejected += len(dead_here)
             await _emit(pipeline, result, chunk_origin, dead_here)
+            # Learning comes after the outputs are on their way: a close's signals do not wait for River.
+            await _in_thread_if_big(len(chunk), functools.partial(learn_batch, result, learner_for))
+            await _emit_retrain_requests(pipeline, result)
             dirty.update({key: chunk_origin[i] for key, i in result.dirty.items()})
             learned.update({key: chunk_origin[i] for key, i in result.learners.items()})
             pipeline.stats.count(predictions=len(result.predictions), signals=len(result.signals))
@@ -113,30 +120,33 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
     pipeline.stats.count(candles=len(candles) + len(dead), dead_letters=len(dead) + rejected, batches=1)
 
 
-async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[Any]) -> Any:
-    """The pure step on ``candles``, in a thread when the batch is big."""
+async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[Any]) -> tuple[BatchResult, Any]:
+    """The pure step on ``candles`` up to its learning half, and the learner lookup that half needs."""
     checkpoint, settings = pipeline.checkpoint, pipeline.settings
-    # Read the table here, on the event loop, before any hand-off to a thread.
+    # Read the tables here, on the event loop, before any hand-off to a thread.
     checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles})
     learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
+    learner_for = lambda i: learners[origin[i].message.partition]  # noqa: E731
     models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)))
     config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
-    step = functools.partial(process_batch, candles, checkpoint.series, models, config,
-                             lambda i: learners[origin[i].message.partition])
     started = time.perf_counter()
-    if len(candles) >= OFFLOAD_MIN_BATCH:  # a big batch would hold the event loop (heartbeats, web views)
-        result = await asyncio.get_running_loop().run_in_executor(None, step)
-    else:
-        result = step()
+    result = await _in_thread_if_big(len(candles), functools.partial(
+        process_batch, candles, checkpoint.series, models, config, learner_for, learn=False))
     if candles:
         pipeline.stats.inference_ms.add((time.perf_counter() - started) * 1000)
         pipeline.stats.batch_sizes.add(len(candles))
-    return result
+    return result, learner_for
+
+
+async def _in_thread_if_big(size: int, work: Callable[[], Any]) -> Any:
+    if size >= OFFLOAD_MIN_BATCH:  # a big batch would hold the event loop (heartbeats, web views)
+        return await asyncio.get_running_loop().run_in_executor(None, work)
+    return work()
 
 
 async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[tuple[Any, InvalidInput]]) -> None:
-    """Send one batch's outputs: a PredictionBatch and an OutcomeBatch per partition, retrain requests,
-    one Signal per signal, dead letters. Patterns are stored before this batch's signals ask for a consensus."""
+    """Send one batch's outputs: a PredictionBatch and an OutcomeBatch per partition, one Signal per
+    signal, dead letters. Patterns are stored before this batch's signals ask for a consensus."""
     send, codecs, partition_of = pipeline.checkpoint.send, pipeline.codecs, pipeline.partition_of
     for partition, records in _by_partition(result.predictions, partition_of):
         await send(pipeline.predictions.get_topic_name(), None, codecs["PredictionBatch"].encode({"predictions": records}),
@@ -148,10 +158,6 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
             await send(pipeline.outcomes.get_topic_name(), None, codecs["OutcomeBatch"].encode({"outcomes": records}),
                        partition)
         await remember_patterns(pipeline, result.outcomes)
-    for request in result.retrain_requests:
-        log.warning("retrain requested for %s: %s", request["model_version"], ", ".join(request["reasons"]))
-        await send(pipeline.retrain_requests.get_topic_name(), request["model_version"].encode(),
-                   json.dumps(request).encode())
     signals = pipeline.signals.get_topic_name()
     for record, i in zip(result.signals, result.signal_sources):
         if pipeline.patterns is not None:
@@ -159,6 +165,13 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
         await send(signals, record["symbol"].encode(), codecs["Signal"].encode(record))
         pipeline.recent_signals.add(record, origin[i])
     await _emit_dead(pipeline, dead)
+
+
+async def _emit_retrain_requests(pipeline: Pipeline, result: BatchResult) -> None:
+    for request in result.retrain_requests:
+        log.warning("retrain requested for %s: %s", request["model_version"], ", ".join(request["reasons"]))
+        await pipeline.checkpoint.send(pipeline.retrain_requests.get_topic_name(), request["model_version"].encode(),
+                                       json.dumps(request).encode())
 
 
 async def _emit_dead(pipeline: Pipeline, dead: list[tuple[Any, InvalidInput]]) -> None:

@@ -12,27 +12,34 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from learning.labelling import Labeller
+from learning.labelling import Labelled, Labeller
 from learning.learner import OutcomeLearner
 from streams.candle import Candle
 from streams.series import series_key
 
-__all__ = ["LoopResult", "label_and_learn"]
+__all__ = ["LoopResult", "label_and_learn", "learn_outcomes"]
 
 @dataclass
 class LoopResult:
     outcomes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (index of the labelling candle, Outcome)
     retrain_requests: list[dict[str, Any]] = field(default_factory=list)
-    learners: set[Any] = field(default_factory=set)  # learner keys that changed
+    learners: dict[Any, int] = field(default_factory=dict)  # learner key -> index of the last candle that taught it
+    # Labelled but not learned yet (``label_and_learn(..., learn=False)``): (index, Labelled), in order.
+    unlearned: list[tuple[int, Labelled]] = field(default_factory=list)
 
 
 def label_and_learn(
     scored: Sequence[tuple[int, Candle, Mapping[str, Any]]],
     labellers: MutableMapping[str, Labeller],
     learner_for: Callable[[int], tuple[Any, OutcomeLearner]],
+    learn: bool = True,
 ) -> LoopResult:
     """``scored``: (index, candle, its prediction) in arrival order; ``learner_for(index)`` gives the
-    (key, learner) of the candle's partition. Labellers missing from ``labellers`` start fresh."""
+    (key, learner) of the candle's partition. Labellers missing from ``labellers`` start fresh.
+
+    With ``learn=False`` the outcomes are only labelled; :func:`learn_outcomes` teaches them later, in
+    the same order (the candle agent publishes a batch's predictions and signals in between).
+    """
     result = LoopResult()
     for index, candle, prediction in scored:
         key = series_key(candle.symbol, candle.timeframe)
@@ -41,13 +48,20 @@ def label_and_learn(
             labeller = labellers[key] = Labeller(candle.symbol, candle.timeframe)
         done = labeller.observe(candle)
         labeller.add_prediction(prediction)
-        if not done:
-            continue
-        learner_key, learner = learner_for(index)
-        result.learners.add(learner_key)
         for item in done:
             result.outcomes.append((index, item.outcome))
-            request = learner.update(item.outcome, item.features)
-            if request is not None:
-                result.retrain_requests.append(request)
+            result.unlearned.append((index, item))
+    return learn_outcomes(result, learner_for) if learn else result
+
+
+def learn_outcomes(result: LoopResult, learner_for: Callable[[int], tuple[Any, OutcomeLearner]]) -> LoopResult:
+    """Teach ``result.unlearned`` to their partitions' learners, in order; drift watches that fire add
+    retrain requests. Updates ``result`` in place and returns it."""
+    for index, item in result.unlearned:
+        learner_key, learner = learner_for(index)
+        result.learners[learner_key] = index
+        request = learner.update(item.outcome, item.features)
+        if request is not None:
+            result.retrain_requests.append(request)
+    result.unlearned = []
     return result

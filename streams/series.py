@@ -57,6 +57,15 @@ def covers(mine: Position | None, last_open_time: int | None, position: Position
             and position.partition == mine.partition and position.topic == mine.topic and position.offset <= mine.offset)
 
 
+def encode_series(features: bytes, labeller: Labeller | None, position: Position | None) -> bytes:
+    """:meth:`SeriesState.to_bytes` from its parts, the features already serialised (a FeatureBank
+    writes them straight from its matrix)."""
+    topic = position.topic.encode() if position else b""
+    partition, offset = (position.partition, position.offset) if position else (-1, -1)
+    tail = labeller.to_bytes() if labeller is not None else b""
+    return b"".join((_MAGIC, _HEAD.pack(len(topic), partition, offset, len(features)), topic, features, tail))
+
+
 def series_key(symbol: str, timeframe: str) -> str:
     """The table key of one series.
 
@@ -93,11 +102,7 @@ class SeriesState:
         return window[len(window) - 1 - back].astype(np.float64)
 
     def to_bytes(self) -> bytes:
-        topic = self.position.topic.encode() if self.position else b""
-        partition, offset = (self.position.partition, self.position.offset) if self.position else (-1, -1)
-        features = self.features.to_bytes()
-        labeller = self.labeller.to_bytes() if self.labeller is not None else b""
-        return b"".join((_MAGIC, _HEAD.pack(len(topic), partition, offset, len(features)), topic, features, labeller))
+        return encode_series(self.features.to_bytes(), self.labeller, self.position)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> SeriesState:

@@ -29,7 +29,7 @@ from streams.errors import InvalidInput, OutOfOrder
 from streams.features import FeatureState
 from streams.features.bank import FeatureBank
 from streams.features.names import N_FEATURES, READY_AFTER
-from streams.series import Position, SeriesState, covers
+from streams.series import Position, SeriesState, covers, encode_series
 
 __all__ = ["SeriesBook"]
 
@@ -83,11 +83,24 @@ class SeriesBook:
         """A copy of the series in its stored form (None for a key the book does not hold)."""
         return self._state(key, copy=True)
 
-    def state_bytes(self, key: str) -> bytes:
-        """``state(key).to_bytes()`` without the copy (what a checkpoint writes)."""
-        state = self._state(key, copy=False)
-        assert state is not None, key
-        return state.to_bytes()
+    def states_bytes(self, keys: Sequence[str]) -> list[bytes]:
+        """``[state(key).to_bytes() for key in keys]`` (the same bytes), the features written straight
+        from the banks' matrices: what a checkpoint writes."""
+        out: list[bytes] = [b""] * len(keys)
+        by_timeframe: dict[str, list[int]] = {}
+        for j, key in enumerate(keys):
+            assert key in self._keys, key
+            symbol, timeframe = _split(key)
+            bank = self._banks.get(timeframe)
+            if bank is not None and symbol in bank:
+                by_timeframe.setdefault(timeframe, []).append(j)
+            else:  # known, never folded a candle: an empty state
+                out[j] = SeriesState(None, self.labellers.get(key), self.positions.get(key)).to_bytes()
+        for timeframe, members in by_timeframe.items():
+            features = self._banks[timeframe].states_bytes([_split(keys[j])[0] for j in members])
+            for j, blob in zip(members, features):
+                out[j] = encode_series(blob, self.labellers.get(keys[j]), self.positions.get(keys[j]))
+        return out
 
     def _state(self, key: str, copy: bool) -> SeriesState | None:
         if key not in self._keys:

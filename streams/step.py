@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from learning.learner import OutcomeLearner
-from learning.loop import label_and_learn
+from learning.loop import LoopResult, label_and_learn, learn_outcomes
 from streams.candle import Candle
 from streams.errors import InvalidInput
 from streams.features.names import N_FEATURES
@@ -44,7 +44,7 @@ from streams.scoring import WINDOW, needs_windows, score_rows, serving_version
 from streams.series import Position, series_key
 from streams.series_book import SeriesBook
 
-__all__ = ["BatchResult", "Models", "StepConfig", "SourcedCandle", "process_batch"]
+__all__ = ["BatchResult", "Models", "StepConfig", "SourcedCandle", "learn_batch", "process_batch"]
 
 SourcedCandle = tuple[Candle, "int | None", "Position | None"]  # candle, produced at (ms), where it was read
 
@@ -81,6 +81,7 @@ class BatchResult:
     redelivered: list[int] = field(default_factory=list)  # already in their series: skipped
     dirty: dict[str, int] = field(default_factory=dict)  # series key -> index of its last candle here
     learners: dict[Any, int] = field(default_factory=dict)  # learner key -> index of the last candle that taught it
+    loop: LoopResult | None = None  # the outcome loop's own result (its ``unlearned`` until :func:`learn_batch`)
 
 
 def process_batch(
@@ -89,11 +90,15 @@ def process_batch(
     models: Models,
     config: StepConfig,
     learner_for: Callable[[int], tuple[Any, OutcomeLearner]] | None = None,
+    learn: bool = True,
 ) -> BatchResult:
     """Fold ``candles`` into their series in ``book`` (updated in place) and score them.
 
     ``learner_for(index)`` gives the (key, learner) of the candle at ``index`` (its partition's online
     model and drift watch); it is needed when ``config.outcome_loop`` or ``config.online_weight`` is on.
+    With ``learn=False`` the outcomes are labelled but not learned: :func:`learn_batch` does that part,
+    with the same result, so a caller can publish the predictions and signals first. Either way this
+    batch is scored with the learners as they were before it.
     """
     result = BatchResult()
     fresh: list[int] = []  # input indices that go to the feature engine
@@ -131,9 +136,17 @@ def process_batch(
 
     if config.outcome_loop and learner_for is not None:
         rows_in_order = [(i, candles[i][0], p) for i, p in zip(scored.sources, scored.predictions)]
-        learned = label_and_learn(rows_in_order, book.labellers, learner_for)
-        for i, outcome in learned.outcomes:
-            result.outcomes.append(outcome)
-            result.learners[learner_for(i)[0]] = i
-        result.retrain_requests = learned.retrain_requests
+        result.loop = label_and_learn(rows_in_order, book.labellers, learner_for, learn=learn)
+        result.outcomes = [outcome for _, outcome in result.loop.outcomes]
+        if learn:
+            learn_batch(result, learner_for)
+    return result
+
+
+def learn_batch(result: BatchResult, learner_for: Callable[[int], tuple[Any, OutcomeLearner]]) -> BatchResult:
+    """The learning half of a step run with ``learn=False``: the partitions' learners learn the batch's
+    outcomes (in order) and drift watches may ask for a retrain. In place; returns ``result``."""
+    if result.loop is not None:
+        learn_outcomes(result.loop, learner_for)
+        result.learners, result.retrain_requests = result.loop.learners, result.loop.retrain_requests
     return result

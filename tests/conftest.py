@@ -76,7 +76,7 @@ def worker_factory(tmp_path):
     started = []
 
     def start(settings: Settings) -> WorkerProcess:
-        worker = WorkerProcess(settings, tmp_path / f"worker-{settings.app_id}.log").start()
+        worker = WorkerProcess(settings, tmp_path / f"worker-{settings.app_id}-{settings.web_port}.log").start()  # one log per worker
         started.append(worker)
         worker.wait_ready()
         return worker

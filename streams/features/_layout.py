@@ -25,10 +25,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+
 from streams.features.base import Block
 from streams.features.rolling import Lag, RollingMax, RollingMin, RollingSum, RollingVar
 
-__all__ = ["LAYOUT", "Layout", "pack", "unpack"]
+__all__ = ["LAYOUT", "Layout", "canonical", "pack", "unpack"]
 
 BLOCKS = ("layer1", "macd", "osc", "atr", "adx")
 INF = float("inf")
@@ -140,6 +142,38 @@ def unpack(values: list[float], state: object) -> object:
     return state
 
 
+def canonical(columns: np.ndarray) -> np.ndarray:
+    """Bank columns (``LAYOUT.size`` x k, one series each) as :func:`pack` writes them, in place.
+
+    The vectorised engine keeps every value of a max/min window in its ring; :func:`pack` keeps only
+    those the scalar deque holds and writes the never-winning -inf (max) / +inf (min) elsewhere. A
+    value is held when it beats every later value of the window strictly (an equal later value pops
+    it), so the same state gives the same bytes whichever engine held it.
+    """
+    k = columns.shape[1]
+    for t_offset, ring_offset, n, sign in _RINGS:
+        times = columns[t_offset].astype(np.int64)[None, :] - n + np.arange(n)[:, None]  # oldest first
+        slots = times % n
+        ring = columns[ring_offset:ring_offset + n]
+        ordered = np.take_along_axis(ring, slots, axis=0)
+        signed = sign * ordered  # compare as a max either way
+        later = np.full((n, k), -INF)
+        later[:-1] = np.maximum.accumulate(signed[:0:-1], axis=0)[::-1]  # best value after each one
+        np.put_along_axis(ring, slots, np.where(signed > later, ordered, -sign * INF), axis=0)
+    return columns
+
+
+def _rings() -> list[tuple[int, int, int, float]]:
+    """(offset of t, offset of the ring, window, +1 max / -1 min) of each max/min primitive."""
+    out = []
+    for f in LAYOUT.fields:
+        if f.kind == "ring":
+            t_offset = LAYOUT.offset[f"{f.path}.t"]
+            sign = -1.0 if isinstance(_resolve(_template(), f.path), RollingMin) else 1.0
+            out.append((t_offset, f.offset, f.length, sign))
+    return out
+
+
 def _template() -> object:
     from streams.features.state import (
         FeatureState,  # state imports nothing from here; avoid a cycle anyway
@@ -149,3 +183,4 @@ def _template() -> object:
 
 
 LAYOUT = Layout(_template())
+_RINGS = _rings()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.checkpoint import Checkpoint
+from agents.checkpoint import Checkpoint, CheckpointFailed
 from learning.learner import OutcomeLearner
 from streams.candle_files import read_candle_file
 from streams.series import Position
@@ -289,3 +289,34 @@ def test_the_check_fails_the_order_the_agent_had_before(reference):
     total = total_deliveries()
     assert any(lost(reference, "changelog-first", k, "changelog", naive=True) for k in range(total + 1)), \
         "the old order passed: the check cannot fail"
+
+
+def test_a_refused_output_stops_the_worker_before_any_state_or_offset_moves():
+    """The broker refuses one prediction: the checkpoint writes no state, acknowledges no event and
+    crashes the app (a later checkpoint would otherwise write a state covering the lost output)."""
+    crashed: list[BaseException] = []
+
+    async def scenario() -> tuple[Worker, Broker]:
+        broker = Broker("outputs-first", None)
+        worker = Worker(broker, {}, {}, naive=False)
+
+        async def crash(exc: BaseException) -> None:
+            crashed.append(exc)
+
+        worker.checkpoint.app.crash = crash
+        await worker.batch(input_messages()[:BATCH])
+        refused, _ = next(fifo for tp, fifo in sorted(broker.fifos.items()) if tp[0] == "predictions" and fifo).pop(0)
+        refused.set_exception(OSError("NotEnoughReplicas"))
+        while broker.deliver_one():
+            pass
+        with pytest.raises(CheckpointFailed):
+            await worker.checkpoint.run()
+        while broker.deliver_one():
+            pass
+        return worker, broker
+
+    worker, broker = asyncio.run(scenario())
+    assert len(crashed) == 1 and isinstance(crashed[0], OSError)
+    assert ("series-changelog", 0) not in broker.log and ("series-changelog", 1) not in broker.log
+    assert not worker.checkpoint.series_table.data
+    assert worker.stream.committed == {}

@@ -199,7 +199,9 @@ def test_failover_mid_stream_loses_and_changes_nothing(how, store, app_settings,
         got = asyncio.run(collect(first, distinct_ids(expected, reference["signals"]), timeout_s=15))
     recovered_in = time.monotonic() - stopped_at
     ids = [p["id"] for p in got["predictions"]]
-    assert set(ids) == expected, f"missing {len(expected - set(ids))} predictions, {len(set(ids) - expected)} unexpected"
+    missing = sorted((reference["predictions"][i]["symbol"], reference["predictions"][i]["open_time"]) for i in expected - set(ids))
+    assert set(ids) == expected, \
+        f"missing {len(missing)} predictions (first: {missing[:5]}), {len(set(ids) - expected)} unexpected"
     duplicates = len(ids) - len(set(ids))
     if how == "sigterm":
         assert duplicates == 0, "a clean stop commits its offsets: nothing is redelivered"
