@@ -8,10 +8,11 @@ was made from; it returns a retrain request when a drift watch fires.
 >>> learner = OutcomeLearner(training_accuracy={"v1": 0.6})
 >>> out = {"id": "o1", "source": "LABEL", "prediction_id": "p1", "model_version": "v1", "horizon": 1,
 ...        "symbol": "A", "timeframe": "5m", "open_time": 0, "realized_log_return": 0.01, "direction_correct": True}
->>> learner.update(out, [0.1] * 41) is None, learner.online.n_learned, learner.accuracy.accuracy("v1", 1)
+>>> learner.update(out, [0.1] * 41) is None, learner.queued, learner.accuracy.accuracy("v1", 1)
 (True, 1, 1.0)
->>> OutcomeLearner.from_bytes(learner.to_bytes()).online.n_learned
-1
+>>> learner.advance(300_000)  # the partition's next candle time: the queued outcome is learned
+>>> learner.online.n_learned, OutcomeLearner.from_bytes(learner.to_bytes()).online.n_learned
+(1, 1)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import math
 import pickle
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from learning.accuracy import AccuracyTracker
 from learning.online import OnlineModel
@@ -41,6 +44,28 @@ class OutcomeLearner:
         self.triggers: dict[str, RetrainTrigger] = {}
         self._returns: dict[str, list[float]] = {}
         self.trade_outcomes = 0
+        # The online model learns in mini-batches: the outcomes that arrive while the partition's candle
+        # time stands still are learned together when it moves on (:meth:`advance`). What it has learned
+        # at any candle therefore depends only on the partition's order of candles, not on how a worker
+        # cut them into batches: live and replay agree.
+        self.watermark: int | None = None  # the latest candle open time this partition has seen
+        self._to_learn: list[tuple[tuple[float, ...], int]] = []
+
+    def advance(self, open_time: int) -> None:
+        """A candle of ``open_time`` arrives in this partition: if time moved on, learn what is queued."""
+        if self.watermark is None or open_time > self.watermark:
+            self.watermark = open_time
+            self.flush()
+
+    def flush(self) -> None:
+        """Learn the queued outcomes now, as one mini-batch (:meth:`OnlineModel.learn_many`)."""
+        queued, self._to_learn = self._to_learn, []
+        if queued:
+            self.online.learn_many(np.array([x for x, _ in queued], dtype=np.float64), [y for _, y in queued])
+
+    @property
+    def queued(self) -> int:
+        return len(self._to_learn)
 
     def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
         self.accuracy.update(outcome)
@@ -49,7 +74,7 @@ class OutcomeLearner:
             return None
         r = outcome.get("realized_log_return")
         if features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon:
-            self.online.learn_one(features, int(r > 0.0))
+            self._to_learn.append((tuple(float(v) if v is not None else math.nan for v in features), int(r > 0.0)))
         return self._watch(outcome, features)
 
     def _watch(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
@@ -78,7 +103,8 @@ class OutcomeLearner:
         return pickle.dumps({"training_accuracy": self.training_accuracy, "config": self.config,
                              "online": self.online.to_bytes(), "accuracy": self.accuracy.to_bytes(),
                              "triggers": {v: t.to_bytes() for v, t in self.triggers.items()},
-                             "returns": self._returns, "trade_outcomes": self.trade_outcomes}, protocol=5)
+                             "returns": self._returns, "trade_outcomes": self.trade_outcomes,
+                             "watermark": self.watermark, "to_learn": self._to_learn}, protocol=5)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> "OutcomeLearner":
@@ -88,4 +114,5 @@ class OutcomeLearner:
         learner.triggers = {v: RetrainTrigger.from_bytes(b) for v, b in state["triggers"].items()}
         learner._returns = state["returns"]
         learner.trade_outcomes = state["trade_outcomes"]
+        learner.watermark, learner._to_learn = state.get("watermark"), state.get("to_learn", [])
         return learner

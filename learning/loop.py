@@ -24,8 +24,9 @@ class LoopResult:
     outcomes: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (index of the labelling candle, Outcome)
     retrain_requests: list[dict[str, Any]] = field(default_factory=list)
     learners: dict[Any, int] = field(default_factory=dict)  # learner key -> index of the last candle that taught it
-    # Labelled but not learned yet (``label_and_learn(..., learn=False)``): (index, Labelled), in order.
-    unlearned: list[tuple[int, Labelled]] = field(default_factory=list)
+    # Not learned yet (``label_and_learn(..., learn=False)``): per scored candle in order, (index, its
+    # open time, the outcomes it labelled).
+    unlearned: list[tuple[int, int, list[Labelled]]] = field(default_factory=list)
 
 
 def label_and_learn(
@@ -48,20 +49,22 @@ def label_and_learn(
             labeller = labellers[key] = Labeller(candle.symbol, candle.timeframe)
         done = labeller.observe(candle)
         labeller.add_prediction(prediction)
-        for item in done:
-            result.outcomes.append((index, item.outcome))
-            result.unlearned.append((index, item))
+        result.outcomes += [(index, item.outcome) for item in done]
+        result.unlearned.append((index, candle.open_time, done))
     return learn_outcomes(result, learner_for) if learn else result
 
 
 def learn_outcomes(result: LoopResult, learner_for: Callable[[int], tuple[Any, OutcomeLearner]]) -> LoopResult:
-    """Teach ``result.unlearned`` to their partitions' learners, in order; drift watches that fire add
-    retrain requests. Updates ``result`` in place and returns it."""
-    for index, item in result.unlearned:
+    """Teach ``result.unlearned`` to their partitions' learners, candle by candle in order: each candle
+    moves its partition's clock (:meth:`OutcomeLearner.advance`), then its outcomes are counted and
+    queued; drift watches that fire add retrain requests. Updates ``result`` in place and returns it."""
+    for index, open_time, done in result.unlearned:
         learner_key, learner = learner_for(index)
+        learner.advance(open_time)
         result.learners[learner_key] = index
-        request = learner.update(item.outcome, item.features)
-        if request is not None:
-            result.retrain_requests.append(request)
+        for item in done:
+            request = learner.update(item.outcome, item.features)
+            if request is not None:
+                result.retrain_requests.append(request)
     result.unlearned = []
     return result

@@ -38,6 +38,7 @@ def _real(path: str, expected: str) -> Check:
         if kind is not float and kind is not int and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             _fail(path, expected, value)
 
+    check.plain_types = _PLAIN_REALS  # type: ignore[attr-defined]  # what always passes (see _array)
     return check
 
 
@@ -81,12 +82,21 @@ def _record(path: str, schema: dict[str, Any]) -> Check | None:
     return check
 
 
+_PLAIN_REALS = frozenset({float, int})
+
+
 def _array(path: str, items: Check | None) -> Check:
+    # An array of doubles (a feature vector) is all plain floats nearly always: one C-level pass over
+    # the item types instead of a Python call per item (a prediction's 41 features cost ~6 us that way).
+    reals = getattr(items, "plain_types", None)
+
     def check(value: Any) -> None:
         # fastavro takes any iterable, so "" or {} would pass as an empty array; numpy arrays may.
         if isinstance(value, (str, bytes, bytearray, Mapping)):
             _fail(path, "array", value)
         if items is not None:
+            if reals is not None and type(value) is list and set(map(type, value)) <= reals:
+                return
             for item in value:
                 items(item)
 

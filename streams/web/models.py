@@ -36,7 +36,9 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
         "accuracy": [{"model_version": v, "horizon": h, "outcomes": n, "accuracy": c / n if n else None}
                      for (v, h), (n, c) in sorted(accuracy.items())],
         "online": {"versions": sorted({learner.online.version for learner in learners}),
-                   "learned": sum(learner.online.n_learned for learner in learners)},
+                   "learned": sum(learner.online.n_learned for learner in learners),
+                   # labelled at the partition's current candle time: learned when its next candle time comes
+                   "queued": sum(learner.queued for learner in learners)},
         "retrain_requests": sum(t.requests for learner in learners for t in learner.triggers.values()),
     }
 
