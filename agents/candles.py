@@ -14,6 +14,9 @@ import logging
 import time
 from typing import Any, Callable
 
+from faust.types import TP
+
+from agents.offset_guard import OffsetGuard
 from agents.outcomes import learner_for_partition
 from agents.patterns import add_consensus, remember_patterns
 from streams.app import Pipeline
@@ -37,23 +40,30 @@ STEP_MAX_CANDLES = 4096  # candles per step: bounds the records a take of big Ca
 def attach_candle_agent(pipeline: Pipeline) -> None:
     app, settings, checkpoint = pipeline.app, pipeline.settings, pipeline.checkpoint
     app.drain_hooks.append(checkpoint.run)  # Faust waits for every event to be acked before a rebalance/stop
+    guard = OffsetGuard()
+    app.gapless_topics.update(pipeline.candles.topics)  # never compacted: an offset hole is a lost candle
 
     @app.on_partitions_revoked.connect
     async def forget_on_revoke(app: Any, revoked: Any, **_: Any) -> None:
         checkpoint.forget()
+        guard.reset()
 
     @app.on_partitions_assigned.connect
     async def forget_on_assign(app: Any, assigned: Any, **_: Any) -> None:
         checkpoint.forget()
+        guard.reset()
 
     @app.timer(checkpoint.interval_s)
     async def run_checkpoint() -> None:
         await checkpoint.run()
+        for (topic, partition), offset in guard.stalled(lambda tp: app.consumer.highwater(TP(*tp)), time.monotonic()).items():
+            await _read_again(app, guard, topic, partition, offset)  # the broker has more, none came
 
     @app.agent(pipeline.candles, name="candles")
     async def process_candles(stream: Any) -> None:
         checkpoint.stream = stream
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+            events = await _in_order(app, guard, events)
             try:
                 await handle_candle_events(pipeline, events)
             except Exception as exc:
@@ -64,6 +74,30 @@ def attach_candle_agent(pipeline: Pipeline) -> None:
                 return
             if checkpoint.pending >= checkpoint.max_pending:  # bounds what a crash makes the group redo
                 await checkpoint.run()
+
+
+async def _in_order(app: Any, guard: OffsetGuard, events: list[Any]) -> list[Any]:
+    """The events to process now; a partition with a hole is read again (agents/offset_guard.py).
+    Held-back events are dropped unacknowledged: they come again."""
+    admitted = guard.admit([(e.message.topic, e.message.partition, e.message.offset) for e in events], time.monotonic())
+    for (topic, partition), hole in admitted.holes.items():
+        await _read_again(app, guard, topic, partition, hole)
+    for (topic, partition), offset in admitted.seek.items():
+        await app.consumer.seek(TP(topic, partition), offset)
+    return events if len(admitted.indices) == len(events) else [events[i] for i in admitted.indices]
+
+
+async def _read_again(app: Any, guard: OffsetGuard, topic: str, partition: int, hole: int) -> None:
+    """Offset ``hole`` of a candle partition was not delivered: ask the broker what lies there and read
+    the partition again from it, or from the first message after it (a transaction marker)."""
+    tp = TP(topic, partition)
+    start = guard.resolve((topic, partition), hole, await app.consumer.first_offset_at(tp, hole))
+    if start > hole:
+        log.warning("%s[%d]: offsets %d..%d hold no message; going on from %d", topic, partition, hole, start - 1, start)
+        await app.consumer.accept_gap(tp, hole, start - 1)
+    else:
+        log.warning("%s[%d]: offset %d was not delivered; reading the partition again from it", topic, partition, hole)
+    await app.consumer.seek(tp, start)
 
 
 def _decode(pipeline: Pipeline, events: list[Any]) -> tuple[list[SourcedCandle], list[Any], list[tuple[Any, InvalidInput]]]:

@@ -1,5 +1,5 @@
-"""Faust's Kafka transport with three changes: two about what a broker may do within the protocol,
-one for agents whose events are acknowledged by a checkpoint (3).
+"""Faust's Kafka transport with four changes: two about what a broker may do within the protocol,
+two for agents whose events are acknowledged by a checkpoint (3, 4).
 
 1. The consumer's fetch wait comes from our settings. faust-streaming hard-codes
    ``fetch_max_wait_ms=1500``; a broker may hold a fetch that long before answering (Tansu does:
@@ -11,6 +11,10 @@ one for agents whose events are acknowledged by a checkpoint (3).
    response carries the partition's true high-water mark; we take the larger of the two.
 3. Before Faust waits for every event to be acknowledged (a rebalance, a stop), the app's
    ``drain_hooks`` run, so state written behind is made durable and its events acknowledged.
+4. In the app's ``gapless_topics`` (the candle topics, never compacted) a hole in the fetched offsets
+   is not counted as done (Faust would commit past it): the candle agent reads the partition again
+   from the hole, and only a hole that stays after a few reads is accepted (``accept_gap``: a
+   transaction marker of a transactional producer). See ``agents/offset_guard.py``.
 """
 
 from __future__ import annotations
@@ -82,6 +86,45 @@ class _Consumer(faust_aiokafka.Consumer):
             await self._wait_for_ack(timeout=0.05)
         await super().wait_empty()
 
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        # Faust takes a hole in the offsets it fetched for a compacted range and counts it as done. In a
+        # topic that is never compacted (the candle topics) it is a message that was not delivered: it must
+        # not be committed past; the agent reads the partition again from it (agents/offset_guard.py).
+        if tp.topic in self.app.gapless_topics:
+            return
+        await super()._add_gap(tp, offset_from, offset_to)
+
+    async def accept_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Offsets ``offset_from..offset_to`` of ``tp`` hold no message (a transaction marker): done."""
+        await super()._add_gap(tp, offset_from, offset_to)
+
+    async def first_offset_at(self, tp: Any, offset: int, timeout_s: float = 10.0) -> int | None:
+        """The offset of ``tp``'s first message at or after ``offset`` (the partition's end if only offsets
+        without a message follow), asked of the broker with a consumer of its own; None if nothing follows
+        ``offset`` yet or the broker does not answer in time."""
+        app = self.app
+        auth = faust_aiokafka.credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context)
+        probe = AIOKafkaConsumer(bootstrap_servers=self._thread._ensure_consumer()._client._bootstrap_servers,
+                                 group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50,
+                                 max_partition_fetch_bytes=1 << 20, **auth)
+        await probe.start()
+        try:
+            target = TopicPartition(tp.topic, tp.partition)
+            probe.assign([target])
+            probe.seek(target, offset)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                records = (await probe.getmany(target, timeout_ms=200, max_records=1)).get(target)
+                if records:
+                    return records[0].offset
+                end = probe.highwater(target)
+                if end is not None and end <= await probe.position(target):
+                    # Fetched up to the end: offsets offset..end-1 hold no message (markers), or there are none.
+                    return end if end > offset else None
+            return None
+        finally:
+            await probe.stop()
+
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
@@ -93,6 +136,7 @@ class CandleflowApp(faust.App):
     def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, **kwargs: Any) -> None:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.drain_hooks: list[Callable[[], Awaitable[None]]] = []  # run whenever Faust waits for acks
+        self.gapless_topics: set[str] = set()  # never compacted: a hole in their offsets is a lost message
         super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> _Transport:
