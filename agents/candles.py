@@ -56,7 +56,7 @@ def attach_candle_agent(pipeline: Pipeline) -> None:
     @app.timer(checkpoint.interval_s)
     async def run_checkpoint() -> None:
         await checkpoint.run()
-        for (topic, partition), offset in guard.stalled(lambda tp: app.consumer.highwater(TP(*tp)), time.monotonic()).items():
+        for (topic, partition), offset in guard.stalled(functools.partial(_highwater, app), time.monotonic()).items():
             await _read_again(app, guard, topic, partition, offset)  # the broker has more, none came
 
     @app.agent(pipeline.candles, name="candles")
@@ -64,6 +64,8 @@ def attach_candle_agent(pipeline: Pipeline) -> None:
         checkpoint.stream = stream
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
             events = await _in_order(app, guard, events)
+            if not events:
+                continue
             try:
                 await handle_candle_events(pipeline, events)
             except Exception as exc:
@@ -85,6 +87,13 @@ async def _in_order(app: Any, guard: OffsetGuard, events: list[Any]) -> list[Any
     for (topic, partition), offset in admitted.seek.items():
         await app.consumer.seek(TP(topic, partition), offset)
     return events if len(admitted.indices) == len(events) else [events[i] for i in admitted.indices]
+
+
+def _highwater(app: Any, tp: tuple[str, int]) -> int | None:
+    try:
+        return app.consumer.highwater(TP(*tp))
+    except Exception:  # noqa: BLE001 - a partition being revoked right now: nothing to say
+        return None
 
 
 async def _read_again(app: Any, guard: OffsetGuard, topic: str, partition: int, hole: int) -> None:

@@ -32,7 +32,7 @@ Admitted(indices=[0, 1, 2], holes={}, seek={})
 ({('c', 1): 6}, 7)
 >>> guard.admit([("c", 1, 7)]).indices
 [0]
->>> guard.stalled(lambda tp: 120 if tp == ("c", 0) else None, now=5.0)  # 73..119 fetched by nobody
+>>> guard.stalled(lambda tp: 120 if tp == ("c", 0) else None, now=15.0)  # 73..119 fetched by nobody
 {('c', 0): 73}
 """
 
@@ -66,7 +66,7 @@ class OffsetGuard:
         self._hole.clear()
         self._moved.clear()
 
-    def stalled(self, highwater: Callable[[TopicPartition], int | None], now: float, idle_s: float = 2.0
+    def stalled(self, highwater: Callable[[TopicPartition], int | None], now: float, idle_s: float = 10.0
                 ) -> dict[TopicPartition, int]:
         """Partitions whose next offset the broker has (``highwater(tp)`` beyond it) but that have not moved
         for ``idle_s``: a message lost at the very end of what was fetched has no later one to reveal it.
