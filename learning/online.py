@@ -49,6 +49,7 @@ from streams.features import FEATURE_NAMES
 __all__ = ["KINDS", "OnlineModel"]
 
 KINDS = ("logreg", "arf")
+LEARN_MANY_MIN = 32  # rows from which one mini-batch step is cheaper than as many learn_one calls
 _MAGIC = b"CFOM"
 _LEN = struct.Struct("<I")
 
@@ -96,16 +97,18 @@ class OnlineModel:
         present, the same mean and variance ``learn_one`` would reach up to rounding); scaled missing
         values are 0, as ``learn_one`` leaves a missing feature out. The logistic regression takes one
         step along the batch's gradient weighted by the batch size, so that every outcome moves the
-        weights about as much as a ``learn_one`` step would. ~5 us per row against ~25 us for ``learn_one``.
+        weights about as much as a ``learn_one`` step would. A call costs ~1 ms plus ~2 us per row, so a
+        batch of fewer than ``LEARN_MANY_MIN`` rows is learned one row at a time (``learn_one``, ~35 us
+        each): which way depends only on the batch, so the result does too.
         """
         rows = np.asarray(rows, dtype=np.float64)
         if len(rows) == 0:
             return
         if rows.ndim != 2 or rows.shape[1] != len(self.feature_names):
             raise ValueError(f"learn_many takes rows of {len(self.feature_names)} features, got shape {rows.shape}")
-        if self.kind != "logreg":  # the forest learns one sample at a time
+        if self.kind != "logreg" or len(rows) < LEARN_MANY_MIN:  # the forest learns one sample at a time
             for row, label in zip(rows, labels):
-                self.learn_one(row, label)
+                self.learn_one(row.tolist(), label)
             return
         scaler, regression = self.pipeline.steps.values()
         known = np.isfinite(rows)
