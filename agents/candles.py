@@ -1,8 +1,10 @@
 """The candle agent: candles in; predictions, signals, outcomes and dead letters out.
 
-Thin on purpose: it decodes a batch, calls the pure step :func:`streams.step.process_batch`, emits the
-result in one explicit order (pattern memory, then signals with their consensus), and hands its events
-and the series they changed to :mod:`agents.checkpoint`, which makes the state durable behind the outputs.
+Thin on purpose: it lets through only the events that continue each partition in order
+(:mod:`agents.offset_guard`), decodes a batch, calls the pure step :func:`streams.step.process_batch`,
+emits the result in one explicit order (predictions, outcomes and pattern memory, then signals with their
+consensus), lets the online learner learn the step's outcomes, and hands its events and the series they
+changed to :mod:`agents.checkpoint`, which makes the state durable behind the outputs.
 """
 
 from __future__ import annotations
