@@ -1,7 +1,7 @@
 """The candle agent: candles in; predictions, signals, outcomes and dead letters out.
 
 Thin on purpose: it lets through only the events that continue each partition in order
-(:mod:`agents.offset_guard`), decodes a batch, calls the pure step :func:`streams.step.process_batch`,
+(:mod:`streams.offset_guard`), decodes a batch, calls the pure step :func:`streams.step.process_batch`,
 emits the result in one explicit order (predictions, outcomes and pattern memory, then signals with their
 consensus), lets the online learner learn the step's outcomes, and hands its events and the series they
 changed to :mod:`agents.checkpoint`, which makes the state durable behind the outputs.
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from faust.types import TP
 
-from agents.offset_guard import OffsetGuard
+from streams.offset_guard import OffsetGuard
 from agents.outcomes import learner_for_partition
 from agents.patterns import add_consensus, remember_patterns
 from streams.app import Pipeline
@@ -81,7 +81,7 @@ def attach_candle_agent(pipeline: Pipeline) -> None:
 
 
 async def _in_order(app: Any, guard: OffsetGuard, events: list[Any]) -> list[Any]:
-    """The events to process now; a partition with a hole is read again (agents/offset_guard.py).
+    """The events to process now; a partition with a hole is read again (streams/offset_guard.py).
     Held-back events are dropped unacknowledged: they come again."""
     admitted = guard.admit([(e.message.topic, e.message.partition, e.message.offset) for e in events], time.monotonic())
     for (topic, partition), hole in admitted.holes.items():

@@ -14,7 +14,7 @@ two for agents whose events are acknowledged by a checkpoint (3, 4).
 4. In the app's ``gapless_topics`` (the candle topics, never compacted) a hole in the fetched offsets
    is not counted as done (Faust would commit past it): the candle agent reads the partition again
    from the hole, and only a hole that stays after a few reads is accepted (``accept_gap``: a
-   transaction marker of a transactional producer). See ``agents/offset_guard.py``.
+   transaction marker of a transactional producer). See ``streams/offset_guard.py``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class _Consumer(faust_aiokafka.Consumer):
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         # Faust takes a hole in the offsets it fetched for a compacted range and counts it as done. In a
         # topic that is never compacted (the candle topics) it is a message that was not delivered: it must
-        # not be committed past; the agent reads the partition again from it (agents/offset_guard.py).
+        # not be committed past; the agent reads the partition again from it (streams/offset_guard.py).
         if tp.topic in self.app.gapless_topics:
             return
         await super()._add_gap(tp, offset_from, offset_to)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from agents.offset_guard import OffsetGuard
+from streams.offset_guard import OffsetGuard
 
 
 class Partition:
