@@ -25,6 +25,10 @@ before the changelog had the state would otherwise leave the changelog behind).
 >>> again = process_batch(batch[-3:], book, Models(Bullish()), StepConfig(threshold=0.5))
 >>> len(again.predictions), again.redelivered, again.rejected
 (0, [0, 1, 2], [])
+>>> twice = [(Candle("ETH-BTC", "5m", 300_000 * 40, 1.0, 1.1, 0.9, 1.4, 2.0), None, Position("c", 0, 40))] * 2
+>>> result = process_batch(twice, book, Models(Bullish()), StepConfig(threshold=0.5))  # one message, delivered twice
+>>> len(result.predictions), result.redelivered, result.rejected
+(1, [1], [])
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from streams.candle import Candle
 from streams.errors import InvalidInput
 from streams.features.names import N_FEATURES
 from streams.scoring import WINDOW, needs_windows, score_rows, serving_version
-from streams.series import Position, series_key
+from streams.series import Position, covers, series_key
 from streams.series_book import SeriesBook
 
 __all__ = ["BatchResult", "Models", "StepConfig", "SourcedCandle", "learn_batch", "process_batch"]
@@ -102,13 +106,19 @@ def process_batch(
     """
     result = BatchResult()
     fresh: list[int] = []  # input indices that go to the feature engine
+    # The furthest (position, open time) a fresh candle of each series reached in this batch: a consumer
+    # that reads a partition again from its committed offset can deliver a message twice in one batch.
+    taken: dict[str, tuple[Position, int]] = {}
     for index, (candle, _, position) in enumerate(candles):
         key = series_key(candle.symbol, candle.timeframe)
-        if position is not None and book.covers(key, position, candle.open_time):
+        if position is not None and (book.covers(key, position, candle.open_time)
+                                     or key in taken and covers(*taken[key], position, candle.open_time)):
             result.redelivered.append(index)
             result.dirty[key] = index
-        else:
-            fresh.append(index)
+            continue
+        fresh.append(index)
+        if position is not None and (key not in taken or taken[key][1] < candle.open_time):
+            taken[key] = (position, candle.open_time)
     if not fresh:
         return result
 
