@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from learning.learner import OutcomeLearner
+from models.profile import TrainingProfile
 from schemas import MultiCodec, store_from_url, unbatch
 from streams.app import Pipeline
 from streams.errors import InvalidInput
@@ -30,13 +31,17 @@ log = logging.getLogger(__name__)
 
 
 def learner_for_partition(pipeline: Pipeline, partition: int) -> tuple[str, OutcomeLearner]:
-    """(key, learner) of ``partition``; a partition without one starts a fresh learner."""
+    """(key, learner) of ``partition``; a partition without one starts a fresh learner. The versions
+    serving now (the active model and any candidate, including those a hot reload brought) are armed
+    with their training profiles, so their drift watches run from their first outcome."""
     key = f"partition-{partition}"
     cache = pipeline.checkpoint.learners
     learner = cache.get(key)
     if learner is None:
-        model, metrics = pipeline.model, getattr(getattr(pipeline.model, "metadata", None), "metrics", {}) or {}
-        learner = cache[key] = OutcomeLearner({model.version: float(metrics["accuracy"])} if "accuracy" in metrics else {})
+        learner = cache[key] = OutcomeLearner()
+    for model in (pipeline.model, pipeline.candidate[0] if pipeline.candidate else None):
+        if model is not None and model.version not in learner.armed:
+            learner.arm(model.version, getattr(model, "profile", None) or TrainingProfile())
     return key, learner
 
 

@@ -30,7 +30,10 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
 
     model = load_model(model_dir)
     warm, closing = _symbols(symbols)
-    book, learner = SeriesBook(), ("partition-0", OutcomeLearner({}))
+    armed = OutcomeLearner()  # as a worker's: drift watches armed from the model's training profile
+    if hasattr(model, "profile"):
+        armed.arm(model.version, model.profile)
+    book, learner = SeriesBook(), ("partition-0", armed)
     config = StepConfig(threshold=0.3, outcome_loop=True)
     by_round: dict[int, list] = defaultdict(list)
     seen: dict[str, int] = defaultdict(int)

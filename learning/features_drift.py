@@ -1,7 +1,10 @@
 """Feature drift: a two-sample Kolmogorov-Smirnov test per feature, recent window vs the training reference.
 
 Every ``every`` vectors, once ``window`` recent vectors are held, each monitored feature's recent values are
-compared with the training sample (``scipy.stats.ks_2samp``; SciPy is a dependency of River). The p-values
+compared with the training sample: the two-sample KS statistic ``D`` and its p-value from the asymptotic
+Kolmogorov distribution (:func:`ks_two_sample`; ``scipy.stats.ks_2samp(method="asymp")`` gives the same
+``D``, and p-values that differ only far from any decision here, at a tenth of the cost per check:
+it re-sorts the reference every call and evaluates the exact finite-n distribution). The p-values
 are corrected for testing many features at once with Holm's step-down method (it controls the family-wise
 error like Bonferroni and is never less powerful).
 
@@ -28,16 +31,15 @@ in price units and drift with the price level by construction.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import ks_2samp
+from scipy.special import kolmogorov
 
 from streams.features import FEATURE_NAMES
 
-__all__ = ["DRIFT_FEATURES", "FeatureDrift", "holm_reject"]
+__all__ = ["DRIFT_FEATURES", "FeatureDrift", "holm_reject", "ks_two_sample"]
 
 DRIFT_FEATURES: tuple[str, ...] = (
     "log_return_1", "log_return_5", "log_return_15", "volatility_5", "volatility_15", "volatility_30",
@@ -45,6 +47,24 @@ DRIFT_FEATURES: tuple[str, ...] = (
     "volume_sma_ratio", "vwap_deviation", "price_position", "bb_percent_b", "bb_width", "stoch_k", "stoch_d",
     "adx_14", "mfi_14", "cci_20", "willr_14", "roc_10", "taker_buy_ratio",
 )
+
+
+def ks_two_sample(reference_sorted: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
+    """(D, asymptotic p-value) of the two-sample KS test; ``reference_sorted`` sorted ascending, no NaN.
+
+    >>> rng = np.random.default_rng(1)
+    >>> a, b = np.sort(rng.normal(size=1000)), rng.normal(0.5, 1.0, size=500)
+    >>> d, p = ks_two_sample(a, b)
+    >>> from scipy.stats import ks_2samp
+    >>> bool(np.isclose(d, ks_2samp(a, b).statistic)), p < 1e-6
+    (True, True)
+    """
+    b = np.sort(sample)
+    n, m = len(reference_sorted), len(b)
+    points = np.concatenate((reference_sorted, b))
+    d = float(np.max(np.abs(np.searchsorted(reference_sorted, points, "right") / n
+                            - np.searchsorted(b, points, "right") / m)))
+    return d, float(kolmogorov(np.sqrt(n * m / (n + m)) * d))
 
 
 def holm_reject(p_values: Sequence[float], alpha: float) -> np.ndarray:
@@ -70,41 +90,61 @@ class FeatureDrift:
     def __init__(self, reference: np.ndarray, window: int = 500, every: int = 250, alpha: float = 0.01,
                  min_statistic: float = 0.3, min_fraction: float = 0.5, max_reference: int = 1000,
                  features: Sequence[str] = DRIFT_FEATURES, seed: int = 0) -> None:
-        ref = np.asarray(reference, dtype=np.float64)
-        if ref.ndim != 2 or ref.shape[1] != len(FEATURE_NAMES):
-            raise ValueError(f"reference must be (rows, {len(FEATURE_NAMES)}), got {ref.shape}")
-        if len(ref) > max_reference:  # bounded state: an even random subsample keeps the distribution
-            ref = ref[np.sort(np.random.default_rng(seed).choice(len(ref), max_reference, replace=False))]
+        self.max_reference, self.seed = max_reference, seed
         self.columns = [FEATURE_NAMES.index(f) for f in features]
         self.names = tuple(features)
-        # Per feature, the reference without NaN; a feature the training feed never had is not tested.
-        self.reference = [ref[:, c][np.isfinite(ref[:, c])] for c in self.columns]
+        self.reference: list[np.ndarray] | None = None
+        self.attach(reference)
         self.window, self.every, self.alpha = window, every, alpha
         self.min_statistic, self.min_fraction = min_statistic, min_fraction
         self.reset()
 
     def reset(self) -> None:
-        self._recent: deque[np.ndarray] = deque(maxlen=self.window)
+        # A ring of the last ``window`` vectors (the test does not depend on their order): one array to
+        # persist, not one per vector.
+        self._recent = np.full((self.window, len(self.columns)), np.nan)
+        self._filled = 0
         self._since_check = 0
 
     def update(self, features: Sequence[float]) -> dict[str, Any] | None:
-        self._recent.append(np.asarray(features, dtype=np.float64)[self.columns])
+        self._recent[self._filled % self.window] = np.asarray(features, dtype=np.float64)[self.columns]
+        self._filled += 1
         self._since_check += 1
-        if len(self._recent) < self.window or self._since_check < self.every:
+        if self._filled < self.window or self._since_check < self.every or self.reference is None:
             return None
         self._since_check = 0
         return self.check()
 
+    def _sample(self, reference: np.ndarray) -> np.ndarray:
+        ref = np.asarray(reference, dtype=np.float64)
+        if ref.ndim != 2 or ref.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"reference must be (rows, {len(FEATURE_NAMES)}), got {ref.shape}")
+        if len(ref) > self.max_reference:  # bounded: an even random subsample keeps the distribution
+            ref = ref[np.sort(np.random.default_rng(self.seed).choice(len(ref), self.max_reference, replace=False))]
+        return ref
+
+    def attach(self, reference: np.ndarray) -> None:
+        """Per feature, the reference without NaN (a feature the training feed never had is not tested).
+        Given again after a restore: it is not part of the persisted state, the model has it."""
+        ref = self._sample(reference)
+        self.reference = [np.sort(ref[:, c][np.isfinite(ref[:, c])]) for c in self.columns]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The reference belongs to the model (models/profile.py) and is ~200 KB: persisted state stays small.
+        return {**self.__dict__, "reference": None}
+
     def check(self) -> dict[str, Any] | None:
         """Run the tests on the current window; evidence if enough features drifted, else None."""
-        recent = np.array(self._recent)
+        if self.reference is None:
+            return None
+        recent = self._recent if self._filled >= self.window else self._recent[:self._filled]
         names, stats, pvals = [], [], []
         for j, name in enumerate(self.names):
             now = recent[:, j][np.isfinite(recent[:, j])]
             if len(self.reference[j]) < 30 or len(now) < 30:
                 continue  # a feature this feed lacks (NaN), or too few values to test
-            res = ks_2samp(self.reference[j], now, method="asymp")
-            names.append(name), stats.append(float(res.statistic)), pvals.append(float(res.pvalue))
+            d, p = ks_two_sample(self.reference[j], now)
+            names.append(name), stats.append(d), pvals.append(p)
         if not names:
             return None
         stats_a = np.array(stats)

@@ -5,7 +5,10 @@ predictions all share that partition, so the worker that scores a symbol is the 
 has learned from its outcomes. :meth:`update` takes an Outcome record and the features its prediction
 was made from; it returns a retrain request when a drift watch fires.
 
->>> learner = OutcomeLearner(training_accuracy={"v1": 0.6})
+Drift watches run per model version and horizon, for the versions :meth:`arm` was given (with the
+training profile of each: accuracy per horizon, reference features; models/profile.py).
+
+>>> learner = OutcomeLearner(training_accuracy={"v1": {1: 0.6}})
 >>> out = {"id": "o1", "source": "LABEL", "prediction_id": "p1", "model_version": "v1", "horizon": 1,
 ...        "symbol": "A", "timeframe": "5m", "open_time": 0, "realized_log_return": 0.01, "direction_correct": True}
 >>> learner.update(out, [0.1] * 41) is None, learner.queued, learner.accuracy.accuracy("v1", 1)
@@ -17,6 +20,7 @@ was made from; it returns a retrain request when a drift watch fires.
 
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 from collections.abc import Mapping, Sequence
@@ -27,22 +31,39 @@ import numpy as np
 from learning.accuracy import AccuracyTracker
 from learning.online import OnlineModel
 from learning.retrain import RetrainTrigger, TriggerConfig
+from streams.errors import DecodeError
 
-__all__ = ["OutcomeLearner"]
+__all__ = ["OutcomeLearner", "trigger_key"]
+
+log = logging.getLogger(__name__)
 
 # Page-Hinkley needs the scale of returns; until a version has this many outcomes it is estimated, not watched.
 _RETURN_SAMPLE = 200
 
 
+def trigger_key(version: str, horizon: int) -> str:
+    """The key of one drift watch.
+
+    >>> trigger_key("ens-0123", 1)
+    'ens-0123|h1'
+    """
+    return f"{version}|h{horizon}"
+
+
 class OutcomeLearner:
-    def __init__(self, training_accuracy: Mapping[str, float] | None = None,
+    def __init__(self, training_accuracy: Mapping[str, Mapping[int, float]] | None = None,
                  config: TriggerConfig = TriggerConfig(), online: OnlineModel | None = None) -> None:
-        self.training_accuracy = dict(training_accuracy or {})
+        # version -> {horizon: validation accuracy}: the versions whose drift is watched
+        self.training_accuracy = {v: {int(h): float(a) for h, a in acc.items()} for v, acc in (training_accuracy or {}).items()}
         self.config = config
         self.online = online or OnlineModel(horizon=1)
         self.accuracy = AccuracyTracker()
-        self.triggers: dict[str, RetrainTrigger] = {}
+        self.triggers: dict[str, RetrainTrigger] = {}  # trigger_key(version, horizon) -> its watch
         self._returns: dict[str, list[float]] = {}
+        # Not persisted (the models hold them): each armed version's reference features, and which
+        # versions this process has armed (after a restore, the serving worker arms them again).
+        self.references: dict[str, Any] = {}
+        self.armed: set[str] = set()
         self.trade_outcomes = 0
         # The online model learns in mini-batches: the outcomes that arrive while the partition's candle
         # time stands still are learned together when it moves on (:meth:`advance`). What it has learned
@@ -56,6 +77,26 @@ class OutcomeLearner:
         if self.watermark is None or open_time > self.watermark:
             self.watermark = open_time
             self.flush()
+
+    def arm(self, version: str, profile: Any) -> None:
+        """Watch ``version`` with its :class:`~models.profile.TrainingProfile` (accuracy per horizon,
+        reference features or None). Arming again (a restored learner, a version back from a rollback)
+        gives its watches the reference again; what they have seen stays."""
+        if profile.accuracy:
+            self.training_accuracy[version] = dict(profile.accuracy)
+        if profile.reference is not None:
+            self.references[version] = profile.reference
+            for trigger in self.triggers.values():
+                if trigger.model_version == version:
+                    trigger.attach_reference(profile.reference)
+        self.armed.add(version)
+
+    def watches(self) -> list[dict[str, Any]]:
+        """The state of every drift watch (:meth:`RetrainTrigger.state`), and versions still sampling returns."""
+        out = [t.state() for _, t in sorted(self.triggers.items())]
+        out += [{"model_version": key.rpartition("|h")[0], "horizon": int(key.rpartition("|h")[2]),
+                 "sampling_returns": len(sample), "of": _RETURN_SAMPLE} for key, sample in sorted(self._returns.items())]
+        return out
 
     def flush(self) -> None:
         """Learn the queued outcomes now, as one mini-batch (:meth:`OnlineModel.learn_many`)."""
@@ -78,12 +119,14 @@ class OutcomeLearner:
         return self._watch(outcome, features)
 
     def _watch(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
-        version = outcome.get("model_version")
-        if version not in self.training_accuracy:
+        version, horizon = outcome.get("model_version"), outcome.get("horizon")
+        accuracy = self.training_accuracy.get(version, {}).get(horizon)
+        if accuracy is None:
             return None  # no training accuracy to compare with (e.g. the online model's own versions)
-        trigger = self.triggers.get(version)
+        key = trigger_key(version, horizon)
+        trigger = self.triggers.get(key)
         if trigger is None:
-            sample = self._returns.setdefault(version, [])
+            sample = self._returns.setdefault(key, [])
             r = outcome.get("realized_log_return")
             if r is not None and math.isfinite(r):
                 sample.append(float(r))
@@ -91,8 +134,9 @@ class OutcomeLearner:
                 return None
             mean = sum(sample) / len(sample)
             std = math.sqrt(sum((x - mean) ** 2 for x in sample) / (len(sample) - 1)) or 1e-6
-            trigger = self.triggers[version] = RetrainTrigger(version, self.training_accuracy[version], std, config=self.config)
-            del self._returns[version]
+            trigger = self.triggers[key] = RetrainTrigger(version, accuracy, std, self.references.get(version),
+                                                          self.config, horizon)
+            del self._returns[key]
         return trigger.update(outcome, features)
 
     def predict_proba_one(self, features: Sequence[float]) -> float:
@@ -109,10 +153,16 @@ class OutcomeLearner:
     @classmethod
     def from_bytes(cls, blob: bytes) -> "OutcomeLearner":
         state = pickle.loads(blob)
-        learner = cls(state["training_accuracy"], state["config"], OnlineModel.from_bytes(state["online"]))
+        # Before per-horizon watches: {version: accuracy} and triggers keyed by version, all horizon 1 live.
+        accuracy = {v: a if isinstance(a, dict) else {1: a} for v, a in state["training_accuracy"].items()}
+        learner = cls(accuracy, state["config"], OnlineModel.from_bytes(state["online"]))
         learner.accuracy = AccuracyTracker.from_bytes(state["accuracy"])
-        learner.triggers = {v: RetrainTrigger.from_bytes(b) for v, b in state["triggers"].items()}
-        learner._returns = state["returns"]
+        for key, b in state["triggers"].items():
+            try:
+                learner.triggers[key] = RetrainTrigger.from_bytes(b)
+            except DecodeError as exc:  # an older format: that watch starts over
+                log.warning("drift watch %s not restored (%s); it starts over", key, exc)
+        learner._returns = {k if "|h" in k else trigger_key(k, 1): v for k, v in state["returns"].items()}
         learner.trade_outcomes = state["trade_outcomes"]
         learner.watermark, learner._to_learn = state.get("watermark"), state.get("to_learn", [])
         return learner

@@ -47,7 +47,7 @@ from streams.candle import timeframe_ms
 
 __all__ = ["RetrainTrigger", "TriggerConfig"]
 
-_FORMAT = 1
+_FORMAT = 2  # 2: per horizon, the KS reference left out of the state (given again by the model)
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,10 @@ class TriggerConfig:
     min_samples: int = 500
     cooldown_ms: int = 3_600_000
     adwin_delta: float = 0.002
+    error_min_rise: float = 0.05  # ADWIN reports only an error this far above the training error
     ph_threshold: float = 200.0
     accuracy_fraction: float = 0.8
-    accuracy_window: int = 500
+    accuracy_window: int = 1000  # SE ~1.5 points: 500 (2.2) dipped below the floor on unchanged real candles
     ks_window: int = 500
     ks_every: int = 250
     ks_alpha: float = 0.01
@@ -71,23 +72,50 @@ class RetrainTrigger:
     """Drift watch for one model version; :meth:`update` returns a retrain request or None."""
 
     def __init__(self, model_version: str, training_accuracy: float, return_std: float,
-                 reference: np.ndarray | None = None, config: TriggerConfig = TriggerConfig()) -> None:
+                 reference: np.ndarray | None = None, config: TriggerConfig = TriggerConfig(),
+                 horizon: int | None = None) -> None:
         self.model_version, self.training_accuracy, self.config = model_version, training_accuracy, config
-        self.error = ErrorDrift(config.adwin_delta)
+        self.horizon = horizon  # None: outcomes of every horizon of the version
+        self.error = ErrorDrift(config.adwin_delta, 1.0 - training_accuracy, config.error_min_rise)
         self.returns = ReturnDrift(return_std, threshold=config.ph_threshold)
         self.floor = AccuracyFloor(training_accuracy, config.accuracy_fraction, config.accuracy_window)
-        self.features = None if reference is None else FeatureDrift(
-            reference, config.ks_window, config.ks_every, config.ks_alpha, config.ks_min_statistic,
-            config.ks_min_fraction)
+        self.features: FeatureDrift | None = None
+        if reference is not None:
+            self.attach_reference(reference)
         self.latched: dict[str, dict[str, Any]] = {}
         self.seen = self.since_last = self.requests = 0
         self.last_request_ms: int | None = None
+        self.last_request: dict[str, Any] | None = None
+
+    def attach_reference(self, reference: np.ndarray) -> None:
+        """The model's training features (models/profile.py): the KS watch runs from here on. Persisted
+        state leaves the reference out, so a restored trigger is given it again."""
+        if self.features is None:
+            c = self.config
+            self.features = FeatureDrift(reference, c.ks_window, c.ks_every, c.ks_alpha, c.ks_min_statistic,
+                                         c.ks_min_fraction)
+        else:
+            self.features.attach(reference)
+
+    def state(self) -> dict[str, Any]:
+        """Where each watch stands, for ``/models`` and the dashboard (plain numbers)."""
+        return {
+            "model_version": self.model_version, "horizon": self.horizon, "training_accuracy": self.training_accuracy,
+            "seen": self.seen, "since_last": self.since_last, "min_samples": self.config.min_samples,
+            "requests": self.requests, "last_request_ms": self.last_request_ms,
+            "latched": sorted(self.latched),
+            "rolling_accuracy": self.floor.rolling_accuracy(), "accuracy_floor": self.floor.floor,
+            "error_drift_width": self.error.width(), "return_drift_statistic": self.returns.statistic(),
+            "feature_drift": None if self.features is None else
+            ("waiting for the model's reference" if self.features.reference is None else "watching"),
+        }
 
     def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None = None,
                now_ms: int | None = None) -> dict[str, Any] | None:
         """Feed one Outcome record (and the features its prediction was made from); a request or None.
         Outcomes of other model versions are ignored, so an agent may feed it the whole topic."""
-        if outcome.get("model_version") != self.model_version:
+        if outcome.get("model_version") != self.model_version or (
+                self.horizon is not None and outcome.get("horizon") != self.horizon):
             return None
         if now_ms is None:  # the label candle's close: when this outcome became knowable
             now_ms = int(outcome["open_time"]) + (int(outcome["horizon"]) + 1) * timeframe_ms(outcome["timeframe"])
@@ -120,12 +148,14 @@ class RetrainTrigger:
         key = json.dumps(["retrain", self.model_version, now_ms, self.seen], separators=(",", ":"))
         record = {
             "id": hashlib.sha256(key.encode()).hexdigest()[:32], "model_version": self.model_version,
+            "horizon": self.horizon,
             "time": now_ms, "reasons": sorted(reasons), "evidence": reasons, "outcomes_seen": self.seen,
             "outcomes_since_last": self.since_last, "training_accuracy": self.training_accuracy,
             "config": asdict(self.config),
         }
         self.requests += 1
         self.last_request_ms, self.since_last, self.latched = now_ms, 0, {}
+        self.last_request = {"id": record["id"], "time": now_ms, "reasons": record["reasons"]}
         for detector in (self.error, self.returns, self.floor, self.features):
             if detector is not None:
                 detector.reset()

@@ -48,6 +48,7 @@ import numpy as np
 from models.direction import DirectionHorizons
 from models.ensemble import FEATURES, WINDOWS, Ensemble, EnsembleOutput, Member, ProbaModel
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, BundleConfig, horizon_dir
+from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from streams.errors import ConfigError
 
 __all__ = ["SEQUENCE_DIR", "SEQUENCE_MEMBER", "BundleOutput", "LatencyWindow", "ModelBundle", "bundle_version"]
@@ -142,6 +143,7 @@ class ModelBundle:
         self._column = ensemble.horizons.index(self.horizon)
         self._latency = {m.name: LatencyWindow(stats_size) for m in ensemble.members}
         self._score_latency = LatencyWindow(stats_size)
+        self.profile = TrainingProfile()  # set by load from the bundle's metrics and reference.npy
 
     @classmethod
     def load(cls, bundle_dir: str | Path, providers: Sequence[str] | str | None = None, intra_op_threads: int = 1,
@@ -173,6 +175,13 @@ class ModelBundle:
                                       weight=weight(SEQUENCE_MEMBER)))
         ensemble = Ensemble(members, config.strategy, config.horizons, expected=config.weights)
         bundle = cls(ensemble, config, stats_size)
+        # Bundles trained before bundle.json carried metrics: the LightGBM set's own, per horizon.
+        metrics = config.metrics or {horizon_dir(m.horizon): m.metrics for m in lgbm.metadata}
+        reference = read_reference(bundle_dir)
+        if reference is None:
+            reference = read_reference(bundle_dir / horizon_dir(config.horizons[0]))
+        bundle.profile = TrainingProfile(
+            accuracy_by_horizon({h: metrics.get(horizon_dir(h), {}) for h in config.horizons}), reference)
         bundle._warm_up(len(lgbm.feature_names))
         log.info("bundle %s loaded from %s: %s, strategy %s", bundle.version, bundle_dir, ensemble.versions,
                  config.strategy)

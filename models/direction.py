@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from models.metadata import METADATA_FILE, ONNX_FILE, ModelMetadata
+from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from models.onnx_session import P_UP_OUTPUT, create_session, merge_p_up
 from streams.errors import ConfigError
 
@@ -82,13 +83,15 @@ def load_checked(model_dir: str | Path) -> tuple[ModelMetadata, bytes]:
 class DirectionModel:
     """An exported direction classifier, ready to score feature rows. Build it with :meth:`load`."""
 
-    def __init__(self, metadata: ModelMetadata, session, provider: str) -> None:
+    def __init__(self, metadata: ModelMetadata, session, provider: str, reference: np.ndarray | None = None) -> None:
         self.metadata = metadata
         self.provider = provider
         self._session = session
         self._input = metadata.input_name
         self._outputs = [metadata.output_name]
         self._n_features = len(metadata.feature_names)
+        # What the drift watches compare live outcomes and features with (models/profile.py).
+        self.profile = TrainingProfile(accuracy_by_horizon({metadata.horizon: metadata.metrics}), reference)
 
     @classmethod
     def load(
@@ -103,7 +106,7 @@ class DirectionModel:
             raise ConfigError(f"{model_dir}: ONNX graph has no input {metadata.input_name!r} "
                               f"or output {metadata.output_name!r}")
         log.info("model %s %s loaded on %s", metadata.name, metadata.version, provider)
-        return cls(metadata, session, provider)
+        return cls(metadata, session, provider, read_reference(model_dir))
 
     name = property(lambda self: self.metadata.name)
     version = property(lambda self: self.metadata.version)

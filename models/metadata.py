@@ -128,6 +128,9 @@ class BundleConfig:
     strategy: str = "weighted_average"
     weights: dict[str, float] = field(default_factory=dict)
     format: int = 1
+    # Validation metrics of the ensemble per horizon ({"h1": {"accuracy": ...}}): what live accuracy is
+    # compared with (models.profile). Not part of the version: they do not change a prediction.
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -148,6 +151,10 @@ class BundleConfig:
         weights = raw.get("weights") or {}
         if not all(isinstance(w, (int, float)) and w >= 0 for w in weights.values()):
             raise ConfigError(f"{BUNDLE_FILE}: weights must be non-negative numbers, got {weights!r}")
+        metrics = raw.get("metrics") or {}
+        if not isinstance(metrics, dict) or not all(isinstance(m, dict) for m in metrics.values()):
+            raise ConfigError(f"{BUNDLE_FILE}: metrics must map h<k> to an object of numbers")
         return cls(horizons=horizons, members={k: dict(v) for k, v in raw["members"].items()},
                    strategy=raw.get("strategy", "weighted_average"),
-                   weights={k: float(v) for k, v in weights.items()}, format=int(raw.get("format", 1)))
+                   weights={k: float(v) for k, v in weights.items()}, format=int(raw.get("format", 1)),
+                   metrics={str(k): dict(v) for k, v in metrics.items()})

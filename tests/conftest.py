@@ -48,6 +48,19 @@ def trained_model(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def default_bundle(tmp_path_factory) -> Path:
+    """The model `make demo` trains: the LightGBM bundle of every horizon on all the bundled candles."""
+    from streams.demo import ensure_model
+
+    out = tmp_path_factory.mktemp("default-bundle")
+    ensure_model(out, sorted(CANDLES.glob("*.csv.gz")), progress=False)
+    return out
+
+
+HELD_OUT = CANDLES / "held-out"  # real candles no bundled model is trained on
+
+
 _counter = itertools.count()
 
 

@@ -10,7 +10,7 @@ export gives the native model's probabilities on the validation rows.
 >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:1500]
 >>> info = train_on_series([eth], tmp_dir, progress=False)
 >>> info.version.startswith("lgbm-h1-"), sorted(p.name for p in tmp_dir.iterdir())
-(True, ['model.json', 'model.onnx'])
+(True, ['model.json', 'model.onnx', 'reference.npy'])
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, METADATA_FILE, ONNX_FILE, BundleConfig, ModelMetadata, horizon_dir
+from models.profile import REFERENCE_FILE, write_reference
 from streams.candle import Candle
 from streams.candle_files import read_candle_file
 from training.dataset import BUNDLED, Dataset, build_dataset, build_datasets, time_split
@@ -162,6 +164,7 @@ def _train_dataset(dataset: Dataset, out_dir: str | Path, progress: bool, dead_z
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomically(out_dir / ONNX_FILE, onnx_bytes)
+    write_reference(out_dir, train.X)  # what live features are compared with (learning.features_drift)
     _write_atomically(out_dir / METADATA_FILE, metadata.to_json().encode("utf-8"))
     info = ModelInfo(out_dir, metadata, diff, time.perf_counter() - started, booster)
     log.info("trained %s on %d rows (%d validation) in %.1f s: %s", metadata.version, len(train), len(valid),
@@ -215,7 +218,7 @@ def train_horizons_on_series(series: Sequence[Sequence[Candle]], out_dir: str | 
     >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:1200]
     >>> info = train_horizons_on_series([eth], out, horizons=(1, 2), progress=False, num_boost_round=5)
     >>> sorted(p.name for p in out.iterdir()), info.config.members["lgbm"]["h2"] == info.models[2].version
-    (['bundle.json', 'h1', 'h2'], True)
+    (['bundle.json', 'h1', 'h2', 'reference.npy'], True)
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -231,7 +234,10 @@ def train_horizons_on_series(series: Sequence[Sequence[Candle]], out_dir: str | 
         members={LGBM_MEMBER: {horizon_dir(h): models[h].version for h in horizons}},
         strategy=strategy,
         weights=dict(weights) if weights is not None else {LGBM_MEMBER: 1.0, "mamba": 1.0},
+        # As trained, the ensemble is the LightGBM set alone: its validation metrics are the bundle's.
+        metrics={horizon_dir(h): dict(models[h].metadata.metrics) for h in horizons},
     )
+    shutil.copyfile(out_dir / horizon_dir(horizons[0]) / REFERENCE_FILE, out_dir / REFERENCE_FILE)
     # Round-trip through the reader so that training cannot write a file serving would refuse.
     BundleConfig.from_json(config.to_json())
     # Written last: a bundle.json names versions that are already on disk, never the reverse.

@@ -16,13 +16,26 @@ def _describe(model: Any) -> dict[str, Any]:
     return {"name": getattr(model, "name", None), "version": getattr(model, "version", None),
             "provider": getattr(model, "provider", None), "horizon": getattr(model, "horizon", None),
             "members": dict(getattr(model, "versions", {}) or {}),
-            "inference": model.stats() if hasattr(model, "stats") else None}
+            "inference": model.stats() if hasattr(model, "stats") else None,
+            "training": _profile(getattr(model, "profile", None))}
+
+
+def _profile(profile: Any) -> dict[str, Any] | None:
+    """What the drift watches compare the model with (models/profile.py)."""
+    if profile is None:
+        return None
+    return {"accuracy": {f"h{h}": a for h, a in sorted(profile.accuracy.items())},
+            "reference_rows": 0 if profile.reference is None else len(profile.reference)}
 
 
 def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, float] | None = None,
-                errors: list[str] | None = None) -> dict[str, Any]:
+                errors: list[str] | None = None, keys: list[str] | None = None) -> dict[str, Any]:
     """Active model, and per local partition: accuracy per version and horizon, the online model."""
     learners = [OutcomeLearner.from_bytes(b) for b in learner_blobs]
+    for learner in learners:  # the references are the models' (not persisted): as the candle agent arms them
+        for serving in (model, candidate[0] if candidate else None):
+            if serving is not None and getattr(serving, "profile", None) is not None:
+                learner.arm(serving.version, serving.profile)
     accuracy: dict[tuple[str, int], list[int]] = {}
     for learner in learners:
         for row in learner.accuracy.snapshot():
@@ -40,6 +53,11 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
                    # labelled at the partition's current candle time: learned when its next candle time comes
                    "queued": sum(learner.queued for learner in learners)},
         "retrain_requests": sum(t.requests for learner in learners for t in learner.triggers.values()),
+        # Per drift watch (version, horizon) of each local partition: where ADWIN, Page-Hinkley, the
+        # accuracy floor and the KS test stand, what is latched and the last request.
+        "drift": {"armed": sorted({v for learner in learners for v in learner.training_accuracy}),
+                  "watches": [{"partition": key, **w} for key, learner in zip(keys or [], learners)
+                              for w in learner.watches()]},
     }
 
 
@@ -47,5 +65,6 @@ def attach_model_views(pipeline: Any) -> None:
     @pipeline.app.page("/models")
     class Models(View):
         async def get(self, request: Request) -> Response:
-            return self.json(models_body(pipeline.model, [blob for _, blob in pipeline.learners.items()],
-                                         pipeline.candidate, pipeline.model_errors))
+            items = sorted(pipeline.learners.items())
+            return self.json(models_body(pipeline.model, [blob for _, blob in items], pipeline.candidate,
+                                         pipeline.model_errors, [str(key) for key, _ in items]))

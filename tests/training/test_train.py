@@ -40,7 +40,7 @@ def trained(slice_file, tmp_path_factory):
 
 def test_writes_model_and_valid_metadata(trained):
     info, out = trained
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.onnx", "reference.npy"]
     raw = json.loads((out / "model.json").read_text())
     meta = ModelMetadata.from_json((out / "model.json").read_text())
     onnx_bytes = (out / "model.onnx").read_bytes()

@@ -31,7 +31,7 @@ def trained(series, tmp_path_factory):
 
 def test_writes_one_model_directory_per_horizon_and_a_bundle(trained):
     out = trained.out_dir
-    assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "h1", "h3"]
+    assert sorted(p.name for p in out.iterdir()) == ["bundle.json", "h1", "h3", "reference.npy"]
     for h in HORIZONS:
         model = DirectionModel.load(out / f"h{h}")
         assert model.horizon == h and model.version == trained.models[h].version
