@@ -1,6 +1,7 @@
-"""Sinks: predictions, signals and outcomes into PostgreSQL; latest signals and features into Redis.
+"""Sinks: predictions, signals and outcomes into PostgreSQL; latest signals and features into Redis;
+every valid candle into PostgreSQL's ``candles`` table (the candle sink, for retraining).
 
-Enabled by ``CANDLEFLOW_SINKS`` (``postgres``, ``redis``, or both); connection settings come from
+Enabled by ``CANDLEFLOW_SINKS`` (``postgres``, ``redis``, ``candles``, any of them); connection settings come from
 :class:`storage.config.StorageSettings`. A sink never slows the candle agent: it is its own agent on
 the output topics, writing through a bounded :class:`storage.sink.BufferedSink`.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict, deque
+from collections.abc import Callable
 from typing import Any
 
 from schemas import AvroCodec, MultiCodec, store_from_url, unbatch
@@ -24,7 +26,9 @@ from storage.postgres.store import PostgresStore
 from storage.redis_state import RedisState
 from storage.sink import BufferedSink
 from streams.app import Pipeline
+from streams.candle import Candle
 from streams.errors import InvalidInput
+from streams.ingest import decode_candle_message
 from streams.features import FEATURE_NAMES
 
 __all__ = ["attach_sink_agents"]
@@ -39,13 +43,38 @@ def attach_sink_agents(pipeline: Pipeline, storage: StorageSettings | None = Non
     settings = pipeline.settings
     storage = storage or StorageSettings.from_env()
     schemas = store_from_url(settings.schema_registry_url or None)
-    if "postgres" in settings.sinks:
-        _attach_postgres(pipeline, storage, {settings.topic(t): (t, MultiCodec(names, schemas)) for t, names in _TABLES.items()})
+    if "postgres" in settings.sinks or "candles" in settings.sinks:
+        topics = {}
+        if "postgres" in settings.sinks:
+            topics = {settings.topic(t): (t, _records(MultiCodec(names, schemas))) for t, names in _TABLES.items()}
+        if "candles" in settings.sinks:  # the candle sink: what the retrain worker can read back
+            candles = MultiCodec(["Candle", "CandleBatch"], schemas)
+            topics.update({settings.candle_topic(tf): ("candles", _valid_candles(candles, tf, settings.max_message_bytes))
+                           for tf in settings.timeframes})
+        _attach_postgres(pipeline, storage, topics)
     if "redis" in settings.sinks:
         _attach_redis(pipeline, storage, MultiCodec(_TABLES["predictions"], schemas), AvroCodec("Signal", schemas))
 
 
-def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[str, tuple[str, MultiCodec]]) -> None:
+def _records(codec: MultiCodec) -> Callable[[bytes], list[dict[str, Any]]]:
+    """Our own output topics: every record a message carries (a batch: each of them)."""
+    return lambda value: [record for _, record in unbatch(*codec.decode(value))]
+
+
+def _valid_candles(codec: MultiCodec, timeframe: str, max_bytes: int) -> Callable[[bytes], list[dict[str, Any]]]:
+    """A candle topic, written by anyone: the stream's own decoding and validation; what it refuses is
+    not stored (the candle agent dead-letters it with the reason)."""
+    def decode(value: bytes) -> list[dict[str, Any]]:
+        items = decode_candle_message(codec, value, timeframe, max_bytes)
+        if not any(isinstance(item, Candle) for item in items):
+            raise InvalidInput(f"no valid candle: {items[0] if items else 'empty batch'}")
+        return [item.to_record() for item in items if isinstance(item, Candle)]
+
+    return decode
+
+
+def _attach_postgres(pipeline: Pipeline, storage: StorageSettings,
+                     topics: dict[str, tuple[str, Callable[[bytes], list[dict[str, Any]]]]]) -> None:
     app = pipeline.app
     store = PostgresStore(storage.postgres_dsn, max_size=storage.postgres_pool_max)
     sinks = {table: BufferedSink(store.writer(table), name=f"postgres.{table}", batch_size=storage.sink_batch_size,
@@ -73,12 +102,12 @@ def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[
         holder["stream"] = stream = stream.noack()
         async for event in stream.events():
             m = event.message
-            table, codec = topics[m.topic]
+            table, records = topics[m.topic]
             unacked[(m.topic, m.partition)].append(event)
             try:
-                for _, record in unbatch(*codec.decode(m.value)):  # a batch: each record, at the message's offset
+                for record in records(m.value):  # a batch: each record, at the message's offset
                     await sinks[table].put(record, (m.topic, m.partition), m.offset)
-            except InvalidInput as exc:  # our own topics: only a foreign writer could put this here
+            except InvalidInput as exc:  # a candle the stream refuses too; on our own topics, a foreign writer
                 log.error("not storing %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
                 sinks[table].skip((m.topic, m.partition), m.offset)
             await ack_stored()

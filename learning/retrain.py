@@ -47,6 +47,8 @@ from streams.candle import timeframe_ms
 
 __all__ = ["RetrainTrigger", "TriggerConfig"]
 
+CHANGE_WINDOW = 2048  # outcomes the change point is looked for in (~18 KB of state)
+MIN_SEGMENT = 100  # outcomes on either side of a change point
 _FORMAT = 2  # 2: per horizon, the KS reference left out of the state (given again by the model)
 
 
@@ -86,6 +88,11 @@ class RetrainTrigger:
         self.seen = self.since_last = self.requests = 0
         self.last_request_ms: int | None = None
         self.last_request: dict[str, Any] | None = None
+        # The last CHANGE_WINDOW outcomes (candle time, wrong?), oldest first from ``_next``: where the
+        # error rate changed, i.e. since when the market looks new (``scope.since`` of a request).
+        self._times = np.zeros(CHANGE_WINDOW, dtype=np.int64)
+        self._wrong = np.full(CHANGE_WINDOW, -1, dtype=np.int8)  # -1: no verdict (a tie) or not filled
+        self._next = 0
 
     def attach_reference(self, reference: np.ndarray) -> None:
         """The model's training features (models/profile.py): the KS watch runs from here on. Persisted
@@ -124,6 +131,8 @@ class RetrainTrigger:
         below = None
         correct = outcome.get("direction_correct")
         if correct is not None:
+            self._times[self._next], self._wrong[self._next] = int(outcome["open_time"]), 0 if correct else 1
+            self._next = (self._next + 1) % CHANGE_WINDOW
             self._latch("error_drift", self.error.update(bool(correct)))
             below = self.floor.update(bool(correct))
         r = outcome.get("realized_log_return")
@@ -144,14 +153,32 @@ class RetrainTrigger:
         if evidence is not None:
             self.latched[reason] = evidence  # the latest evidence of each kind is the one reported
 
+    def changed_since(self) -> int | None:
+        """The candle time where the error rate of the last outcomes changed most (the maximum of the
+        CUSUM of errors minus their mean: the least-squares single change point), when the later part is
+        the worse one: the data that looks like the new market. None without a worse later part."""
+        order = np.r_[self._next:CHANGE_WINDOW, 0:self._next]
+        keep = order[self._wrong[order] >= 0]
+        if len(keep) < 2 * MIN_SEGMENT:
+            return None
+        wrong = self._wrong[keep].astype(np.float64)
+        cusum = np.cumsum(wrong - wrong.mean())[MIN_SEGMENT - 1:len(wrong) - MIN_SEGMENT]
+        k = int(np.argmin(cusum)) + MIN_SEGMENT  # errors below the mean before k, above after: worse later
+        if cusum[k - MIN_SEGMENT] >= 0:
+            return None
+        return int(self._times[keep[k]])
+
     def _request(self, reasons: dict[str, Any], below: dict[str, Any] | None, now_ms: int) -> dict[str, Any]:
         key = json.dumps(["retrain", self.model_version, now_ms, self.seen], separators=(",", ":"))
+        since = self.changed_since()
         record = {
             "id": hashlib.sha256(key.encode()).hexdigest()[:32], "model_version": self.model_version,
             "horizon": self.horizon,
             "time": now_ms, "reasons": sorted(reasons), "evidence": reasons, "outcomes_seen": self.seen,
             "outcomes_since_last": self.since_last, "training_accuracy": self.training_accuracy,
             "config": asdict(self.config),
+            # What the retrain worker trains on: the candles from where the errors rose (changed_since).
+            "scope": {"since": since} if since is not None else {},
         }
         self.requests += 1
         self.last_request_ms, self.since_last, self.latched = now_ms, 0, {}

@@ -77,7 +77,7 @@ class Settings:
     # Weight of the River online model in the main horizon's P(up). 0 keeps replays deterministic:
     # with a weight, a prediction also depends on the outcomes learned before it.
     online_weight: float = 0.0
-    sinks: tuple[str, ...] = ()  # postgres and/or redis (connection settings: storage.config)
+    sinks: tuple[str, ...] = ()  # postgres, redis, candles (the candle topics into PostgreSQL); storage.config
     patterns: bool = False  # similar-pattern consensus on signals (FAISS in-process, or Weaviate if configured)
     pattern_k: int = 20
     admin_token: Secret = field(default=Secret(""), repr=False)
@@ -120,9 +120,9 @@ class Settings:
         if self.broker_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
             raise ConfigError("CANDLEFLOW_BROKER_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, "
                               f"got {self.broker_security_protocol!r}")
-        unknown_sinks = set(self.sinks) - {"postgres", "redis"}
+        unknown_sinks = set(self.sinks) - {"postgres", "redis", "candles"}
         if unknown_sinks:
-            raise ConfigError(f"CANDLEFLOW_SINKS knows postgres and redis, not {sorted(unknown_sinks)}")
+            raise ConfigError(f"CANDLEFLOW_SINKS knows postgres, redis and candles, not {sorted(unknown_sinks)}")
         if self.aggregate_to:
             bad = [tf for tf in self.aggregate_to if tf not in TIMEFRAME_MS or tf == "1m"]
             if bad:

@@ -2,7 +2,8 @@
 
 One request at a time: the consumer (its own group, manual commits) hands each request to
 :meth:`RetrainWorker.handle`, which trains in a thread (the event loop keeps the group heartbeat) on
-the latest window of candles (files and/or the PostgreSQL ``candles`` table), evaluates the candidate
+the latest window of candles (by default the candle topics — what the workers saw — plus any files and
+the PostgreSQL ``candles`` table; from where the request's drift watch saw the change), evaluates the candidate
 and the active version on the *same* rows — those neither was fit on (:func:`training.evaluate.common_holdout`)
 — and registers the candidate. It becomes the ``candidate`` (traffic share from config) when it is at least
 as good on the configured metric (``tolerance`` allowed), otherwise the registry records a ``reject``
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.candle import Candle
-from streams.errors import CandleflowError, ConfigError
+from streams.errors import CandleflowError, ConfigError, InvalidInput
 from streams.kafka_security import aiokafka_security
 from training.evaluate import (
     EvalConfig,
@@ -51,6 +52,7 @@ __all__ = ["METRICS", "RetrainConfig", "RetrainWorker", "decide", "load_window"]
 log = logging.getLogger(__name__)
 
 METRICS = {"accuracy": 1, "auc": 1, "log_loss": -1}  # +1: higher is better
+WARM_UP = 60  # candles before a request's ``since``: the features of the first candle after it are ready
 _PREFIX = "CANDLEFLOW_RETRAIN_"
 
 
@@ -60,8 +62,10 @@ class RetrainConfig:
     ``CANDLEFLOW_ARTIFACTS_DIR``. To be folded into ``Settings`` when the lead wires the CLI."""
 
     files: tuple[Path, ...] = ()
+    use_topics: bool = True            # the candle topics: what the workers saw (training.topic_data)
     use_postgres: bool = True
     window: int = 5000                 # latest candles per (symbol, timeframe)
+    min_candles: int = 400             # per series at least, from before a request's ``since`` if need be
     name: str = "lgbm-direction"       # the registry model name that is retrained
     share: float = 0.1                 # traffic share of a new candidate
     cooldown_s: float = 300.0
@@ -128,15 +132,33 @@ FROM (SELECT *, row_number() OVER (PARTITION BY symbol, timeframe ORDER BY open_
 WHERE rn <= $1 ORDER BY symbol, timeframe, open_time"""
 
 
-async def load_window(config: RetrainConfig, store=None, scope: Mapping[str, Any] | None = None) -> list[list[Candle]]:
-    """The latest ``window`` candles of each series from the files and (when it has rows) the candles table;
-    the table wins where both hold a candle. ``scope`` may narrow ``symbols`` / ``timeframes`` / ``window``."""
+async def load_window(config: RetrainConfig, store=None, scope: Mapping[str, Any] | None = None,
+                      settings=None) -> list[list[Candle]]:
+    """The latest ``window`` candles of each series from the files, the candle topics of ``settings``
+    and (when it has rows) the candles table, later sources winning where several hold a candle.
+    ``scope`` may narrow ``symbols`` / ``timeframes`` / ``window``; its ``since`` (candle time, ms: where a
+    drift watch saw the market change) keeps the candles from then on, plus the warm-up the features
+    need before it, and at least ``min_candles`` per series (a change seen moments ago blends in older ones)."""
     scope = scope or {}
     window = int(scope.get("window") or config.window)
     merged: dict[tuple[str, str], dict[int, Candle]] = {}
-    for candles in (read_series(config.files) if config.files else []):
-        for c in candles:
-            merged.setdefault((c.symbol, c.timeframe), {})[c.open_time] = c
+    sources = [read_series(config.files)] if config.files else []
+    if config.use_topics and settings is not None:
+        from training.topic_data import series_from_topic
+
+        for timeframe in settings.timeframes:
+            try:
+                series, invalid = await series_from_topic(settings, settings.candle_topic(timeframe))
+            except InvalidInput as exc:  # a timeframe nobody produces yet
+                log.warning("%s", exc)
+                continue
+            log.info("%s: %d candles in %d series (%d invalid left out)", settings.candle_topic(timeframe),
+                     sum(map(len, series)), len(series), invalid)
+            sources.append(series)
+    for source in sources:
+        for candles in source:
+            for c in candles:
+                merged.setdefault((c.symbol, c.timeframe), {})[c.open_time] = c
     if config.use_postgres and store is not None:
         rows = await store.fetch(_postgres_rows_sql(), window)
         for r in rows:
@@ -148,9 +170,15 @@ async def load_window(config: RetrainConfig, store=None, scope: Mapping[str, Any
     for (symbol, timeframe), by_time in sorted(merged.items()):
         if (symbols and symbol not in symbols) or (timeframes and timeframe not in timeframes):
             continue
-        series.append([by_time[t] for t in sorted(by_time)][-window:])
+        candles = [by_time[t] for t in sorted(by_time)][-window:]
+        since = scope.get("since")
+        if isinstance(since, int) and not isinstance(since, bool):
+            first = next((i for i, c in enumerate(candles) if c.open_time >= since), len(candles))
+            candles = candles[max(0, min(first - WARM_UP, len(candles) - config.min_candles)):]
+        series.append(candles)
     if not series:
-        raise ConfigError("no candles to retrain on: set CANDLEFLOW_RETRAIN_FILES or fill the candles table")
+        raise ConfigError("no candles to retrain on: none on the candle topics, CANDLEFLOW_RETRAIN_FILES "
+                          "or the candles table")
     return series
 
 
@@ -179,13 +207,19 @@ class RetrainWorker:
         log.info("retrain %s: reasons %s, scope %s", rid, request.get("reasons"), request.get("scope"))
         active = await self.registry.active(cfg.name)
         active_scorer = load_scorer(await self.registry.artifact_dir(active["version"])) if active else None
-        series = await load_window(cfg, self.registry.store if cfg.use_postgres else None, request.get("scope"))
+        series = await load_window(cfg, self.registry.store if cfg.use_postgres else None, request.get("scope"),
+                                   self.settings)
+        log.info("retrain %s: %d candles in %d series, from %s", rid, sum(map(len, series)), len(series),
+                 min(s[0].open_time for s in series))
         out_dir = (cfg.work_dir / rid).resolve()
         horizons = active_scorer.horizons if active_scorer else (1,)
         bundle = active_scorer is not None and active_scorer.kind == "bundle"
         await asyncio.to_thread(self._train, series, out_dir, horizons, bundle)
         candidate = load_scorer(out_dir)
-        result: dict[str, Any] = {"request": rid, "version": candidate.version, "active": active and active["version"]}
+        result: dict[str, Any] = {"request": rid, "version": candidate.version, "active": active and active["version"],
+                                  "trained_on": {"series": len(series), "candles": sum(map(len, series)),
+                                                 "from": min(s[0].open_time for s in series),
+                                                 "to": max(s[-1].open_time for s in series)}}
         if active and candidate.version == active["version"]:
             result.update(decision="unchanged", reason="the retrained model is identical to the active version")
             log.info("retrain %s: %s", rid, result["reason"])

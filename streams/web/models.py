@@ -32,6 +32,7 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
                 errors: list[str] | None = None, keys: list[str] | None = None) -> dict[str, Any]:
     """Active model, and per local partition: accuracy per version and horizon, the online model."""
     learners = [OutcomeLearner.from_bytes(b) for b in learner_blobs]
+    armed = sorted({v for learner in learners for v in learner.training_accuracy})  # as the candle agent left them
     for learner in learners:  # the references are the models' (not persisted): as the candle agent arms them
         for serving in (model, candidate[0] if candidate else None):
             if serving is not None and getattr(serving, "profile", None) is not None:
@@ -55,7 +56,7 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
         "retrain_requests": sum(t.requests for learner in learners for t in learner.triggers.values()),
         # Per drift watch (version, horizon) of each local partition: where ADWIN, Page-Hinkley, the
         # accuracy floor and the KS test stand, what is latched and the last request.
-        "drift": {"armed": sorted({v for learner in learners for v in learner.training_accuracy}),
+        "drift": {"armed": armed,
                   "watches": [{"partition": key, **w} for key, learner in zip(keys or [], learners)
                               for w in learner.watches()]},
     }

@@ -72,6 +72,8 @@ def test_new_version_mid_stream_then_candidate_split(app_settings, worker_factor
     feeder.join()
     wait_for(lambda: worker.get("/models")["active"]["version"] == new)
     got = asyncio.run(collect(settings, lambda r: len(r["predictions"]) >= len(candles)))
+    # The drift watches of the reloaded version are armed from its training profile, next to the old one's.
+    wait_for(lambda: set(worker.get("/models")["drift"]["armed"]) == {old, new}, what="both versions armed")
     predictions = got["predictions"]
     assert len(predictions) == len(candles) == len({(p["symbol"], p["open_time"]) for p in predictions})
     assert {p["model_version"] for p in predictions} <= {old, new}

@@ -17,6 +17,7 @@ from streams.candle_files import read_candle_file
 from streams.regime_change import alternate_moves
 from tests.conftest import HELD_OUT
 from tests.integration.test_candle_pipeline import publish
+from tests.training.test_registry import pg_session_dsn  # noqa: F401  (session database fixture)
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -65,4 +66,44 @@ def test_a_regime_change_makes_the_worker_ask_for_a_retrain(app_settings, worker
     drift = wait_for(watched, what="the watch's request on /models")
     assert drift["armed"] == [version]
     [watch] = [w for w in drift["watches"] if w.get("requests")]
-    assert watch["last_request_ms"] == request["time"] and watch["feature_drift"] == "watching"
+    # The change persists, so the watch may have asked again since (at most once per min_samples outcomes).
+    assert watch["last_request_ms"] >= request["time"] and watch["feature_drift"] == "watching"
+    assert watch["horizon"] == 1 and watch["since_last"] < watch["min_samples"]
+
+
+async def test_the_request_retrains_on_the_candles_since_the_change(pg_session_dsn, app_settings, worker_factory,  # noqa: F811
+                                                                     default_bundle, tmp_path):
+    """The retrain worker reads the candle topic (no files, no candle table) from where the watch saw
+    the change, and registers what it trained with the comparison on the same holdout."""
+    from storage.postgres import PostgresStore
+    from training.artifacts import ArtifactStore
+    from training.registry import EventPublisher, ModelRegistry
+    from training.retrain_worker import RetrainConfig, RetrainWorker
+
+    settings = app_settings(model_dir=default_bundle)
+    worker_factory(settings)
+    candles = read_candle_file(HELD_OUT / "ETC-BTC_5m.csv.gz").candles
+    change = len(candles) // 2
+    changed_at = candles[change].open_time
+    await publish(settings, alternate_moves(candles, change))
+    request = await first_request(settings, 180)
+    assert request is not None
+    since = request["scope"]["since"]
+    assert abs(since - changed_at) <= 200 * STEP_MS, (since - changed_at) // STEP_MS  # where the error rate rose
+
+    config = RetrainConfig(use_postgres=False, name=f"drift-{settings.app_id}", group_id=f"retrain-{settings.app_id}",
+                           work_dir=tmp_path / "work", artifacts_dir=tmp_path / "artifacts")
+    store = PostgresStore(pg_session_dsn)
+    async with EventPublisher(settings) as publisher:
+        registry = ModelRegistry(store, ArtifactStore(config.artifacts_dir), publisher)
+        try:
+            await registry.activate(await registry.register(default_bundle, name=config.name))
+            result = await RetrainWorker(settings, config, registry).handle(request)
+        finally:
+            await store.close()
+    trained = result["trained_on"]
+    print(f"\nretrained on {trained['candles']} candles from {(trained['from'] - changed_at) // STEP_MS} candles "
+          f"after the change: {result['decision']}, {result['reason']}")
+    assert trained["series"] == 1 and trained["from"] <= since and trained["to"] == candles[-1].open_time
+    assert trained["from"] >= since - 60 * STEP_MS or trained["candles"] == config.min_candles
+    assert result["decision"] in ("candidate", "rejected") and result["version"] != result["active"]

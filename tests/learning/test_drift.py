@@ -63,3 +63,19 @@ def test_holm_is_between_bonferroni_and_uncorrected(p, alpha):
     assert (reject >= (p <= alpha / len(p))).all() and (reject <= (p <= alpha)).all()
     if reject.any():  # step-down: everything smaller than a rejected p-value is rejected too
         assert (reject[p < p[reject].max()]).all()
+
+
+def test_a_request_says_since_when_the_errors_rose():
+    rng = np.random.default_rng(3)
+    trig = RetrainTrigger("v1", training_accuracy=0.6, return_std=0.01,
+                          config=TriggerConfig(min_samples=200, cooldown_ms=0))
+    requests = []
+    for i in range(3000):
+        right = rng.random() < (0.62 if i < 1800 else 0.35)
+        out = {"model_version": "v1", "timeframe": "5m", "horizon": 1, "open_time": 300_000 * i,
+               "direction_correct": bool(right), "realized_log_return": 0.001 if right else -0.001}
+        if (r := trig.update(out)) is not None:
+            requests.append(r)
+    first = next(r for r in requests if r["time"] > 300_000 * 1800)
+    assert abs(first["scope"]["since"] // 300_000 - 1800) <= 60, first["scope"]
+    assert trig.changed_since() is not None and RetrainTrigger.from_bytes(trig.to_bytes()).changed_since() == trig.changed_since()

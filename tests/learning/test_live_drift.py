@@ -69,6 +69,8 @@ def test_a_regime_change_raises_a_retrain_request_within_1500_candles(bundle, he
     assert at - change <= MAX_DELAY
     assert first["model_version"] == bundle.version and first["horizon"] == 1
     assert first["training_accuracy"] == bundle.profile.accuracy[1]
+    # Where the retrain should start: the change point the trigger estimated from its recent errors.
+    assert abs(first["scope"]["since"] - held_out[change].open_time) <= 200 * 300_000
 
 
 def test_the_unchanged_series_raises_none(bundle, held_out):

@@ -86,3 +86,47 @@ def test_redis_keeps_the_latest_state_and_its_absence_stops_nothing(app_settings
     # The sink writes behind the stream, so its first failed attempt may come after the outputs.
     wait_for(lambda: (s := worker_down.get("/stats")["sinks"]["redis"])["healthy"] is False
              and s["errors"] + s["skipped"] > 0)
+
+
+def test_the_candle_sink_stores_every_valid_candle_once_for_retraining(app_settings, worker_factory, pg_cluster,
+                                                                       monkeypatch):
+    import dataclasses
+    import uuid
+
+    from storage.postgres import PostgresStore
+    from streams.candle import Candle
+    from training.retrain_worker import RetrainConfig, load_window
+
+    monkeypatch.setenv("CANDLEFLOW_POSTGRES_DSN", pg_cluster.dsn)
+    settings = app_settings(sinks=("candles",), outcome_loop=False)
+    worker = worker_factory(settings)
+    tag = uuid.uuid4().hex[:6]
+    candles = [dataclasses.replace(c, symbol=f"{c.symbol}-{tag}") for c in real_candles(80)]
+    c = candles[-1]
+    broken = Candle(c.symbol, c.timeframe, c.open_time + 300_000, c.open, c.low * 0.5, c.low, c.close, c.volume)
+    asyncio.run(publish(settings, candles + candles[:10] + [broken]))  # ten sent twice, one impossible
+
+    async def stored() -> int:
+        store = PostgresStore(pg_cluster.dsn)
+        try:
+            return (await store.fetch("SELECT count(*) AS n FROM candles WHERE symbol LIKE $1", f"%-{tag}"))[0]["n"]
+        except asyncpg.UndefinedTableError:
+            return 0
+        finally:
+            await store.close()
+
+    wait_for(lambda: asyncio.run(stored()) == len(candles) and worker.get("/stats")["dead_letters"] >= 1,
+             what="every valid candle in the table")
+
+    async def read_back():
+        store = PostgresStore(pg_cluster.dsn)
+        try:
+            return await load_window(RetrainConfig(use_topics=False, window=1000), store, {"symbols": {x.symbol for x in candles}})
+        finally:
+            await store.close()
+
+    series = asyncio.run(read_back())
+    def key(x):
+        return x.symbol, x.open_time
+
+    assert sorted((x for s in series for x in s), key=key) == sorted(candles, key=key)
