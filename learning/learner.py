@@ -31,6 +31,7 @@ import numpy as np
 from learning.accuracy import AccuracyTracker
 from learning.online import OnlineModel
 from learning.retrain import RetrainTrigger, TriggerConfig
+from learning.trades import TradeResults
 from streams.errors import DecodeError
 
 __all__ = ["OutcomeLearner", "trigger_key"]
@@ -64,7 +65,7 @@ class OutcomeLearner:
         # versions this process has armed (after a restore, the serving worker arms them again).
         self.references: dict[str, Any] = {}
         self.armed: set[str] = set()
-        self.trade_outcomes = 0
+        self.trades = TradeResults()  # P&L and hit rate per version, from a trading engine's TRADE outcomes
         # The online model learns in mini-batches: the outcomes that arrive while the partition's candle
         # time stands still are learned together when it moves on (:meth:`advance`). What it has learned
         # at any candle therefore depends only on the partition's order of candles, not on how a worker
@@ -109,10 +110,10 @@ class OutcomeLearner:
         return len(self._to_learn)
 
     def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
-        self.accuracy.update(outcome)
-        if outcome.get("source") == "TRADE":
-            self.trade_outcomes += 1
+        if outcome.get("source") == "TRADE":  # a trade's verdict is its P&L, kept apart from the labels' accuracy
+            self.trades.update(outcome)
             return None
+        self.accuracy.update(outcome)
         r = outcome.get("realized_log_return")
         if features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon:
             self._to_learn.append((tuple(float(v) if v is not None else math.nan for v in features), int(r > 0.0)))
@@ -147,7 +148,7 @@ class OutcomeLearner:
         return pickle.dumps({"training_accuracy": self.training_accuracy, "config": self.config,
                              "online": self.online.to_bytes(), "accuracy": self.accuracy.to_bytes(),
                              "triggers": {v: t.to_bytes() for v, t in self.triggers.items()},
-                             "returns": self._returns, "trade_outcomes": self.trade_outcomes,
+                             "returns": self._returns, "trades": self.trades.to_bytes(),
                              "watermark": self.watermark, "to_learn": self._to_learn}, protocol=5)
 
     @classmethod
@@ -163,6 +164,7 @@ class OutcomeLearner:
             except DecodeError as exc:  # an older format: that watch starts over
                 log.warning("drift watch %s not restored (%s); it starts over", key, exc)
         learner._returns = {k if "|h" in k else trigger_key(k, 1): v for k, v in state["returns"].items()}
-        learner.trade_outcomes = state["trade_outcomes"]
+        if "trades" in state:  # before: only a count
+            learner.trades = TradeResults.from_bytes(state["trades"])
         learner.watermark, learner._to_learn = state.get("watermark"), state.get("to_learn", [])
         return learner

@@ -116,6 +116,40 @@ def produce(files: tuple[Path, ...], symbol: str | None, timeframe: str | None, 
                f"({len(candles) / max(elapsed, 1e-9):,.0f} candles/s)", err=True)
 
 
+@cli.command("produce-outcomes")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--broker", "broker_", default=None, help="Kafka bootstrap host:port (CANDLEFLOW_BROKER).")
+def produce_outcomes(file: Path, broker_: str | None) -> None:
+    """Publish trade results (JSON lines: signal_id or prediction_id, symbol, timeframe, open_time, horizon,
+    model_version, entry_price, exit_price, pnl, status) to the outcomes topic as TRADE outcomes."""
+    from streams.errors import InvalidInput
+    from streams.kafka_security import confluent_security
+    from streams.topics import ensure_topics, topic_specs
+    from streams.trade_producer import TradeProducer, read_trade_results
+
+    settings = _settings(broker=broker_)
+    ensure_topics(settings.broker, topic_specs(settings), client_config=confluent_security(settings))
+    sent = skipped = 0
+
+    async def run() -> None:
+        nonlocal sent, skipped
+        async with TradeProducer(settings) as producer:
+            for number, item in read_trade_results(file):
+                try:
+                    if isinstance(item, InvalidInput):
+                        raise item
+                    await producer.send(item)
+                    sent += 1
+                except InvalidInput as exc:
+                    skipped += 1
+                    click.echo(f"{file.name}: line {number} skipped: {exc}", err=True)
+
+    asyncio.run(run())
+    click.echo(f"published {sent} trade results ({skipped} invalid lines skipped)", err=True)
+    if skipped and not sent:
+        raise SystemExit(1)
+
+
 @cli.command()
 @click.argument("topic")
 @click.option("--from-beginning/--from-end", default=True, help="Start at the oldest message (default) or only new ones.")

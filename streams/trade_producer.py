@@ -1,0 +1,82 @@
+"""Publishing trade results: how a trading engine tells Candleflow what its signals made.
+
+Each closed trade is one Outcome record (source TRADE, ``learning.trades.trade_outcome`` checks it and
+gives it its deterministic id) on the ``outcomes`` topic, keyed by symbol: it lands in the partition of
+the symbol's candles, whose worker counts it per model version (P&L, hit rate: ``GET /models`` ->
+``trades``). ``candleflow produce-outcomes FILE.jsonl`` sends a file of them, one JSON object per line.
+
+>>> async def report(signal):                      # doctest: +SKIP
+...     async with TradeProducer(Settings.from_env()) as producer:
+...         await producer.send({"signal_id": signal["id"], "symbol": signal["symbol"], "timeframe": "5m",
+...                              "open_time": signal["open_time"], "horizon": 1,
+...                              "model_version": signal["model_version"], "entry_price": 0.0921,
+...                              "exit_price": 0.0925, "pnl": 0.43, "status": "closed"})
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from learning.trades import trade_outcome
+from schemas import AvroCodec, store_from_url
+from streams.errors import InvalidInput
+from streams.kafka_security import aiokafka_security
+from streams.settings import Settings
+
+__all__ = ["TradeProducer", "read_trade_results"]
+
+MAX_LINE_BYTES = 64 * 1024
+
+
+class TradeProducer:
+    """Publishes trade results as Outcome records (Avro, Confluent wire format) keyed by symbol."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.codec = AvroCodec("Outcome", store_from_url(settings.schema_registry_url or None))
+        self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", **aiokafka_security(settings))
+        self._pending: list[Any] = []
+
+    async def __aenter__(self) -> TradeProducer:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.flush()
+        finally:
+            await self._producer.stop()
+
+    async def send(self, result: Mapping[str, Any]) -> dict[str, Any]:
+        """Queue one trade result; returns the Outcome record sent. InvalidInput (nothing sent) if it is not one."""
+        outcome = trade_outcome(result)
+        self._pending.append(await self._producer.send(self.settings.topic("outcomes"), self.codec.encode(outcome),
+                                                       key=outcome["symbol"].encode()))
+        return outcome
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            await future
+
+
+def read_trade_results(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | InvalidInput]]:
+    """(line number, the parsed object or why it is not one) for each non-empty line of a JSONL file."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            if len(line) > MAX_LINE_BYTES:
+                yield number, InvalidInput(f"line of {len(line)} bytes exceeds {MAX_LINE_BYTES}")
+                continue
+            try:
+                item = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                yield number, InvalidInput(f"not JSON: {exc}")
+                continue
+            yield number, item if isinstance(item, dict) else InvalidInput("not a JSON object")

@@ -1,0 +1,59 @@
+"""A trading engine's results count: TRADE outcomes published for signals become P&L and hit rate per
+model version on the worker that owns the symbols, from the Python API and from `candleflow produce-outcomes`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from streams.trade_producer import TradeProducer
+from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
+from tests.streams.test_cli import run_cli
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def trade_for(signal: dict, pnl: float) -> dict:
+    entry = signal["entry_price"]
+    return {"signal_id": signal["id"], "symbol": signal["symbol"], "timeframe": signal["timeframe"],
+            "open_time": signal["open_time"], "horizon": signal["horizon"], "model_version": signal["model_version"],
+            "entry_price": entry, "exit_price": entry * (1 + pnl / 100), "pnl": pnl, "status": "closed"}
+
+
+def test_trade_results_become_pnl_and_hit_rate_per_version(app_settings, worker_factory, tmp_path):
+    settings = app_settings()
+    worker = worker_factory(settings)
+    candles = real_candles(80)
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    signals = sorted(got["signals"], key=lambda s: s["id"])[:12]
+    assert len(signals) == 12
+    version = signals[0]["model_version"]
+    pnls = [1.0, -0.5, 2.0, -1.0, 0.5, 0.25]
+
+    async def send_api() -> None:
+        async with TradeProducer(settings) as producer:
+            for signal, pnl in zip(signals[:6], pnls):
+                await producer.send(trade_for(signal, pnl))
+
+    asyncio.run(send_api())
+    lines = [json.dumps(trade_for(s, -0.1)) for s in signals[6:]] + ["not json", json.dumps({"symbol": "X"})]
+    path = tmp_path / "trades.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    done = run_cli("produce-outcomes", str(path), env={"CANDLEFLOW_BROKER": settings.broker,
+                                                       "CANDLEFLOW_TOPIC_PREFIX": settings.topic_prefix})
+    assert done.returncode == 0, done.stderr
+    assert "published 6 trade results (2 invalid lines skipped)" in done.stderr and "line 7 skipped: not JSON" in done.stderr
+
+    def counted():
+        rows = [r for r in worker.get("/models")["trades"] if r["model_version"] == version]
+        return rows and rows[0]["trades"] == 12 and rows[0]
+
+    row = wait_for(counted, what="12 trades counted")
+    assert row["wins"] == 4 and row["pnl_total"] == pytest.approx(sum(pnls) - 0.6)
+    assert row["hit_rate"] == pytest.approx(4 / 12, abs=1e-4)
+    # Trade verdicts are kept apart from the labels' accuracy.
+    assert all(a["outcomes"] <= len(candles) for a in worker.get("/models")["accuracy"])
