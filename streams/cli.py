@@ -259,14 +259,16 @@ def distill(teacher: Path, data: tuple[Path, ...], out: Path, temperature: float
 @click.option("--bad", type=click.IntRange(0, 100), default=2, help="Invalid messages to send too (they must land in dead-letters).")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=200.0, help="Candles per second to publish.")
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as one JSON object on the last line.")
-def demo(n_candles: int, bad: int, rate: float, as_json: bool) -> None:
+@click.option("--regime-change", is_flag=True,
+              help="Feed a held-out real series whose market changes halfway; report the learning loop's response.")
+def demo(n_candles: int, bad: int, rate: float, as_json: bool, regime_change: bool) -> None:
     """Run everything on this machine: broker, worker, model, real candles; print a summary."""
     from dataclasses import asdict
 
     from streams.demo import run_demo
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up in run_demo's finally
-    summary = run_demo(n_candles=n_candles, bad=bad, rate=rate)
+    summary = run_demo(n_candles=n_candles, bad=bad, rate=rate, regime_change=regime_change)
     click.echo(summary.text())
     if as_json:
         click.echo(json.dumps(asdict(summary), separators=(",", ":")))

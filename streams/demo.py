@@ -23,6 +23,7 @@ from streams.candle_files import read_candle_file
 from streams.consumer import read_topic
 from streams.errors import ConfigError
 from streams.producer import CandleProducer, Pacer, merge_by_time
+from streams.regime_change import alternate_moves
 from streams.settings import Settings
 from streams.stats import percentile
 from streams.topics import ensure_topics, topic_specs
@@ -31,6 +32,7 @@ from streams.worker_process import WorkerProcess
 __all__ = ["run_demo", "DemoSummary", "BUNDLED_CANDLES"]
 
 BUNDLED_CANDLES = Path(__file__).resolve().parent.parent / "data" / "candles"
+REGIME_SERIES = BUNDLED_CANDLES / "held-out" / "ETC-BTC_5m.csv.gz"  # real candles no bundled model is trained on
 
 
 @dataclass
@@ -47,6 +49,7 @@ class DemoSummary:
     model_version: str
     elapsed_s: float
     complete: bool
+    regime_change: dict[str, Any] | None = None  # --regime-change: what the learning loop did (_regime_report)
 
     def text(self) -> str:
         lat = lambda v: "n/a" if v is None else f"{v:.1f} ms"  # noqa: E731
@@ -61,7 +64,25 @@ class DemoSummary:
             f"  candle->signal      p50 {lat(self.latency_ms_p50)}, p99 {lat(self.latency_ms_p99)}",
             f"  candle->prediction  p50 {lat(self.prediction_latency_ms_p50)}",
             f"  elapsed             {self.elapsed_s:.1f} s" + ("" if self.complete else "  (INCOMPLETE: timed out)"),
+            *self._regime_lines(),
         ])
+
+    def _regime_lines(self) -> list[str]:
+        r = self.regime_change
+        if r is None:
+            return []
+        lines = ["Regime change (the learning loop)",
+                 f"  market changed at   candle {r['changed_at']} of {r['candles']} ({r['symbol']}, every other move mirrored)"]
+        if r.get("request") is None:
+            return lines + ["  retrain request     none (the drift watches saw no change)"]
+        q, trial = r["request"], r.get("retrain") or {}
+        lines += [f"  retrain request     {q['after_candles']} candles after the change: {', '.join(q['reasons'])}",
+                  f"  change seen since   {q['since_from_change']:+d} candles from the true change"]
+        if trial:
+            lines += [f"  retrained on        {trial['candles']} candles from the candle topic (since {trial['from_change']:+d})",
+                      f"  new model           {trial['version']}: {trial['decision']} ({trial['reason']})",
+                      "  (a retrain worker with the registry registers it and starts the A/B test: `candleflow retrain-worker`)"]
+        return lines
 
 
 def demo_candles(n: int, files: list[Path]) -> list[Candle]:
@@ -97,8 +118,10 @@ async def _publish(settings: Settings, candles: list[Candle], bad: int, rate: fl
 
 
 async def _collect(settings: Settings, expected_predictions: int, expected_dead: int, timeout_s: float) -> dict[str, Any]:
-    topics = [settings.topic("predictions"), settings.topic("signals"), settings.topic("dead-letters")]
+    topics = [settings.topic("predictions"), settings.topic("signals"), settings.topic("dead-letters"),
+              settings.topic("retrain-requests")]
     counts = {t: 0 for t in topics}
+    requests: list[dict[str, Any]] = []
     signal_latency: list[float] = []
     prediction_latency: list[float] = []
     done = asyncio.Event()
@@ -106,6 +129,8 @@ async def _collect(settings: Settings, expected_predictions: int, expected_dead:
     async def consume() -> None:
         async for topic, record, received in read_topic(settings, topics):
             counts[topic] += 1
+            if topic == topics[3] and isinstance(record, dict):
+                requests.append(record)
             produced = record.get("candle_produced_at") if isinstance(record, dict) else None
             if produced:
                 latency = received * 1000 - produced
@@ -123,11 +148,17 @@ async def _collect(settings: Settings, expected_predictions: int, expected_dead:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     return {"predictions": counts[topics[0]], "signals": counts[topics[1]], "dead_letters": counts[topics[2]],
-            "signal_latency": signal_latency, "prediction_latency": prediction_latency, "complete": done.is_set()}
+            "signal_latency": signal_latency, "prediction_latency": prediction_latency, "complete": done.is_set(),
+            "retrain_requests": requests}
 
 
 def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, model_dir: Path | None = None,
-             files: list[Path] | None = None, timeout_s: float = 180.0, progress: bool = True) -> DemoSummary:
+             files: list[Path] | None = None, timeout_s: float = 180.0, progress: bool = True,
+             regime_change: bool = False) -> DemoSummary:
+    """``regime_change``: instead of ``n_candles`` of the bundled files, a real series no model was trained
+    on (:data:`REGIME_SERIES`) whose market changes halfway (:func:`streams.regime_change.alternate_moves`);
+    the summary then says whether and when the worker asked for a retrain, and what a retrain on the
+    candle topic from the change it saw gives against the serving model."""
     files = files or sorted(BUNDLED_CANDLES.glob("*.csv.gz"))
     if not files:
         raise ConfigError(f"no candle files in {BUNDLED_CANDLES}")
@@ -135,7 +166,12 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
     base = Settings.from_env()
     model_dir = Path(model_dir or base.model_dir)
     ensure_model(model_dir, files, progress)
-    candles = demo_candles(n_candles, files)
+    if regime_change:
+        held_out = read_candle_file(REGIME_SERIES).candles
+        changed_at = len(held_out) // 2
+        candles = alternate_moves(held_out, changed_at)
+    else:
+        candles = demo_candles(n_candles, files)
     workdir = Path(tempfile.mkdtemp(prefix="candleflow-demo-"))
     broker = EmbeddedBroker(log_path=workdir / "broker.log")
     worker: WorkerProcess | None = None
@@ -157,15 +193,43 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
             return await collector
 
         result = asyncio.run(run())
+        regime = None
+        if regime_change:
+            regime = _regime_report(settings, model_dir, candles, changed_at, result["retrain_requests"], workdir)
         return DemoSummary(
             candles=len(candles) + bad, valid_candles=len(candles), predictions=result["predictions"],
             signals=result["signals"], dead_letters=result["dead_letters"],
             latency_ms_p50=percentile(result["signal_latency"], 50), latency_ms_p99=percentile(result["signal_latency"], 99),
             prediction_latency_ms_p50=percentile(result["prediction_latency"], 50),
             symbols=sorted({c.symbol for c in candles}), model_version=str(health.get("model_version")),
-            elapsed_s=time.monotonic() - started, complete=result["complete"])
+            elapsed_s=time.monotonic() - started, complete=result["complete"], regime_change=regime)
     finally:
         if worker is not None:
             worker.stop()
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _regime_report(settings: Settings, model_dir: Path, candles: list[Candle], changed_at: int,
+                   requests: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
+    """When the first retrain request came, and the retrain it asks for, judged like the retrain worker does."""
+    from training.evaluate import load_scorer
+    from training.retrain_worker import RetrainConfig, load_window, retrain_and_compare
+
+    step, t0 = candles[1].open_time - candles[0].open_time, candles[changed_at].open_time
+    report: dict[str, Any] = {"symbol": candles[0].symbol, "candles": len(candles), "changed_at": changed_at,
+                              "request": None, "retrain": None}
+    if not requests:
+        return report
+    first = min(requests, key=lambda r: r["time"])
+    since = (first.get("scope") or {}).get("since")
+    # The request's time is the close of the label candle of the outcome that fired it.
+    report["request"] = {"after_candles": (first["time"] - t0) // step - 1, "reasons": first["reasons"],
+                         "since_from_change": (since - t0) // step if since is not None else 0}
+    print(f"retrain request {first['id'][:12]}: retraining on the candle topic ...", file=sys.stderr)
+    config = RetrainConfig(use_postgres=False)
+    series = asyncio.run(load_window(config, None, first.get("scope"), settings))
+    trial = retrain_and_compare(series, load_scorer(model_dir), workdir / "retrained", config)
+    report["retrain"] = {"version": trial.version, "decision": trial.decision, "reason": trial.reason,
+                         "candles": trial.trained_on["candles"], "from_change": (trial.trained_on["from"] - t0) // step}
+    return report

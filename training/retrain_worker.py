@@ -47,7 +47,7 @@ from training.evaluate import (
     read_series,
 )
 
-__all__ = ["METRICS", "RetrainConfig", "RetrainWorker", "decide", "load_window"]
+__all__ = ["METRICS", "RetrainConfig", "RetrainTrial", "RetrainWorker", "decide", "load_window", "retrain_and_compare"]
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,55 @@ async def load_window(config: RetrainConfig, store=None, scope: Mapping[str, Any
     return series
 
 
+@dataclass(frozen=True)
+class RetrainTrial:
+    """A model trained on ``trained_on`` in ``out_dir``, judged against the active one on the same rows."""
+
+    version: str
+    out_dir: Path
+    decision: str  # "candidate" (at least as good), "rejected", or "unchanged" (identical to the active)
+    reason: str
+    trained_on: dict[str, Any]
+    candidate: dict[str, Any] | None  # evaluation reports (training.evaluate), None when not comparable
+    active: dict[str, Any] | None
+
+
+def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, out_dir: Path,
+                        config: RetrainConfig) -> RetrainTrial:
+    """Train the kind of model ``active_scorer`` is (a bundle with its horizons, or one horizon; horizon 1
+    without one) on ``series``, and compare both on the rows neither was fit on (:func:`common_holdout`).
+    Blocking: run it in a thread. Registers nothing (the worker does, the demo only reports)."""
+    from training.train import train_horizons_on_series, train_on_series
+
+    horizons = active_scorer.horizons if active_scorer else (1,)
+    opts = dict(progress=sys.stderr.isatty(),  # tqdm bars on a terminal, log lines only in a service
+                valid_fraction=config.valid_fraction, num_boost_round=config.num_boost_round)
+    if active_scorer is not None and active_scorer.kind == "bundle":
+        train_horizons_on_series(series, out_dir, horizons, **opts)
+    else:
+        train_on_series(series, out_dir, horizons[0], **opts)
+    candidate = load_scorer(out_dir)
+    trained_on = {"series": len(series), "candles": sum(map(len, series)),
+                  "from": min(s[0].open_time for s in series), "to": max(s[-1].open_time for s in series)}
+    if active_scorer is not None and candidate.version == active_scorer.version:
+        return RetrainTrial(candidate.version, out_dir, "unchanged", "the retrained model is identical to the active version",
+                            trained_on, None, None)
+    eval_cfg = EvalConfig(threshold=config.threshold, cost_bps=config.cost_bps)
+    since = common_holdout(*[s for s in (candidate, active_scorer) if s is not None])
+    try:
+        cand_report = evaluate_series(candidate, series, eval_cfg, since=since)
+        active_report = evaluate_series(active_scorer, series, eval_cfg, since=since) if active_scorer else None
+    except ConfigError as exc:
+        return RetrainTrial(candidate.version, out_dir, "rejected", f"no common holdout to compare on: {exc}",
+                            trained_on, None, None)
+    if active_report is None:
+        ok, reason = True, "no active version to compare with"
+    else:
+        ok, reason = decide(cand_report["horizons"], active_report["horizons"], config.metric, config.tolerance)
+    return RetrainTrial(candidate.version, out_dir, "candidate" if ok else "rejected", reason, trained_on,
+                        cand_report, active_report)
+
+
 class RetrainWorker:
     """Consumes ``retrain-requests`` and retrains through ``registry`` (:class:`training.registry.ModelRegistry`)."""
 
@@ -212,31 +261,14 @@ class RetrainWorker:
         log.info("retrain %s: %d candles in %d series, from %s", rid, sum(map(len, series)), len(series),
                  min(s[0].open_time for s in series))
         out_dir = (cfg.work_dir / rid).resolve()
-        horizons = active_scorer.horizons if active_scorer else (1,)
-        bundle = active_scorer is not None and active_scorer.kind == "bundle"
-        await asyncio.to_thread(self._train, series, out_dir, horizons, bundle)
-        candidate = load_scorer(out_dir)
-        result: dict[str, Any] = {"request": rid, "version": candidate.version, "active": active and active["version"],
-                                  "trained_on": {"series": len(series), "candles": sum(map(len, series)),
-                                                 "from": min(s[0].open_time for s in series),
-                                                 "to": max(s[-1].open_time for s in series)}}
-        if active and candidate.version == active["version"]:
-            result.update(decision="unchanged", reason="the retrained model is identical to the active version")
+        trial = await asyncio.to_thread(retrain_and_compare, series, active_scorer, out_dir, cfg)
+        result: dict[str, Any] = {"request": rid, "version": trial.version, "active": active and active["version"],
+                                  "trained_on": trial.trained_on}
+        if trial.decision == "unchanged":
+            result.update(decision="unchanged", reason=trial.reason)
             log.info("retrain %s: %s", rid, result["reason"])
             return self._done(result, started)
-        eval_cfg = EvalConfig(threshold=cfg.threshold, cost_bps=cfg.cost_bps)
-        since = common_holdout(*[s for s in (candidate, active_scorer) if s is not None])
-        try:
-            cand_report = evaluate_series(candidate, series, eval_cfg, since=since)
-            active_report = evaluate_series(active_scorer, series, eval_cfg, since=since) if active_scorer else None
-        except ConfigError as exc:
-            cand_report, active_report = None, None
-            ok, reason = False, f"no common holdout to compare on: {exc}"
-        else:
-            if active_report is None:
-                ok, reason = True, "no active version to compare with"
-            else:
-                ok, reason = decide(cand_report["horizons"], active_report["horizons"], cfg.metric, cfg.tolerance)
+        ok, reason, cand_report, active_report = trial.decision == "candidate", trial.reason, trial.candidate, trial.active
         note = f"retrain {rid} ({', '.join(request.get('reasons') or ['?'])}): {reason}"
         version = await self.registry.register(out_dir, name=cfg.name, evaluation=cand_report)
         if active_report is not None:
@@ -254,17 +286,6 @@ class RetrainWorker:
         self.last_finished = time.time()
         self.handled.append(result)
         return result
-
-    def _train(self, series: Sequence[Sequence[Candle]], out_dir: Path, horizons: Sequence[int], bundle: bool) -> None:
-        from training.train import train_horizons_on_series, train_on_series
-
-        progress = sys.stderr.isatty()  # tqdm bars on a terminal, log lines only in a service
-        opts = dict(progress=progress, valid_fraction=self.config.valid_fraction,
-                    num_boost_round=self.config.num_boost_round)
-        if bundle:
-            train_horizons_on_series(series, out_dir, horizons, **opts)
-        else:
-            train_on_series(series, out_dir, horizons[0], **opts)
 
     async def run(self, stop: asyncio.Event | None = None, max_requests: int | None = None) -> None:
         """Consume until ``stop`` is set (or ``max_requests`` were handled or skipped)."""

@@ -57,3 +57,20 @@ def test_interrupted_demo_stops_its_broker_and_worker(trained_model, tmp_path):
     for port in ports:
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_demo_regime_change_reports_the_learning_loop(default_bundle, tmp_path):
+    """`candleflow demo --regime-change`: the worker serving the default bundle asks for a retrain on its
+    own, and the summary says when, from where, and what the retrain on the topic gives."""
+    import os
+
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--regime-change", "--rate", "2000", "--json"],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env={**os.environ, "CANDLEFLOW_MODEL_DIR": str(default_bundle)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    regime = summary["regime_change"]
+    assert summary["complete"] and regime["symbol"] == "ETC-BTC" and regime["changed_at"] == regime["candles"] // 2
+    assert 0 <= regime["request"]["after_candles"] <= 1500 and abs(regime["request"]["since_from_change"]) <= 200
+    assert regime["retrain"]["decision"] in ("candidate", "rejected", "unchanged") and regime["retrain"]["version"]
+    assert "Regime change (the learning loop)" in result.stdout and "retrain request" in result.stdout
