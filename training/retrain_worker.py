@@ -73,6 +73,7 @@ class RetrainConfig:
     tolerance: float = 0.0             # how much worse than the active version still counts as "as good"
     num_boost_round: int = 100
     valid_fraction: float = 0.2
+    walk_forward_folds: int = 3        # the decision's folds (training/walk_forward.py); 0: the holdout alone
     threshold: float = 0.3
     cost_bps: float = 10.0
     group_id: str = "candleflow-retrain"
@@ -193,6 +194,7 @@ class RetrainTrial:
     trained_on: dict[str, Any]
     candidate: dict[str, Any] | None  # evaluation reports (training.evaluate), None when not comparable
     active: dict[str, Any] | None
+    walk_forward: dict[str, Any] | None = None  # training.walk_forward.WalkForward.to_dict()
 
 
 def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, out_dir: Path,
@@ -201,14 +203,19 @@ def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, 
     without one) on ``series``, and compare both on the rows neither was fit on (:func:`common_holdout`).
     Blocking: run it in a thread. Registers nothing (the worker does, the demo only reports)."""
     from training.train import train_horizons_on_series, train_on_series
+    from training.walk_forward import walk_forward
 
     horizons = active_scorer.horizons if active_scorer else (1,)
     opts = dict(progress=sys.stderr.isatty(),  # tqdm bars on a terminal, log lines only in a service
                 valid_fraction=config.valid_fraction, num_boost_round=config.num_boost_round)
-    if active_scorer is not None and active_scorer.kind == "bundle":
-        train_horizons_on_series(series, out_dir, horizons, **opts)
-    else:
-        train_on_series(series, out_dir, horizons[0], **opts)
+
+    def train(data: Sequence[Sequence[Candle]], where: Path) -> None:
+        if active_scorer is not None and active_scorer.kind == "bundle":
+            train_horizons_on_series(data, where, horizons, **opts)
+        else:
+            train_on_series(data, where, horizons[0], **opts)
+
+    train(series, out_dir)
     candidate = load_scorer(out_dir)
     trained_on = {"series": len(series), "candles": sum(map(len, series)),
                   "from": min(s[0].open_time for s in series), "to": max(s[-1].open_time for s in series)}
@@ -223,12 +230,21 @@ def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, 
     except ConfigError as exc:
         return RetrainTrial(candidate.version, out_dir, "rejected", f"no common holdout to compare on: {exc}",
                             trained_on, None, None)
+    folds = None
     if active_report is None:
         ok, reason = True, "no active version to compare with"
     else:
         ok, reason = decide(cand_report["horizons"], active_report["horizons"], config.metric, config.tolerance)
+        if config.walk_forward_folds:
+            folds = walk_forward(series, active_scorer, train, out_dir.with_name(out_dir.name + "-folds"),
+                                 config.metric, config.walk_forward_folds)
+            if folds.candidate is not None:  # the folds decide; the single holdout is reported with them
+                ok = METRICS[config.metric] * (folds.candidate - folds.active) >= -config.tolerance
+                reason = (f"walk-forward over {len(folds.scored)} folds: {config.metric} {folds.candidate:.4f} vs active "
+                          f"{folds.active:.4f} (tolerance {config.tolerance}): {'at least as good' if ok else 'worse'}; "
+                          f"holdout: {reason}")
     return RetrainTrial(candidate.version, out_dir, "candidate" if ok else "rejected", reason, trained_on,
-                        cand_report, active_report)
+                        cand_report, active_report, folds.to_dict() if folds is not None else None)
 
 
 class RetrainWorker:
@@ -263,7 +279,7 @@ class RetrainWorker:
         out_dir = (cfg.work_dir / rid).resolve()
         trial = await asyncio.to_thread(retrain_and_compare, series, active_scorer, out_dir, cfg)
         result: dict[str, Any] = {"request": rid, "version": trial.version, "active": active and active["version"],
-                                  "trained_on": trial.trained_on}
+                                  "trained_on": trial.trained_on, "walk_forward": trial.walk_forward}
         if trial.decision == "unchanged":
             result.update(decision="unchanged", reason=trial.reason)
             log.info("retrain %s: %s", rid, result["reason"])
