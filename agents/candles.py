@@ -172,7 +172,7 @@ async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[A
     checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles})
     learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
     learner_for = lambda i: learners[origin[i].message.partition]  # noqa: E731
-    models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)))
+    models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)), shadow=settings.ab_mode == "shadow")
     config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
     started = time.perf_counter()
     result = await _in_thread_if_big(len(candles), functools.partial(
@@ -202,7 +202,9 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
         for partition, records in _by_partition(result.outcomes, partition_of):
             await send(pipeline.outcomes.get_topic_name(), None, codecs["OutcomeBatch"].encode({"outcomes": records}),
                        partition)
-        await remember_patterns(pipeline, result.outcomes)
+        # Pattern memory holds what happened after each candle once: the shadow model's outcomes repeat it.
+        await remember_patterns(pipeline, [o for o in result.outcomes if o["model_version"] != result.shadow_version]
+                                if result.shadow_version else result.outcomes)
     signals = pipeline.signals.get_topic_name()
     for record, i in zip(result.signals, result.signal_sources):
         if pipeline.patterns is not None:

@@ -52,7 +52,10 @@ async def apply_deployment(pipeline: Pipeline, deployment: Deployment) -> None:
             log.error("candidate %s not loaded: %s", candidate.version, exc)
         else:
             pipeline.candidate = (model, candidate.share)
-            log.info("candidate %s serves %.0f%% of symbols", model.version, candidate.share * 100)
+            if pipeline.settings.ab_mode == "shadow":
+                log.info("candidate %s scores every candle in shadow (never traded)", model.version)
+            else:
+                log.info("candidate %s serves %.0f%% of symbols", model.version, candidate.share * 100)
     elif pipeline.candidate[1] != candidate.share:
         pipeline.candidate = (pipeline.candidate[0], candidate.share)
 

@@ -109,13 +109,16 @@ class OutcomeLearner:
     def queued(self) -> int:
         return len(self._to_learn)
 
-    def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
+    def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None,
+               learn_online: bool = True) -> dict[str, Any] | None:
+        """Count ``outcome`` (accuracy, trade results, drift watches); queue it for the online model unless
+        ``learn_online`` is False (a shadow model's outcome of a candle the active one's also labels)."""
         if outcome.get("source") == "TRADE":  # a trade's verdict is its P&L, kept apart from the labels' accuracy
             self.trades.update(outcome)
             return None
         self.accuracy.update(outcome)
         r = outcome.get("realized_log_return")
-        if features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon:
+        if learn_online and features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon:
             self._to_learn.append((tuple(float(v) if v is not None else math.nan for v in features), int(r > 0.0)))
         return self._watch(outcome, features)
 

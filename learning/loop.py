@@ -27,6 +27,7 @@ class LoopResult:
     # Not learned yet (``label_and_learn(..., learn=False)``): per scored candle in order, (index, its
     # open time, the outcomes it labelled).
     unlearned: list[tuple[int, int, list[Labelled]]] = field(default_factory=list)
+    shadow_versions: set[str] = field(default_factory=set)  # versions whose outcomes only count, never teach
 
 
 def label_and_learn(
@@ -34,9 +35,12 @@ def label_and_learn(
     labellers: MutableMapping[str, Labeller],
     learner_for: Callable[[int], tuple[Any, OutcomeLearner]],
     learn: bool = True,
+    shadow: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> LoopResult:
     """``scored``: (index, candle, its prediction) in arrival order; ``learner_for(index)`` gives the
     (key, learner) of the candle's partition. Labellers missing from ``labellers`` start fresh.
+    ``shadow``: index -> the shadow model's prediction of that candle, labelled too; the online model
+    does not learn its outcomes (the active one's outcome of the same candle teaches it once).
 
     With ``learn=False`` the outcomes are only labelled; :func:`learn_outcomes` teaches them later, in
     the same order (the candle agent publishes a batch's predictions and signals in between).
@@ -49,6 +53,9 @@ def label_and_learn(
             labeller = labellers[key] = Labeller(candle.symbol, candle.timeframe)
         done = labeller.observe(candle)
         labeller.add_prediction(prediction)
+        if shadow and index in shadow:  # the shadow model's prediction of the same candle
+            labeller.add_prediction(shadow[index])
+            result.shadow_versions.add(shadow[index]["model_version"])
         result.outcomes += [(index, item.outcome) for item in done]
         result.unlearned.append((index, candle.open_time, done))
     return learn_outcomes(result, learner_for) if learn else result
@@ -63,7 +70,8 @@ def learn_outcomes(result: LoopResult, learner_for: Callable[[int], tuple[Any, O
         learner.advance(open_time)
         result.learners[learner_key] = index
         for item in done:
-            request = learner.update(item.outcome, item.features)
+            request = learner.update(item.outcome, item.features,
+                                     learn_online=item.outcome["model_version"] not in result.shadow_versions)
             if request is not None:
                 result.retrain_requests.append(request)
     result.unlearned = []

@@ -40,7 +40,7 @@ from typing import Any
 
 from learning._state import dump_state, load_state
 
-__all__ = ["PromotionJudge", "assign_version", "two_proportion_z"]
+__all__ = ["PairedJudge", "PromotionJudge", "assign_version", "paired_z", "two_proportion_z"]
 
 _FORMAT = 1
 
@@ -149,3 +149,102 @@ class PromotionJudge:
         judge = cls.__new__(cls)
         vars(judge).update(s)
         return judge
+
+
+def paired_z(b: int, c: int, n: int, margin: float = 0.0) -> tuple[float, float]:
+    """One-sided paired test on ``n`` pairs of verdicts, ``b`` where only the first model was right and
+    ``c`` where only the second was: ``H0: mean(c - b) / n <= margin``. McNemar's test for ``margin == 0``
+    (its normal form, ``(c - b) / sqrt(b + c)``); with a margin, the paired difference's own standard error.
+
+    >>> z, p = paired_z(b=40, c=80, n=1000)
+    >>> round(z, 2), p < 0.001
+    (3.65, True)
+    """
+    if n == 0 or b + c == 0:
+        return 0.0, 0.5
+    d = (c - b) / n
+    if margin == 0.0:
+        z = (c - b) / math.sqrt(b + c)
+    else:
+        se = math.sqrt(max((b + c) / n - d * d, 1e-12) / n)
+        z = (d - margin) / se
+    return z, _normal_sf(z)
+
+
+class PairedJudge(PromotionJudge):
+    """Champion/challenger on the *same* candles: the candidate scores every symbol in shadow, and each of
+    its outcomes is paired with the active version's outcome of the same (symbol, timeframe, open time,
+    horizon). Only the pairs where exactly one was right carry evidence (McNemar): promote when the
+    candidate's paired advantage exceeds ``margin`` at ``alpha``, roll back when it is worse at
+    ``rollback_alpha``, or inconclusive after ``max_outcomes`` pairs. The same thresholds and decision
+    records as :class:`PromotionJudge` (``n_*`` count pairs); per-symbol luck cannot decide, since both
+    versions are judged on every symbol alike.
+
+    >>> judge = PairedJudge("v1", "v2", min_outcomes=500, check_every=100)
+    >>> for i in range(2000):
+    ...     o = {"symbol": f"S{i % 7}", "timeframe": "5m", "open_time": i, "horizon": 1}
+    ...     _ = judge.update({**o, "model_version": "v1", "direction_correct": i % 100 < 52})
+    ...     d = judge.update({**o, "model_version": "v2", "direction_correct": i % 100 < 52 or i % 100 >= 95})
+    ...     if d and d["decision"] != "continue":
+    ...         break
+    >>> d["decision"], d["n_candidate"], d["only_candidate_right"], d["only_active_right"]
+    ('promote', 500, 25, 0)
+    """
+
+    max_pending = 200_000  # halves waiting for their other half (bounded: a version that stops is forgotten)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending: dict[str, list[Any]] = {}  # pair key -> [version, verdict]
+        self.only_active = self.only_candidate = 0
+
+    def update(self, outcome: Mapping[str, Any]) -> dict[str, Any] | None:
+        version, verdict = outcome.get("model_version"), outcome.get("direction_correct")
+        if self.decided or version not in self.n or verdict is None:
+            return None
+        if self.horizon is not None and outcome.get("horizon") != self.horizon:
+            return None
+        key = f"{outcome.get('symbol')}|{outcome.get('timeframe')}|{outcome.get('open_time')}|{outcome.get('horizon')}"
+        other = self.pending.pop(key, None)
+        if other is None or other[0] == version:  # the first half (a redelivered half replaces itself)
+            self.pending[key] = [version, bool(verdict)]
+            while len(self.pending) > self.max_pending:
+                del self.pending[next(iter(self.pending))]
+            return None
+        right = {version: bool(verdict), other[0]: other[1]}
+        for v in (self.active, self.candidate):
+            self.n[v] += 1
+            self.correct[v] += int(right[v])
+        self.only_active += int(right[self.active] and not right[self.candidate])
+        self.only_candidate += int(right[self.candidate] and not right[self.active])
+        self._since_check += 1
+        if self._since_check < self.check_every:
+            return None
+        self._since_check = 0
+        return self.decide()
+
+    def decide(self) -> dict[str, Any]:
+        n, b, c = self.n[self.active], self.only_active, self.only_candidate
+        record: dict[str, Any] = {
+            "active": self.active, "candidate": self.candidate, "paired": True, "n_active": n, "n_candidate": n,
+            "accuracy_active": self.correct[self.active] / n if n else None,
+            "accuracy_candidate": self.correct[self.candidate] / n if n else None,
+            "only_active_right": b, "only_candidate_right": c,
+            "margin": self.margin, "alpha": self.alpha, "rollback_alpha": self.rollback_alpha,
+            "min_outcomes": self.min_outcomes, "z": None, "p_value": None, "z_worse": None, "p_worse": None,
+        }
+        if n < self.min_outcomes:
+            return {**record, "decision": "continue", "reason": "too few paired outcomes"}
+        z, p = paired_z(b, c, n, self.margin)
+        z_worse, p_worse = paired_z(c, b, n)
+        record.update(z=z, p_value=p, z_worse=z_worse, p_worse=p_worse)
+        if p < self.alpha:
+            decision, reason = "promote", f"candidate better on the same candles by more than {self.margin:.3%} (p={p:.3g})"
+        elif p_worse < self.rollback_alpha:
+            decision, reason = "rollback", f"candidate worse on the same candles (p={p_worse:.3g})"
+        elif self.max_outcomes is not None and n >= self.max_outcomes:
+            decision, reason = "rollback", f"inconclusive after {n} paired outcomes"
+        else:
+            return {**record, "decision": "continue", "reason": "not significant yet"}
+        self.decided = {**record, "decision": decision, "reason": reason}
+        return self.decided

@@ -77,6 +77,9 @@ class Settings:
     # Weight of the River online model in the main horizon's P(up). 0 keeps replays deterministic:
     # with a weight, a prediction also depends on the outcomes learned before it.
     online_weight: float = 0.0
+    # A candidate version: "shadow" scores every candle beside the active model, never traded, and the
+    # promotion judge pairs their outcomes candle by candle; "split" serves it to its traffic share of symbols.
+    ab_mode: str = "shadow"
     sinks: tuple[str, ...] = ()  # postgres, redis, candles (the candle topics into PostgreSQL); storage.config
     patterns: bool = False  # similar-pattern consensus on signals (FAISS in-process, or Weaviate if configured)
     pattern_k: int = 20
@@ -129,6 +132,8 @@ class Settings:
                 raise ConfigError(f"CANDLEFLOW_AGGREGATE_TO has timeframes that cannot be built from 1m: {bad}")
             if "1m" not in self.timeframes or not set(self.aggregate_to) <= set(self.timeframes):
                 raise ConfigError("CANDLEFLOW_AGGREGATE_TO needs 1m and every target in CANDLEFLOW_TIMEFRAMES")
+        if self.ab_mode not in ("shadow", "split"):
+            raise ConfigError(f"CANDLEFLOW_AB_MODE must be shadow or split, got {self.ab_mode!r}")
         if not 0.0 <= self.online_weight <= 1.0:
             raise ConfigError(f"CANDLEFLOW_ONLINE_WEIGHT must be within 0..1, got {self.online_weight}")
         if not 0.0 <= self.signal_threshold <= 1.0:

@@ -55,14 +55,29 @@ SourcedCandle = tuple[Candle, "int | None", "Position | None"]  # candle, produc
 
 @dataclass(frozen=True)
 class Models:
-    """The models a batch is scored with, taken once per batch (a hot reload may swap them meanwhile)."""
+    """The models a batch is scored with, taken once per batch (a hot reload may swap them meanwhile).
+
+    ``shadow``: the candidate scores every candle beside the active model, on the same rows, and is never
+    traded; its predictions are labelled like the active one's, so each candle yields an outcome of both
+    (the paired A/B test, :class:`learning.promotion.PairedJudge`). Otherwise the candidate serves
+    ``candidate_share`` of the symbols instead of the active model."""
 
     active: Any
     candidate: Any = None
     candidate_share: float = 0.0
+    shadow: bool = False
 
     def serving(self, symbol: str) -> Any:
+        if self.shadow:
+            return self.active
         return serving_version(symbol, self.active, self.candidate, self.candidate_share)
+
+    @property
+    def in_shadow(self) -> Any:
+        """The model scoring in shadow (None: none; a candidate of the active version adds nothing)."""
+        if not self.shadow or self.candidate is None or self.candidate.version == self.active.version:
+            return None
+        return self.candidate
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class BatchResult:
     dirty: dict[str, int] = field(default_factory=dict)  # series key -> index of its last candle here
     learners: dict[Any, int] = field(default_factory=dict)  # learner key -> index of the last candle that taught it
     loop: LoopResult | None = None  # the outcome loop's own result (its ``unlearned`` until :func:`learn_batch`)
+    shadow_version: str | None = None  # the version scored in shadow (its outcomes are in ``outcomes`` too)
 
 
 def process_batch(
@@ -123,8 +139,9 @@ def process_batch(
         return result
 
     serving = [models.serving(candles[i][0].symbol) for i in fresh]
+    shadow_model = models.in_shadow
     windows = np.full((len(fresh), WINDOW, N_FEATURES), np.nan, dtype=np.float32) \
-        if any(needs_windows(m) for m in {id(m): m for m in serving}.values()) else None
+        if any(needs_windows(m) for m in {id(m): m for m in [*serving, shadow_model] if m is not None}.values()) else None
     rows, ready, rejected = book.fold([candles[i][0] for i in fresh], windows)
     result.rejected = [(fresh[j], exc) for j, exc in rejected]
     refused = {j for j, _ in rejected}
@@ -144,9 +161,15 @@ def process_batch(
             book.positions[key] = position
         result.dirty[key] = i
 
+    shadow: dict[int, dict[str, Any]] = {}
+    if shadow_model is not None and config.outcome_loop and learner_for is not None:
+        # Never traded (its signals are dropped here): only labelled, for the paired comparison.
+        shadowed = score_rows([(*a[:6], shadow_model) for a in accepted], 1.0)
+        shadow = dict(zip(shadowed.sources, shadowed.predictions))
+        result.shadow_version = shadow_model.version
     if config.outcome_loop and learner_for is not None:
         rows_in_order = [(i, candles[i][0], p) for i, p in zip(scored.sources, scored.predictions)]
-        result.loop = label_and_learn(rows_in_order, book.labellers, learner_for, learn=learn)
+        result.loop = label_and_learn(rows_in_order, book.labellers, learner_for, learn=learn, shadow=shadow)
         result.outcomes = [outcome for _, outcome in result.loop.outcomes]
         if learn:
             learn_batch(result, learner_for)

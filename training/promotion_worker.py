@@ -1,8 +1,10 @@
 """A/B promotion, run beside the retrain worker: one judge for the whole stream, acting through the registry.
 
 It reads ``outcomes`` (its own consumer group), and while the registry has a candidate for the model
-name it feeds every outcome of the candidate and the active version to a
-:class:`learning.promotion.PromotionJudge`. A ``promote`` makes the candidate active, a ``rollback``
+name it feeds every outcome of the candidate and the active version to a judge: a
+:class:`learning.promotion.PairedJudge` when the workers run the candidate in shadow on every candle
+(``CANDLEFLOW_AB_MODE=shadow``, the default), a :class:`learning.promotion.PromotionJudge` when they
+split the symbols between the versions. A ``promote`` makes the candidate active, a ``rollback``
 retires it; either way the decision's numbers are the deployment note, and the registry publishes the
 change on ``model-events`` for every worker. One judge sees every partition's outcomes, which the
 per-partition outcome agents cannot. A new consumer group starts from the oldest outcome: outcomes of
@@ -17,7 +19,7 @@ import logging
 import time
 from typing import Any
 
-from learning.promotion import PromotionJudge
+from learning.promotion import PairedJudge, PromotionJudge
 from schemas import MultiCodec, store_from_url, unbatch
 from streams.errors import InvalidInput
 from streams.kafka_security import aiokafka_security
@@ -44,8 +46,10 @@ class PromotionWorker:
         if pair is None:
             self.judge = None
         elif self.judge is None or (self.judge.active, self.judge.candidate) != pair:
-            self.judge = PromotionJudge(*pair, **self.judge_options)
-            log.info("A/B experiment: %s (active) against %s (candidate)", *pair)
+            # Shadow (the workers' default): both versions score every candle, judged pair by pair.
+            judge = PairedJudge if self.settings.ab_mode == "shadow" else PromotionJudge
+            self.judge = judge(*pair, **self.judge_options)
+            log.info("A/B experiment (%s): %s (active) against %s (candidate)", self.settings.ab_mode, *pair)
 
     async def decide(self, decision: dict[str, Any]) -> None:
         note = json.dumps({k: v for k, v in decision.items() if k != "reason"} | {"why": decision.get("reason")},

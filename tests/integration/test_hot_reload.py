@@ -53,7 +53,7 @@ async def publish_event(settings, event: dict) -> None:
 def test_new_version_mid_stream_then_candidate_split(app_settings, worker_factory, second_model):
     from models.loading import load_model
 
-    settings = app_settings()
+    settings = app_settings(ab_mode="split")  # the candidate serves its share of symbols (not in shadow)
     worker = worker_factory(settings)
     old = worker.get("/models")["active"]["version"]
     new = load_model(second_model).version

@@ -60,3 +60,35 @@ def test_a_refused_message_delivered_twice_is_refused_once():
     stale = sourced("A", 0, 2)  # an old candle at a new offset, read twice
     result = step([stale, stale], book)
     assert [i for i, _ in result.rejected] == [0] and result.redelivered == [1]
+
+
+class Bearish:
+    version, horizon = "m2", 1
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        return np.full(len(rows), 0.2)
+
+
+def test_a_shadow_candidate_is_labelled_on_every_candle_and_never_traded():
+    from learning.learner import OutcomeLearner
+
+    book, learner = SeriesBook(), OutcomeLearner()
+    batch = [sourced(s, i, offset=2 * i + (s == "B")) for i in range(40) for s in ("A", "B")]
+    result = process_batch(batch, book, Models(Model(), Bearish(), 0.5, shadow=True),
+                           StepConfig(threshold=0.3, outcome_loop=True), lambda i: ("p0", learner))
+    assert {p["model_version"] for p in result.predictions} == {"m1"} and len(result.predictions) == 80
+    assert result.signals and {s["model_version"] for s in result.signals} == {"m1"}
+    by_version = {}
+    for o in result.outcomes:
+        by_version.setdefault(o["model_version"], set()).add((o["symbol"], o["open_time"]))
+    assert by_version["m1"] == by_version["m2"] and len(by_version["m1"]) == 78  # the same candles, paired
+    assert result.shadow_version == "m2"
+    assert learner.online.n_learned + learner.queued == 78  # the online model learns each candle once
+
+
+def test_split_mode_serves_the_candidate_to_its_share_instead():
+    book = SeriesBook()
+    batch = [sourced(f"S{k}", 0, offset=k) for k in range(40)]
+    result = process_batch(batch, book, Models(Model(), Bearish(), 0.5), StepConfig(threshold=0.3))
+    versions = {p["model_version"] for p in result.predictions}
+    assert versions == {"m1", "m2"} and result.shadow_version is None
