@@ -106,13 +106,19 @@ class PromotionJudge:
             return None
         if self.horizon is not None and outcome.get("horizon") != self.horizon:
             return None
-        self.n[version] += 1
-        self.correct[version] += int(bool(verdict))
+        if not self._count(outcome, version, bool(verdict)):
+            return None
         self._since_check += 1
         if self._since_check < self.check_every:
             return None
         self._since_check = 0
         return self.decide()
+
+    def _count(self, outcome: Mapping[str, Any], version: str, right: bool) -> bool:
+        """Add one outcome's evidence; True when it counts towards ``check_every``."""
+        self.n[version] += 1
+        self.correct[version] += int(right)
+        return True
 
     def decide(self) -> dict[str, Any]:
         """The decision on the evidence so far (a record; final ones are also kept in ``decided``)."""
@@ -198,30 +204,22 @@ class PairedJudge(PromotionJudge):
         self.pending: dict[str, list[Any]] = {}  # pair key -> [version, verdict]
         self.only_active = self.only_candidate = 0
 
-    def update(self, outcome: Mapping[str, Any]) -> dict[str, Any] | None:
-        version, verdict = outcome.get("model_version"), outcome.get("direction_correct")
-        if self.decided or version not in self.n or verdict is None:
-            return None
-        if self.horizon is not None and outcome.get("horizon") != self.horizon:
-            return None
+    def _count(self, outcome: Mapping[str, Any], version: str, right: bool) -> bool:
+        """A half waits for its other half; a pair adds one unit of evidence to both versions."""
         key = f"{outcome.get('symbol')}|{outcome.get('timeframe')}|{outcome.get('open_time')}|{outcome.get('horizon')}"
         other = self.pending.pop(key, None)
         if other is None or other[0] == version:  # the first half (a redelivered half replaces itself)
-            self.pending[key] = [version, bool(verdict)]
+            self.pending[key] = [version, right]
             while len(self.pending) > self.max_pending:
                 del self.pending[next(iter(self.pending))]
-            return None
-        right = {version: bool(verdict), other[0]: other[1]}
+            return False
+        verdicts = {version: right, other[0]: other[1]}
         for v in (self.active, self.candidate):
             self.n[v] += 1
-            self.correct[v] += int(right[v])
-        self.only_active += int(right[self.active] and not right[self.candidate])
-        self.only_candidate += int(right[self.candidate] and not right[self.active])
-        self._since_check += 1
-        if self._since_check < self.check_every:
-            return None
-        self._since_check = 0
-        return self.decide()
+            self.correct[v] += int(verdicts[v])
+        self.only_active += int(verdicts[self.active] and not verdicts[self.candidate])
+        self.only_candidate += int(verdicts[self.candidate] and not verdicts[self.active])
+        return True
 
     def decide(self) -> dict[str, Any]:
         n, b, c = self.n[self.active], self.only_active, self.only_candidate

@@ -66,3 +66,37 @@ def test_assignment_is_stable_and_monotone_in_share(symbol, s1, s2):
     if assign_version(symbol, "a", "b", lo) == "b":
         assert assign_version(symbol, "a", "b", hi) == "b"
     assert assign_version(symbol, "a", None, hi) == "a"
+
+
+def _paired(judge, n, active_right, candidate_right, horizon=1, offset=0):
+    decisions = []
+    for i in range(offset, offset + n):
+        o = {"symbol": f"S{i % 13}", "timeframe": "5m", "open_time": 300_000 * i, "horizon": horizon}
+        judge.update({**o, "model_version": judge.active, "direction_correct": active_right(i)})
+        d = judge.update({**o, "model_version": judge.candidate, "direction_correct": candidate_right(i)})
+        if d:
+            decisions.append(d)
+    return decisions
+
+
+def test_paired_judge_rolls_back_a_worse_candidate_on_the_same_candles():
+    from learning.promotion import PairedJudge
+
+    judge = PairedJudge("v1", "v2", min_outcomes=500, check_every=100)
+    final = [d for d in _paired(judge, 3000, lambda i: i % 10 < 6, lambda i: i % 10 < 5) if d["decision"] != "continue"]
+    assert final[0]["decision"] == "rollback" and final[0]["only_active_right"] > 0 == final[0]["only_candidate_right"]
+
+
+def test_paired_judge_counts_a_redelivered_half_once_and_pairs_only_the_same_horizon():
+    from learning.promotion import PairedJudge
+
+    judge = PairedJudge("v1", "v2", min_outcomes=10**6, check_every=1)
+    o = {"symbol": "S", "timeframe": "5m", "open_time": 0, "horizon": 1, "direction_correct": True}
+    for _ in range(3):  # the active half redelivered
+        judge.update({**o, "model_version": "v1"})
+    judge.update({**o, "model_version": "v2", "horizon": 2})  # another horizon: no pair
+    assert judge.n == {"v1": 0, "v2": 0}
+    judge.update({**o, "model_version": "v2"})
+    assert judge.n == {"v1": 1, "v2": 1} and list(judge.pending) == ["S|5m|0|2"]  # the other horizon waits
+    restored = PairedJudge.from_bytes(judge.to_bytes())
+    assert restored.n == judge.n and restored.only_active == judge.only_active
