@@ -102,12 +102,13 @@ class FeatureDrift:
     def reset(self) -> None:
         # A ring of the last ``window`` vectors (the test does not depend on their order): one array to
         # persist, not one per vector.
-        self._recent = np.full((self.window, len(self.columns)), np.nan)
+        # float32, like the features the model reads: half the bytes in every checkpoint of the learner
+        self._recent = np.full((self.window, len(self.columns)), np.nan, dtype=np.float32)
         self._filled = 0
         self._since_check = 0
 
     def update(self, features: Sequence[float]) -> dict[str, Any] | None:
-        self._recent[self._filled % self.window] = np.asarray(features, dtype=np.float64)[self.columns]
+        self._recent[self._filled % self.window] = np.asarray(features, dtype=np.float32)[self.columns]
         self._filled += 1
         self._since_check += 1
         if self._filled < self.window or self._since_check < self.every or self.reference is None:
@@ -137,7 +138,7 @@ class FeatureDrift:
         """Run the tests on the current window; evidence if enough features drifted, else None."""
         if self.reference is None:
             return None
-        recent = self._recent if self._filled >= self.window else self._recent[:self._filled]
+        recent = (self._recent if self._filled >= self.window else self._recent[:self._filled]).astype(np.float64)
         names, stats, pvals = [], [], []
         for j, name in enumerate(self.names):
             now = recent[:, j][np.isfinite(recent[:, j])]
