@@ -67,8 +67,14 @@ class EvalConfig:
     dead_zone: float | None = None
     bins: int = 10
     seed: int = 0
+    # Symbols the model was not trained on: evaluated from its latest training cut ("after_training": no
+    # row from a period it learned from other symbols), or on every row ("all": what a comparison with a
+    # retrained model uses, where a leak through correlated symbols could only favour this model).
+    unseen_symbols: str = "after_training"
 
     def __post_init__(self) -> None:
+        if self.unseen_symbols not in ("after_training", "all"):
+            raise ConfigError(f"unseen_symbols must be after_training or all, got {self.unseen_symbols!r}")
         if self.holdout not in HOLDOUTS:
             raise ConfigError(f"holdout must be one of {', '.join(HOLDOUTS)}, got {self.holdout!r}")
         if not 0.0 <= self.threshold <= 1.0:
@@ -279,6 +285,8 @@ def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: 
     """
     datasets = build_datasets(series, scorer.horizons, config.dead_zone)
     cuts, default_cut = _cuts(scorer, config.holdout)
+    if config.unseen_symbols == "all" and default_cut is not None:
+        default_cut = 0
     if since:
         floor = default_cut or 0
         cuts = {s: max(cuts.get(s, floor), since.get(s, 0)) for s in set(cuts) | set(since)}
@@ -290,7 +298,8 @@ def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: 
         notes.append("holdout 'all': rows the model was trained on are included; figures are optimistic")
     unknown = sorted({str(s) for s in datasets[scorer.horizons[0]].meta.symbol} - set(cuts))
     if unknown and default_cut is not None:
-        notes.append(f"symbols not in training ({', '.join(unknown)}) are evaluated from {_iso(default_cut)}")
+        notes.append(f"symbols not in training ({', '.join(unknown)}) are evaluated from {_iso(default_cut)}"
+                     + (" (every row: unseen_symbols 'all')" if config.unseen_symbols == "all" else ""))
     if any(h > 1 for h in scorer.horizons):
         notes.append("horizons > 1: consecutive trades overlap; Sharpe is annualised by sqrt(periods/horizon)")
     horizons: dict[str, Any] = {}

@@ -222,7 +222,9 @@ def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, 
     if active_scorer is not None and candidate.version == active_scorer.version:
         return RetrainTrial(candidate.version, out_dir, "unchanged", "the retrained model is identical to the active version",
                             trained_on, None, None)
-    eval_cfg = EvalConfig(threshold=config.threshold, cost_bps=config.cost_bps)
+    # Every row of a symbol the active model never trained on counts (a leak through correlated symbols
+    # could only favour the active model); rows it or the candidate were fit on never do.
+    eval_cfg = EvalConfig(threshold=config.threshold, cost_bps=config.cost_bps, unseen_symbols="all")
     since = common_holdout(*[s for s in (candidate, active_scorer) if s is not None])
     try:
         cand_report = evaluate_series(candidate, series, eval_cfg, since=since)
@@ -237,7 +239,7 @@ def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, 
         ok, reason = decide(cand_report["horizons"], active_report["horizons"], config.metric, config.tolerance)
         if config.walk_forward_folds:
             folds = walk_forward(series, active_scorer, train, out_dir.with_name(out_dir.name + "-folds"),
-                                 config.metric, config.walk_forward_folds)
+                                 config.metric, config.walk_forward_folds, eval_config=eval_cfg)
             if folds.candidate is not None:  # the folds decide; the single holdout is reported with them
                 ok = METRICS[config.metric] * (folds.candidate - folds.active) >= -config.tolerance
                 reason = (f"walk-forward over {len(folds.scored)} folds: {config.metric} {folds.candidate:.4f} vs active "
