@@ -68,7 +68,7 @@ def test_a_regime_change_makes_the_worker_ask_for_a_retrain(app_settings, worker
     [watch] = [w for w in drift["watches"] if w.get("requests")]
     # The change persists, so the watch may have asked again since (at most once per min_samples outcomes).
     assert watch["last_request_ms"] >= request["time"] and watch["feature_drift"] == "watching"
-    assert watch["horizon"] == 1 and watch["since_last"] < watch["min_samples"]
+    assert watch["horizon"] == 1 and watch["requests"] >= 1 and watch["seen"] >= watch["since_last"]
 
 
 async def test_the_request_retrains_on_the_candles_since_the_change(pg_session_dsn, app_settings, worker_factory,  # noqa: F811
