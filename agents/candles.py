@@ -217,6 +217,8 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
 async def _emit_retrain_requests(pipeline: Pipeline, result: BatchResult) -> None:
     for request in result.retrain_requests:
         log.warning("retrain requested for %s: %s", request["model_version"], ", ".join(request["reasons"]))
+        pipeline.learning_history.event(time.time(), "retrain request",
+                                        f"{request['model_version']}: {', '.join(request['reasons'])}")
         await pipeline.checkpoint.send(pipeline.retrain_requests.get_topic_name(), request["model_version"].encode(),
                                        json.dumps(request).encode())
 

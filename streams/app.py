@@ -18,6 +18,7 @@ from streams.partitioning import KeyPartitioner
 from streams.recent_signals import RecentSignals
 from streams.settings import Settings
 from streams.web.errors import MAX_BODY_BYTES
+from streams.learning_history import LearningHistory
 from streams.stats import PipelineStats
 
 __all__ = ["Pipeline", "create_app"]
@@ -44,6 +45,7 @@ class Pipeline:
     codecs: dict[str, Any]  # record name -> schemas.AvroCodec, for the outputs the candle agent encodes itself
     partition_of: Any  # symbol -> the partition of its key on the output topics (streams.partitioning)
     stats: PipelineStats
+    learning_history: LearningHistory = field(default_factory=LearningHistory)  # the dashboard's loop chart
     model: Any = None  # the active model, set at start-up and swapped by agents.model_events
     candidate: tuple[Any, float] | None = None  # (candidate model, share of symbols it serves)
     model_errors: list[str] = field(default_factory=list)  # models that failed to load, newest last

@@ -1,7 +1,8 @@
 """The dashboard: one HTML page (no external assets: it works offline) fed by ``/dashboard/data``.
 
 It shows, for the symbols this worker owns, the last 60 candles with signal markers, the model in
-use, and throughput and end-to-end latency over the last 15 minutes.
+use, throughput and end-to-end latency over the last 15 minutes, and live accuracy per model version
+with the learning loop's events marked (retrain requests, candidates, promotions: streams.learning_history).
 """
 
 from __future__ import annotations
@@ -62,4 +63,5 @@ def attach_dashboard(pipeline: Any) -> None:
                 "model": {"version": getattr(model, "version", None), "provider": getattr(model, "provider", None)},
                 "stats": pipeline.stats.snapshot(),
                 "history": list(pipeline.stats.history),
+                "learning": pipeline.learning_history.snapshot(),
             }))

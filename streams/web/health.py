@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -101,3 +103,13 @@ def attach_health_views(pipeline: Any) -> None:
     @app.timer(1.0)
     async def record_history() -> None:
         pipeline.stats.tick()
+
+    @app.timer(10.0)
+    async def record_learning() -> None:
+        checkpoint = pipeline.checkpoint
+        if checkpoint is None:
+            return
+        async with checkpoint.batch_lock:  # a batch may be teaching the same learners in a thread
+            learners = [dict.__getitem__(checkpoint.learners, key) for key in list(dict.keys(checkpoint.learners))]
+            pipeline.learning_history.sample(time.time(), learners, (
+                getattr(pipeline.model, "version", None), pipeline.candidate[0].version if pipeline.candidate else None))

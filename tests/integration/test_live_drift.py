@@ -66,6 +66,12 @@ def test_a_regime_change_makes_the_worker_ask_for_a_retrain(app_settings, worker
     drift = wait_for(watched, what="the watch's request on /models")
     assert drift["armed"] == [version]
     [watch] = [w for w in drift["watches"] if w.get("requests")]
+    # The dashboard charts live accuracy per version with the loop's events marked.
+    learning = wait_for(lambda: (d := worker.get("/dashboard/data")["learning"])["samples"] and d,
+                        what="a learning sample on the dashboard")
+    assert version in learning["samples"][-1][1] and 0 < learning["samples"][-1][1][version] < 1
+    assert ["serving", version] in [e[1:] for e in learning["events"]]
+    assert any(e[1] == "retrain request" and e[2].startswith(version) for e in learning["events"])
     # The change persists, so the watch may have asked again since (at most once per min_samples outcomes).
     assert watch["last_request_ms"] >= request["time"] and watch["feature_drift"] == "watching"
     assert watch["horizon"] == 1 and watch["requests"] >= 1 and watch["seen"] >= watch["since_last"]
