@@ -21,10 +21,33 @@ from streams.candle import Candle
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
-__all__ = ["CandleProducer", "merge_by_time", "Pacer"]
+__all__ = ["CandleProducer", "QueuedProducer", "merge_by_time", "Pacer"]
 
 
-class CandleProducer:
+class QueuedProducer:
+    """An aiokafka producer as an async context: sends are queued, ``flush`` (and leaving) waits for their acks."""
+
+    _producer: AIOKafkaProducer
+    _pending: list[asyncio.Future]
+
+    async def __aenter__(self):
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.flush()
+        finally:
+            await self._producer.stop()
+
+    async def flush(self) -> None:
+        """Wait until every queued message is acknowledged by the broker."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
+class CandleProducer(QueuedProducer):
     """Publishes candles as Avro (Confluent wire format), keyed by symbol, to ``candles.<timeframe>``.
 
     ``send`` publishes one Candle message; ``send_batch`` publishes CandleBatch messages, one per
@@ -38,16 +61,6 @@ class CandleProducer:
                                           max_batch_size=256 * 1024, acks=1)
         self._partitioner = DefaultPartitioner()
         self._pending: list[asyncio.Future] = []
-
-    async def __aenter__(self) -> "CandleProducer":
-        await self._producer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            await self.flush()
-        finally:
-            await self._producer.stop()
 
     async def send(self, candle: Candle) -> None:
         """Queue one candle (the pipeline validates it again on arrival)."""
@@ -68,12 +81,6 @@ class CandleProducer:
         for (topic, partition), group in groups.items():
             value = self.codec.encode("CandleBatch", {"candles": [c.to_record() for c in group]})
             await self._queue(topic, group[0].symbol.encode(), value, partition=partition)
-
-    async def flush(self) -> None:
-        """Wait until every queued message is acknowledged by the broker."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
 
     def _partition(self, topic: str, key: bytes) -> int:
         partitions = sorted(self._producer._metadata.partitions_for_topic(topic) or range(self.settings.partitions))

@@ -26,6 +26,7 @@ from learning.trades import trade_outcome
 from schemas import AvroCodec, store_from_url
 from streams.errors import InvalidInput
 from streams.kafka_security import aiokafka_security
+from streams.producer import QueuedProducer
 from streams.settings import Settings
 
 __all__ = ["TradeProducer", "read_trade_results"]
@@ -33,7 +34,7 @@ __all__ = ["TradeProducer", "read_trade_results"]
 MAX_LINE_BYTES = 64 * 1024
 
 
-class TradeProducer:
+class TradeProducer(QueuedProducer):
     """Publishes trade results as Outcome records (Avro, Confluent wire format) keyed by symbol."""
 
     def __init__(self, settings: Settings) -> None:
@@ -42,27 +43,12 @@ class TradeProducer:
         self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", **aiokafka_security(settings))
         self._pending: list[Any] = []
 
-    async def __aenter__(self) -> TradeProducer:
-        await self._producer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        try:
-            await self.flush()
-        finally:
-            await self._producer.stop()
-
     async def send(self, result: Mapping[str, Any]) -> dict[str, Any]:
         """Queue one trade result; returns the Outcome record sent. InvalidInput (nothing sent) if it is not one."""
         outcome = trade_outcome(result)
         self._pending.append(await self._producer.send(self.settings.topic("outcomes"), self.codec.encode(outcome),
                                                        key=outcome["symbol"].encode()))
         return outcome
-
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for future in pending:
-            await future
 
 
 def read_trade_results(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | InvalidInput]]:
