@@ -202,9 +202,7 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
         for partition, records in _by_partition(result.outcomes, partition_of):
             await send(pipeline.outcomes.get_topic_name(), None, codecs["OutcomeBatch"].encode({"outcomes": records}),
                        partition)
-        # Pattern memory holds what happened after each candle once: the shadow model's outcomes repeat it.
-        await remember_patterns(pipeline, [o for o in result.outcomes if o["model_version"] != result.shadow_version]
-                                if result.shadow_version else result.outcomes)
+        await remember_patterns(pipeline, result.active_outcomes)  # each candle's aftermath once
     signals = pipeline.signals.get_topic_name()
     for record, i in zip(result.signals, result.signal_sources):
         if pipeline.patterns is not None:

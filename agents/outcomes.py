@@ -19,7 +19,6 @@ import logging
 from typing import Any
 
 from learning.learner import OutcomeLearner
-from models.profile import TrainingProfile
 from schemas import MultiCodec, store_from_url, unbatch
 from streams.app import Pipeline
 from streams.errors import InvalidInput
@@ -39,9 +38,7 @@ def learner_for_partition(pipeline: Pipeline, partition: int) -> tuple[str, Outc
     learner = cache.get(key)
     if learner is None:
         learner = cache[key] = OutcomeLearner()
-    for model in (pipeline.model, pipeline.candidate[0] if pipeline.candidate else None):
-        if model is not None and model.version not in learner.armed:
-            learner.arm(model.version, getattr(model, "profile", None) or TrainingProfile())
+    learner.arm_models([pipeline.model, pipeline.candidate[0] if pipeline.candidate else None])
     return key, learner
 
 

@@ -92,6 +92,17 @@ class OutcomeLearner:
                     trigger.attach_reference(profile.reference)
         self.armed.add(version)
 
+    def arm_models(self, models: Sequence[Any]) -> None:
+        """:meth:`arm` each model (anything with a ``version`` and a ``profile``; None is skipped) this
+        process has not armed yet: the serving worker calls it per batch, so a hot reload is armed at once."""
+        for model in models:
+            if model is not None and model.version not in self.armed:
+                profile = getattr(model, "profile", None)
+                if profile is None:
+                    self.armed.add(model.version)  # nothing to compare it with: never watched
+                else:
+                    self.arm(model.version, profile)
+
     def watches(self) -> list[dict[str, Any]]:
         """The state of every drift watch (:meth:`RetrainTrigger.state`), and versions still sampling returns."""
         out = [t.state() for _, t in sorted(self.triggers.items())]

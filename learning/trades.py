@@ -15,6 +15,8 @@ last ``window`` trades, in a JSON state (a changelog value).
 (4, 2, 2.0, 0.5, 0.3333)
 >>> TradeResults.from_bytes(results.to_bytes()).snapshot() == results.snapshot()
 True
+>>> TradeResults.merged([results, results]).snapshot()[0]["trades"]
+8
 """
 
 from __future__ import annotations
@@ -110,6 +112,20 @@ class TradeResults:
             out.append({"model_version": version, "trades": n, "wins": row["wins"], "pnl_total": round(row["pnl_total"], 10),
                         "pnl_mean": round(row["pnl_total"] / n, 10), "hit_rate": round(row["wins"] / n, 4),
                         "recent_hit_rate": round(sum(recent) / len(recent), 4), "recent": len(recent)})
+        return out
+
+    @classmethod
+    def merged(cls, parts: list[TradeResults]) -> TradeResults:
+        """The results of several partitions as one (per version: sums, recent windows joined)."""
+        out = cls(max([p.window for p in parts], default=100) * max(len(parts), 1))
+        for part in parts:
+            for version, row in part._by_version.items():
+                mine = out._by_version.setdefault(version, {"trades": 0, "wins": 0, "pnl_total": 0.0,
+                                                            "recent": deque(maxlen=out.window)})
+                mine["trades"] += row["trades"]
+                mine["wins"] += row["wins"]
+                mine["pnl_total"] += row["pnl_total"]
+                mine["recent"].extend(row["recent"])
         return out
 
     @property

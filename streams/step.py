@@ -103,6 +103,13 @@ class BatchResult:
     loop: LoopResult | None = None  # the outcome loop's own result (its ``unlearned`` until :func:`learn_batch`)
     shadow_version: str | None = None  # the version scored in shadow (its outcomes are in ``outcomes`` too)
 
+    @property
+    def active_outcomes(self) -> list[dict[str, Any]]:
+        """The outcomes of the models that serve (without the shadow model's repeats of the same candles)."""
+        if self.shadow_version is None:
+            return self.outcomes
+        return [o for o in self.outcomes if o["model_version"] != self.shadow_version]
+
 
 def process_batch(
     candles: Sequence[SourcedCandle],

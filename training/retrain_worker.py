@@ -46,13 +46,13 @@ from training.evaluate import (
     load_scorer,
     read_series,
 )
+from training.walk_forward import WARM_UP, walk_forward
 
 __all__ = ["METRICS", "RetrainConfig", "RetrainTrial", "RetrainWorker", "decide", "load_window", "retrain_and_compare"]
 
 log = logging.getLogger(__name__)
 
 METRICS = {"accuracy": 1, "auc": 1, "log_loss": -1}  # +1: higher is better
-WARM_UP = 60  # candles before a request's ``since``: the features of the first candle after it are ready
 _PREFIX = "CANDLEFLOW_RETRAIN_"
 
 
@@ -203,7 +203,6 @@ def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, 
     without one) on ``series``, and compare both on the rows neither was fit on (:func:`common_holdout`).
     Blocking: run it in a thread. Registers nothing (the worker does, the demo only reports)."""
     from training.train import train_horizons_on_series, train_on_series
-    from training.walk_forward import walk_forward
 
     horizons = active_scorer.horizons if active_scorer else (1,)
     opts = dict(progress=sys.stderr.isatty(),  # tqdm bars on a terminal, log lines only in a service

@@ -24,7 +24,9 @@ from training.evaluate import EvalConfig, common_holdout, evaluate_series, load_
 
 __all__ = ["Fold", "WalkForward", "walk_forward"]
 
-WARM_UP = 60  # candles before a block: its first rows have ready features
+# Candles taken before a period that is evaluated or trained from (a block here, a request's ``since`` in
+# the retrain worker): the features of its first candle are ready (streams.features needs 34).
+WARM_UP = 60
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from learning.learner import OutcomeLearner
+from learning.trades import TradeResults
 
 __all__ = ["attach_model_views", "models_body"]
 
@@ -28,30 +29,13 @@ def _profile(profile: Any) -> dict[str, Any] | None:
             "reference_rows": 0 if profile.reference is None else len(profile.reference)}
 
 
-def _trades(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Trade results per version over the local partitions (learning/trades.py)."""
-    merged: dict[str, list[float]] = {}
-    for r in rows:
-        m = merged.setdefault(r["model_version"], [0, 0, 0.0, 0.0, 0])
-        m[0] += r["trades"]
-        m[1] += r["wins"]
-        m[2] += r["pnl_total"]
-        m[3] += r["recent_hit_rate"] * r["recent"]
-        m[4] += r["recent"]
-    return [{"model_version": v, "trades": n, "wins": w, "pnl_total": round(pnl, 10), "pnl_mean": round(pnl / n, 10),
-             "hit_rate": round(w / n, 4), "recent_hit_rate": round(hits / recent, 4) if recent else None}
-            for v, (n, w, pnl, hits, recent) in sorted(merged.items())]
-
-
 def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, float] | None = None,
                 errors: list[str] | None = None, keys: list[str] | None = None) -> dict[str, Any]:
     """Active model, and per local partition: accuracy per version and horizon, the online model."""
     learners = [OutcomeLearner.from_bytes(b) for b in learner_blobs]
     armed = sorted({v for learner in learners for v in learner.training_accuracy})  # as the candle agent left them
     for learner in learners:  # the references are the models' (not persisted): as the candle agent arms them
-        for serving in (model, candidate[0] if candidate else None):
-            if serving is not None and getattr(serving, "profile", None) is not None:
-                learner.arm(serving.version, serving.profile)
+        learner.arm_models([model, candidate[0] if candidate else None])
     accuracy: dict[tuple[str, int], list[int]] = {}
     for learner in learners:
         for row in learner.accuracy.snapshot():
@@ -69,7 +53,7 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
                    # labelled at the partition's current candle time: learned when its next candle time comes
                    "queued": sum(learner.queued for learner in learners)},
         "retrain_requests": sum(t.requests for learner in learners for t in learner.triggers.values()),
-        "trades": _trades([row for learner in learners for row in learner.trades.snapshot()]),
+        "trades": TradeResults.merged([learner.trades for learner in learners]).snapshot(),
         # Per drift watch (version, horizon) of each local partition: where ADWIN, Page-Hinkley, the
         # accuracy floor and the KS test stand, what is latched and the last request.
         "drift": {"armed": armed,
