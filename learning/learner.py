@@ -128,10 +128,16 @@ class OutcomeLearner:
             self.trades.update(outcome)
             return None
         self.accuracy.update(outcome)
-        r = outcome.get("realized_log_return")
-        if learn_online and features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon:
-            self._to_learn.append((tuple(float(v) if v is not None else math.nan for v in features), int(r > 0.0)))
+        if learn_online:
+            self.queue(outcome, features)
         return self._watch(outcome, features)
+
+    def queue(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> None:
+        """Queue a label outcome of the online model's horizon for its next mini-batch (:meth:`advance`)."""
+        r = outcome.get("realized_log_return")
+        if features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon \
+                and outcome.get("source") != "TRADE":
+            self._to_learn.append((tuple(float(v) if v is not None else math.nan for v in features), int(r > 0.0)))
 
     def _watch(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
         version, horizon = outcome.get("model_version"), outcome.get("horizon")

@@ -28,6 +28,7 @@ class LoopResult:
     # open time, the outcomes it labelled).
     unlearned: list[tuple[int, int, list[Labelled]]] = field(default_factory=list)
     shadow_versions: set[str] = field(default_factory=set)  # versions whose outcomes only count, never teach
+    queued: bool = False  # the online model's queue already has the outcomes (``label_and_learn(queue=True)``)
 
 
 def label_and_learn(
@@ -36,6 +37,8 @@ def label_and_learn(
     learner_for: Callable[[int], tuple[Any, OutcomeLearner]],
     learn: bool = True,
     shadow: Mapping[int, Mapping[str, Any]] | None = None,
+    queue: bool = False,
+    into: LoopResult | None = None,
 ) -> LoopResult:
     """``scored``: (index, candle, its prediction) in arrival order; ``learner_for(index)`` gives the
     (key, learner) of the candle's partition. Labellers missing from ``labellers`` start fresh.
@@ -44,8 +47,12 @@ def label_and_learn(
 
     With ``learn=False`` the outcomes are only labelled; :func:`learn_outcomes` teaches them later, in
     the same order (the candle agent publishes a batch's predictions and signals in between).
+    ``queue=True`` puts them on the online model's queue at once (the online member's next segment must
+    find them there, streams/online_member.py); then only their counting and drift watches wait.
+    ``into``: a result to add to (a step labels its segments one after another).
     """
-    result = LoopResult()
+    result = into if into is not None else LoopResult()
+    result.queued = result.queued or queue
     for index, candle, prediction in scored:
         key = series_key(candle.symbol, candle.timeframe)
         labeller = labellers.get(key)
@@ -58,6 +65,11 @@ def label_and_learn(
             result.shadow_versions.add(shadow[index]["model_version"])
         result.outcomes += [(index, item.outcome) for item in done]
         result.unlearned.append((index, candle.open_time, done))
+        if queue and done:
+            learner = learner_for(index)[1]
+            for item in done:
+                if item.outcome["model_version"] not in result.shadow_versions:
+                    learner.queue(item.outcome, item.features)
     return learn_outcomes(result, learner_for) if learn else result
 
 
@@ -70,8 +82,8 @@ def learn_outcomes(result: LoopResult, learner_for: Callable[[int], tuple[Any, O
         learner.advance(open_time)
         result.learners[learner_key] = index
         for item in done:
-            request = learner.update(item.outcome, item.features,
-                                     learn_online=item.outcome["model_version"] not in result.shadow_versions)
+            request = learner.update(item.outcome, item.features, learn_online=not result.queued
+                                     and item.outcome["model_version"] not in result.shadow_versions)
             if request is not None:
                 result.retrain_requests.append(request)
     result.unlearned = []

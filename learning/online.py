@@ -26,12 +26,22 @@ another River version is refused (``DecodeError``) so a worker starts cold inste
 >>> restored = OnlineModel.from_bytes(m.to_bytes())
 >>> restored.predict_proba_one(up) == m.predict_proba_one(up), restored.n_learned
 (True, 200)
+
+As an ensemble member (streams/online_member.py) its weight follows its **recent accuracy**: every outcome is
+first predicted, then learned (test-then-train), and the last ``RECENT`` verdicts decide
+(:meth:`OnlineModel.member_weight`): 0 until it has learned ``MIN_LEARNED`` outcomes and judged
+``MIN_JUDGED``, then rising from 0 at coin-flip accuracy to ``max_weight`` at the batch model's own
+validation accuracy.
+
+>>> round(m.recent_accuracy, 3), len(m.recent), m.member_weight(max_weight=0.5, reference_accuracy=0.6)
+(0.995, 199, 0.5)
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 import math
 import pickle
 import struct
@@ -46,10 +56,13 @@ from river import compose, forest, linear_model, optim, preprocessing
 from streams.errors import DecodeError
 from streams.features import FEATURE_NAMES
 
-__all__ = ["KINDS", "OnlineModel"]
+__all__ = ["KINDS", "MIN_JUDGED", "MIN_LEARNED", "OnlineModel", "RECENT"]
 
 KINDS = ("logreg", "arf")
 LEARN_MANY_MIN = 32  # rows from which one mini-batch step is cheaper than as many learn_one calls
+MIN_LEARNED = 200  # an online model with fewer outcomes behind it has no say in a prediction
+RECENT = 500  # test-then-train verdicts its member weight follows
+MIN_JUDGED = 100  # verdicts needed before it gets a weight
 _MAGIC = b"CFOM"
 _LEN = struct.Struct("<I")
 
@@ -71,6 +84,7 @@ class OnlineModel:
         self.feature_names = tuple(feature_names)
         self.pipeline = _pipeline(kind, seed, learning_rate)
         self.n_learned = 0
+        self.recent: deque[int] = deque(maxlen=RECENT)  # 1 where the outcome was predicted right before learning it
         # The version names the configuration, not the weights: outcomes of one version stay comparable
         # while it keeps learning, and a different setup can never be mistaken for it.
         config = json.dumps([kind, horizon, self.feature_names, seed, learning_rate, river.__version__])
@@ -86,9 +100,34 @@ class OnlineModel:
         return dict(zip(compress(self.feature_names, known.tolist()), values[known].tolist()))
 
     def learn_one(self, features: Sequence[float] | Mapping[str, float], label: int | bool) -> None:
-        """Learn one outcome: ``label`` 1/True when the close rose over the horizon."""
-        self.pipeline.learn_one(self._x(features), bool(label))
+        """Learn one outcome: ``label`` 1/True when the close rose over the horizon (judged first, see ``recent``)."""
+        x = self._x(features)
+        self._judge([self._proba(x)], [label])
+        self._learn_x(x, label)
+
+    def _learn_x(self, x: dict[str, float], label: int | bool) -> None:
+        self.pipeline.learn_one(x, bool(label))
         self.n_learned += 1
+
+    def _judge(self, p_up: Sequence[float], labels: Sequence[int | bool]) -> None:
+        if self.n_learned:  # an untrained model's 0.5 is no verdict
+            self.recent.extend(int((p >= 0.5) == bool(y)) for p, y in zip(p_up, labels))
+
+    @property
+    def recent_accuracy(self) -> float | None:
+        """Share of the last ``RECENT`` outcomes it predicted right just before learning them (None: none yet)."""
+        return sum(self.recent) / len(self.recent) if self.recent else None
+
+    def member_weight(self, max_weight: float, reference_accuracy: float | None) -> float:
+        """Its weight in the main horizon: 0 until ``MIN_LEARNED`` learned and ``MIN_JUDGED`` judged; then
+        ``max_weight`` x (recent accuracy - 0.5) / (``reference_accuracy`` - 0.5), within 0..``max_weight``.
+        ``reference_accuracy`` is the batch model's validation accuracy (0.55 when unknown): an online model
+        as good as the batch model was in training gets the full weight, a coin flip none."""
+        if max_weight <= 0 or self.n_learned < MIN_LEARNED or len(self.recent) < MIN_JUDGED:
+            return 0.0
+        reference = max(reference_accuracy if reference_accuracy is not None else 0.55, 0.51)
+        share = (self.recent_accuracy - 0.5) / (reference - 0.5)
+        return max_weight * min(max(share, 0.0), 1.0)
 
     def learn_many(self, rows: np.ndarray, labels: Sequence[int | bool]) -> None:
         """Learn a mini-batch (``rows``: n x features, NaN where a value is missing) in one step.
@@ -106,9 +145,10 @@ class OnlineModel:
             return
         if rows.ndim != 2 or rows.shape[1] != len(self.feature_names):
             raise ValueError(f"learn_many takes rows of {len(self.feature_names)} features, got shape {rows.shape}")
+        self._judge(self.predict_many(rows).tolist(), labels)
         if self.kind != "logreg" or len(rows) < LEARN_MANY_MIN:  # the forest learns one sample at a time
             for row, label in zip(rows, labels):
-                self.learn_one(row.tolist(), label)
+                self._learn_x(self._x(row.tolist()), label)
             return
         scaler, regression = self.pipeline.steps.values()
         known = np.isfinite(rows)
@@ -133,11 +173,37 @@ class OnlineModel:
 
     def predict_proba_one(self, features: Sequence[float] | Mapping[str, float]) -> float:
         """P(up) for one feature vector (a sequence in ``feature_names`` order or a name -> value mapping)."""
+        return self._proba(self._x(features))
+
+    def _proba(self, x: dict[str, float]) -> float:
         if self.n_learned == 0:
             return 0.5  # an untrained model has no opinion; River would answer {} here
-        proba = self.pipeline.predict_proba_one(self._x(features))
+        proba = self.pipeline.predict_proba_one(x)
         total = sum(proba.values())
         return float(proba.get(True, 0.0) / total) if total > 0 else 0.5
+
+    def predict_many(self, rows: np.ndarray) -> np.ndarray:
+        """P(up) for each row (n x features, NaN where missing): what :meth:`predict_proba_one` gives per row
+        (to ~1e-15), computed with numpy for the logistic regression. Each row's sum runs on its own, so
+        a row's value does not depend on the other rows of the call (replays cut batches differently)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != len(self.feature_names):
+            raise ValueError(f"predict_many takes rows of {len(self.feature_names)} features, got shape {rows.shape}")
+        if self.n_learned == 0:
+            return np.full(len(rows), 0.5)
+        if self.kind != "logreg":
+            return np.array([self.predict_proba_one(row.tolist()) for row in rows], dtype=np.float64)
+        scaler, regression = self.pipeline.steps.values()
+        names = self.feature_names
+        means = np.array([scaler.means.get(n, 0.0) for n in names])
+        stds = np.sqrt(np.array([scaler.vars.get(n, 0.0) for n in names]))
+        weights = np.array([regression._weights.get(n, 0.0) for n in names])  # River keeps them in a VectorDict
+        known = np.isfinite(rows)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scaled = np.where(known & (stds > 0), (rows - means) / np.where(stds > 0, stds, 1.0), 0.0)
+        logit = (scaled * weights).sum(axis=1) + regression.intercept
+        # River's sigmoid, clamped as it is (utils.math.sigmoid)
+        return np.where(logit < -30, 0.0, np.where(logit > 30, 1.0, 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))))
 
     def predict_one(self, features: Sequence[float] | Mapping[str, float]) -> int:
         """1 (up) when P(up) >= 0.5, the tie rule of ``models.signals.decide``."""
@@ -147,7 +213,8 @@ class OnlineModel:
         """``CFOM`` + header length + JSON header + pickle of the River pipeline (see the module docstring)."""
         header = json.dumps({"kind": self.kind, "horizon": self.horizon, "features": self.feature_names,
                              "seed": self.seed, "learning_rate": self.learning_rate, "version": self.version,
-                             "n_learned": self.n_learned, "river": river.__version__}).encode()
+                             "n_learned": self.n_learned, "river": river.__version__,
+                             "recent": "".join(map(str, self.recent))}).encode()
         return b"".join((_MAGIC, _LEN.pack(len(header)), header, pickle.dumps(self.pipeline, protocol=5)))
 
     @classmethod
@@ -166,4 +233,5 @@ class OnlineModel:
             raise DecodeError(f"online model state: version {h['version']} does not match its configuration")
         model.pipeline = pickle.loads(blob[8 + n:])
         model.n_learned = h["n_learned"]
+        model.recent.extend(int(c) for c in h.get("recent", "") if c in "01")  # absent before the member weight
         return model

@@ -2,9 +2,10 @@
 
 The replay reads the range with its own consumer (no consumer group, no changelogs: live state is
 never touched) and runs the candle agent's code path, :func:`~streams.ingest.decode_candle_message`
-and :func:`~streams.scoring.score_candles`, without pacing. By default the feature states are first
-warmed up on everything before the range (scored, not emitted), so the output equals what a live
-worker that consumed the topic from its start produced for those candles; ``warmup=False`` starts cold.
+and the batch step :func:`~streams.step.process_batch` with a learner per partition (labelling, the
+online member, drift watches), without pacing. By default the series and learners are first warmed up on
+everything before the range (scored, not emitted), so the output equals what a live worker that consumed
+the topic from its start produced for those candles; ``warmup=False`` starts cold.
 
 Where the range ends is read from fetch responses (the partition's high-water mark), not from a
 ListOffsets request: some brokers (Tansu) answer ListOffsets wrongly after batched produces.
@@ -27,8 +28,12 @@ from streams.consumer import json_safe
 from streams.errors import ConfigError, InvalidInput
 from streams.ingest import decode_candle_message
 from streams.kafka_security import aiokafka_security
-from streams.scoring import ProbabilityModel, score_candles
+from learning.learner import OutcomeLearner
+from streams.scoring import ProbabilityModel
+from streams.series import Position
+from streams.series_book import SeriesBook
 from streams.settings import Settings
+from streams.step import Models, StepConfig, process_batch
 
 __all__ = ["ReplayRange", "ReplayReport", "replay", "parse_time", "publish_report"]
 
@@ -114,7 +119,8 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, max_poll_records=5000)
     await consumer.start()
     report = ReplayReport()
-    states: dict = {}
+    book, learners = SeriesBook(), {}
+    config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
     started = time.monotonic()
     try:
         rng = await resolve_range(consumer, topic, from_offset, from_time, to_offset, to_time)
@@ -132,8 +138,12 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
             batch = await consumer.getmany(timeout_ms=200)
             for tp, messages in batch.items():
                 stop = rng.end[tp.partition]
-                candles: list[tuple[Candle, int | None]] = []
+                candles: list[tuple[Candle, int | None, Position]] = []
                 emit: list[bool] = []
+                learner = learners.get(tp.partition)
+                if learner is None:
+                    learner = learners[tp.partition] = OutcomeLearner()
+                    learner.arm_models([model])
                 for m in messages:
                     if stop is not None and m.offset >= stop:
                         break
@@ -147,11 +157,11 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
                         if isinstance(item, InvalidInput):
                             report.dead_letters += in_range
                         else:
-                            candles.append((item, m.timestamp))
+                            candles.append((item, m.timestamp, Position(m.topic, m.partition, m.offset)))
                             emit.append(in_range)
-                scored = score_candles(candles, states, model, settings.signal_threshold)
+                scored = process_batch(candles, book, Models(model), config, lambda i, p=tp.partition: (p, learner))
                 report.dead_letters += sum(emit[i] for i, _ in scored.rejected)
-                report.predictions += [r for r, i in zip(scored.predictions, scored.sources) if emit[i]]
+                report.predictions += [r for r, i in zip(scored.predictions, scored.prediction_sources) if emit[i]]
                 report.signals += [r for r, i in zip(scored.signals, scored.signal_sources) if emit[i]]
                 report.candles += sum(emit)
                 report.warmup_candles += len(emit) - sum(emit)

@@ -13,7 +13,7 @@ share, each symbol is served by one of the two by a stable hash of the symbol (A
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, MutableMapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, MutableMapping, Protocol, Sequence
 
 import numpy as np
 
@@ -21,13 +21,13 @@ from models.signals import decide, prediction_id, signal_id
 from streams.candle import Candle
 from streams.errors import InvalidInput
 from streams.features import FEATURE_NAMES, FeatureState
+from streams.online_member import Blend, blend
 from streams.series import series_key as state_key  # one home for the key of a series
 
 __all__ = ["ScoredBatch", "ProbabilityModel", "Scorable", "needs_windows", "score_candles", "score_rows", "state_key",
            "serving_version", "WINDOW"]
 
 WINDOW = 60  # feature vectors a sequence model reads
-ONLINE_MIN_LEARNED = 200  # an online model with fewer outcomes behind it has no say yet
 
 
 class ProbabilityModel(Protocol):
@@ -103,8 +103,6 @@ def score_candles(
     threshold: float,
     candidate: ProbabilityModel | None = None,
     candidate_share: float = 0.0,
-    online_for: Callable[[int], Any] | None = None,
-    online_weight: float = 0.0,
 ) -> ScoredBatch:
     """Update each candle's feature state, score the updated rows (one call per model), decide signals.
 
@@ -112,9 +110,7 @@ def score_candles(
     state and is updated in place (a missing key starts a fresh state). A candle that its state
     refuses (duplicate or older than the last one) is listed in ``rejected`` and changes nothing.
 
-    ``online_for(index)``, when given with ``online_weight`` > 0, is the River online model for the
-    candle at ``index`` (:class:`learning.online.OnlineModel`); once it has learned ``ONLINE_MIN_LEARNED``
-    outcomes it joins the main horizon: P(up) = (1 - w) P(model) + w P(online), confidence = |2 P(up) - 1|.
+    The River online member joins in the batch step (:mod:`streams.online_member`), which has the learners.
     """
     batch = ScoredBatch()
     accepted: list[Scorable] = []
@@ -131,20 +127,20 @@ def score_candles(
         serving = serving_version(candle.symbol, model, candidate, candidate_share)
         window = _window(state) if needs_windows(serving) else None
         accepted.append((index, candle, produced_at, state.ready, row, window, serving))
-    return score_rows(accepted, threshold, online_for, online_weight, batch)
+    return score_rows(accepted, threshold, batch=batch)
 
 
 def score_rows(
     accepted: Sequence[Scorable],
     threshold: float,
-    online_for: Callable[[int], Any] | None = None,
-    online_weight: float = 0.0,
+    members: Mapping[int, Blend] | None = None,
     batch: ScoredBatch | None = None,
 ) -> ScoredBatch:
     """Score rows whose features are computed (one call per serving model) and build the records.
 
     ``accepted``: (index, candle, produced_at, ready, feature row, window or None, serving model) in
-    arrival order; ``online_for(index)`` as in :func:`score_candles`.
+    arrival order; ``members``: index -> the online member's part in that row's main horizon
+    (:func:`streams.online_member.blend`), appended to ``batch`` when given.
     """
     batch = batch if batch is not None else ScoredBatch()
     if not accepted:
@@ -161,11 +157,10 @@ def score_rows(
 
     for index, candle, produced_at, ready, row, _, serving in accepted:
         p_up, confidence, horizons, versions = results[index]
-        online = online_for(index) if online_for is not None and online_weight > 0 else None
-        if online is not None and online.n_learned >= ONLINE_MIN_LEARNED:
-            p_up = (1.0 - online_weight) * p_up + online_weight * online.predict_proba_one(row)
-            confidence = round(abs(2.0 * p_up - 1.0), 12)
-            versions = {**versions, "river": online.version}
+        member = members.get(index) if members else None
+        if member is not None:
+            p_up, confidence = blend(p_up, confidence, member)
+            versions = {**versions, "river": member.version}
         direction, _, _ = decide(p_up, threshold)
         pid = prediction_id(candle.symbol, candle.timeframe, candle.open_time, serving.version)
         batch.predictions.append({

@@ -70,13 +70,14 @@ class Settings:
     # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
     fault_kill_at: str = ""
     fetch_max_wait_ms: int = 25
-    # How long the producer gathers records into one request: fewer, larger requests cost the broker
-    # far less per record (measured: BENCHMARKS.md), for a few ms of latency.
-    producer_linger_s: float = 0.05
+    # How long the producer gathers records into one request. A step's outputs are produced together,
+    # and aiokafka sends one request per broker at a time, gathering what comes meanwhile: 5 ms halves the
+    # steady latency of 50 ms at the same throughput (BENCHMARKS.md, 2026-12-02).
+    producer_linger_s: float = 0.005
     outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
-    # Weight of the River online model in the main horizon's P(up). 0 keeps replays deterministic:
-    # with a weight, a prediction also depends on the outcomes learned before it.
-    online_weight: float = 0.0
+    # The River online model's largest weight in the main horizon's P(up); its weight follows its recent
+    # accuracy (streams/online_member.py), deterministic under replay. 0 leaves it out.
+    online_weight: float = 0.5
     # A candidate version: "shadow" scores every candle beside the active model, never traded, and the
     # promotion judge pairs their outcomes candle by candle; "split" serves it to its traffic share of symbols.
     ab_mode: str = "shadow"

@@ -44,7 +44,8 @@ from learning.loop import LoopResult, label_and_learn, learn_outcomes
 from streams.candle import Candle
 from streams.errors import InvalidInput
 from streams.features.names import N_FEATURES
-from streams.scoring import WINDOW, needs_windows, score_rows, serving_version
+from streams.online_member import blend_segment, segments
+from streams.scoring import WINDOW, ScoredBatch, needs_windows, score_rows, serving_version
 from streams.series import Position, covers, series_key
 from streams.series_book import SeriesBook
 
@@ -84,6 +85,7 @@ class Models:
 class StepConfig:
     threshold: float
     outcome_loop: bool = False
+    # The River online member's largest weight in the main horizon (streams/online_member.py); 0: left out.
     online_weight: float = 0.0
 
 
@@ -94,6 +96,7 @@ class BatchResult:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     signals: list[dict[str, Any]] = field(default_factory=list)
     signal_sources: list[int] = field(default_factory=list)
+    prediction_sources: list[int] = field(default_factory=list)  # input index of each prediction
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     retrain_requests: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[int, InvalidInput]] = field(default_factory=list)
@@ -155,29 +158,40 @@ def process_batch(
     accepted = [(fresh[j], candles[fresh[j]][0], candles[fresh[j]][1], bool(ready[j]), rows[j],
                  windows[j] if windows is not None else None, serving[j])
                 for j in range(len(fresh)) if j not in refused]
-    online = None
-    if learner_for is not None and config.online_weight > 0:
-        online = lambda i: learner_for(i)[1].online  # noqa: E731
-    scored = score_rows(accepted, config.threshold, online, config.online_weight)
+    online = config.outcome_loop and config.online_weight > 0 and learner_for is not None
+    runs = segments([a[0] for a in accepted], lambda i: learner_for(i)[1], lambda i: candles[i][0].open_time) \
+        if online else [[a[0] for a in accepted]]
+    by_index = {a[0]: a for a in accepted}
+    scored = ScoredBatch()
+    shadow_model = models.in_shadow if config.outcome_loop and learner_for is not None else None
+    result.shadow_version = shadow_model.version if shadow_model is not None else None
+    loop = LoopResult()
+    for run in runs:  # one run unless the online member is on (streams/online_member.py)
+        mine = [by_index[i] for i in run]
+        members = blend_segment([(a[0], a[1].open_time, a[4], a[6]) for a in mine],
+                                lambda i: learner_for(i)[1], config.online_weight) if online else None
+        first = len(scored.predictions)
+        score_rows(mine, config.threshold, members, scored)
+        shadow: dict[int, dict[str, Any]] = {}
+        if shadow_model is not None:
+            # Never traded (its signals are dropped here): only labelled, for the paired comparison. The
+            # online member joins it as it joins the active model: the pair differs only in the batch model.
+            shadowed = score_rows([(*a[:6], shadow_model) for a in mine], 1.0, members)
+            shadow = dict(zip(shadowed.sources, shadowed.predictions))
+        if config.outcome_loop and learner_for is not None:
+            rows_in_order = [(i, candles[i][0], p) for i, p in zip(scored.sources[first:], scored.predictions[first:])]
+            label_and_learn(rows_in_order, book.labellers, learner_for, learn=False, shadow=shadow, queue=online, into=loop)
     result.predictions, result.signals = scored.predictions, scored.signals
-    result.signal_sources = scored.signal_sources
+    result.signal_sources, result.prediction_sources = scored.signal_sources, scored.sources
     for i in scored.sources:
         candle, _, position = candles[i]
         key = series_key(candle.symbol, candle.timeframe)
         if position is not None:
             book.positions[key] = position
         result.dirty[key] = i
-
-    shadow: dict[int, dict[str, Any]] = {}
-    if shadow_model is not None and config.outcome_loop and learner_for is not None:
-        # Never traded (its signals are dropped here): only labelled, for the paired comparison.
-        shadowed = score_rows([(*a[:6], shadow_model) for a in accepted], 1.0)
-        shadow = dict(zip(shadowed.sources, shadowed.predictions))
-        result.shadow_version = shadow_model.version
     if config.outcome_loop and learner_for is not None:
-        rows_in_order = [(i, candles[i][0], p) for i, p in zip(scored.sources, scored.predictions)]
-        result.loop = label_and_learn(rows_in_order, book.labellers, learner_for, learn=learn, shadow=shadow)
-        result.outcomes = [outcome for _, outcome in result.loop.outcomes]
+        result.loop = loop
+        result.outcomes = [outcome for _, outcome in loop.outcomes]
         if learn:
             learn_batch(result, learner_for)
     return result

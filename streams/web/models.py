@@ -29,8 +29,17 @@ def _profile(profile: Any) -> dict[str, Any] | None:
             "reference_rows": 0 if profile.reference is None else len(profile.reference)}
 
 
+def _member(partition: str, learner: OutcomeLearner, model: Any, max_weight: float) -> dict[str, Any]:
+    online = learner.online
+    reference = learner.training_accuracy.get(model.version, {}).get(model.horizon)
+    return {"partition": partition, "learned": online.n_learned, "judged": len(online.recent),
+            "recent_accuracy": online.recent_accuracy, "reference_accuracy": reference,
+            "weight": online.member_weight(max_weight, reference)}
+
+
 def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, float] | None = None,
-                errors: list[str] | None = None, keys: list[str] | None = None) -> dict[str, Any]:
+                errors: list[str] | None = None, keys: list[str] | None = None,
+                online_weight: float = 0.0) -> dict[str, Any]:
     """Active model, and per local partition: accuracy per version and horizon, the online model."""
     learners = [OutcomeLearner.from_bytes(b) for b in learner_blobs]
     armed = sorted({v for learner in learners for v in learner.training_accuracy})  # as the candle agent left them
@@ -51,7 +60,10 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
         "online": {"versions": sorted({learner.online.version for learner in learners}),
                    "learned": sum(learner.online.n_learned for learner in learners),
                    # labelled at the partition's current candle time: learned when its next candle time comes
-                   "queued": sum(learner.queued for learner in learners)},
+                   "queued": sum(learner.queued for learner in learners),
+                   # Its say in the active model's main horizon per partition (streams/online_member.py)
+                   "max_weight": online_weight,
+                   "members": [_member(key, learner, model, online_weight) for key, learner in zip(keys or [], learners)]},
         "retrain_requests": sum(t.requests for learner in learners for t in learner.triggers.values()),
         "trades": TradeResults.merged([learner.trades for learner in learners]).snapshot(),
         # Per drift watch (version, horizon) of each local partition: where ADWIN, Page-Hinkley, the
@@ -68,4 +80,5 @@ def attach_model_views(pipeline: Any) -> None:
         async def get(self, request: Request) -> Response:
             items = sorted(pipeline.learners.items())
             return self.json(models_body(pipeline.model, [blob for _, blob in items], pipeline.candidate,
-                                         pipeline.model_errors, [str(key) for key, _ in items]))
+                                         pipeline.model_errors, [str(key) for key, _ in items],
+                                         pipeline.settings.online_weight))

@@ -8,6 +8,7 @@ import pytest
 
 from models.direction import DirectionModel
 from streams.replay import replay
+from tests.waiting import wait_for
 from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
 
 pytestmark = pytest.mark.integration
@@ -47,6 +48,28 @@ def test_replays_are_identical_and_equal_the_live_run(app_settings, worker_facto
     cold = asyncio.run(replay(settings, model, topic, from_offset=2, warmup=False, progress=False))
     assert {p["id"] for p in cold.predictions} == {p["id"] for p in middle.predictions}
     assert any(not same(p, live_by_id[p["id"]]) for p in cold.predictions), "a cold start must differ while warming up"
+
+
+def test_a_replay_equals_the_live_run_with_the_online_member_in(app_settings, worker_factory):
+    """Long enough for each partition's River model to earn a weight (streams/online_member.py): the live
+    worker took the candles in batches of its own, the replay in others; the predictions are the same."""
+    settings = app_settings()
+    worker = worker_factory(settings)
+    candles = real_candles(520)
+    asyncio.run(publish(settings, candles, batch_every=7))
+    live = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold), timeout_s=240))
+    live_by_id = {p["id"]: p for p in live["predictions"]}
+    assert len(live_by_id) == len(candles)
+    blended = [p for p in live["predictions"] if "river" in p["model_versions"]]
+    assert len(blended) > 50, "the online member never got a weight"
+    # /models reads the learners as the last checkpoint wrote them
+    assert wait_for(lambda: any(m["weight"] > 0 and m["judged"] >= 100 for m in worker.get("/models")["online"]["members"]))
+
+    model = DirectionModel.load(settings.model_dir)
+    replayed = asyncio.run(replay(settings, model, settings.candle_topic("5m"), from_offset=0, progress=False))
+    assert len(replayed.predictions) == len(candles)
+    assert all(same(p, live_by_id[p["id"]]) for p in replayed.predictions)
+    assert {s["id"] for s in replayed.signals} == {s["id"] for s in live["signals"]}
 
 
 def test_cli_produce_tail_with_filters_and_replay_to_a_file(app_settings, worker_factory, tmp_path):

@@ -65,24 +65,3 @@ def test_features_in_prediction_are_the_engine_vector(candles, model):
     state = FeatureState()
     expected = [state.update(c) for c in candles[:60]]
     np.testing.assert_array_equal(np.array([p["features"] for p in batch.predictions]), np.array(expected))
-
-
-def test_online_model_joins_the_main_horizon_with_its_weight(candles, model):
-    from learning.online import OnlineModel
-
-    base = score_candles([(c, None) for c in candles[:300]], {}, model, threshold=0.3)
-    online = OnlineModel()
-    for p, later in zip(base.predictions, base.predictions[1:]):  # learn from real next-candle outcomes
-        online.learn_one(p["features"], int(later["close"] > p["close"]))
-    untrained = OnlineModel()
-    same = score_candles([(c, None) for c in candles[:300]], {}, model, threshold=0.3,
-                         online_for=lambda i: untrained, online_weight=0.5)
-    assert [p["prob_up"] for p in same.predictions] == [p["prob_up"] for p in base.predictions]
-
-    mixed = score_candles([(c, None) for c in candles[:300]], {}, model, threshold=0.3,
-                          online_for=lambda i: online, online_weight=0.25)
-    for b, m in zip(base.predictions, mixed.predictions):
-        expected = 0.75 * b["prob_up"] + 0.25 * online.predict_proba_one(m["features"])
-        assert m["prob_up"] == pytest.approx(expected, abs=1e-12)
-        assert m["confidence"] == pytest.approx(abs(2 * m["prob_up"] - 1), abs=1e-9)
-        assert m["model_versions"]["river"] == online.version and m["id"] == b["id"]
