@@ -154,6 +154,7 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
             dead_here = [(chunk_origin[i], exc) for i, exc in result.rejected]
             rejected += len(dead_here)
             await _emit(pipeline, result, chunk_origin, dead_here)
+            await _emit_threshold_changes(pipeline, result)
             # Learning comes after the outputs are on their way: a close's signals do not wait for River.
             await _in_thread_if_big(len(chunk), functools.partial(learn_batch, result, learner_for))
             await _emit_retrain_requests(pipeline, result)
@@ -173,7 +174,7 @@ async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[A
     learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
     learner_for = lambda i: learners[origin[i].message.partition]  # noqa: E731
     models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)), shadow=settings.ab_mode == "shadow")
-    config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
+    config = StepConfig.from_settings(settings)
     started = time.perf_counter()
     result = await _in_thread_if_big(len(candles), functools.partial(
         process_batch, candles, checkpoint.series, models, config, learner_for, learn=False))
@@ -210,6 +211,17 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
         await send(signals, record["symbol"].encode(), codecs["Signal"].encode(record))
         pipeline.recent_signals.add(record, origin[i])
     await _emit_dead(pipeline, dead)
+
+
+async def _emit_threshold_changes(pipeline: Pipeline, result: BatchResult) -> None:
+    """Adaptive signal threshold changes (learning/threshold.py): an event each, keyed by model version."""
+    for change in result.threshold_events:
+        log.info("signal threshold of %s in %s: %s -> %s (%s; hit rate %.3f over %d signals)", change["model_version"],
+                 change["partition"], change["from"], change["to"], change["mode"], change["hit_rate"], change["signals"])
+        pipeline.learning_history.event(time.time(), "threshold", f"{change['model_version']} {change['partition']}: "
+                                        f"{change['from']} -> {change['to']} ({change['mode']})")
+        await pipeline.checkpoint.send(pipeline.threshold_changes.get_topic_name(), change["model_version"].encode(),
+                                       json.dumps(change).encode())
 
 
 async def _emit_retrain_requests(pipeline: Pipeline, result: BatchResult) -> None:

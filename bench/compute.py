@@ -26,6 +26,7 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
     from models.loading import load_model
     from streams.series import Position
     from streams.series_book import SeriesBook
+    from streams.settings import Settings
     from streams.step import Models, StepConfig, process_batch
 
     model = load_model(model_dir)
@@ -34,7 +35,7 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
     if hasattr(model, "profile"):
         armed.arm(model.version, model.profile)
     book, learner = SeriesBook(), ("partition-0", armed)
-    config = StepConfig(threshold=0.3, outcome_loop=True)
+    config = StepConfig.from_settings(Settings(signal_threshold=0.3))  # a worker's defaults
     by_round: dict[int, list] = defaultdict(list)
     seen: dict[str, int] = defaultdict(int)
     for c in warm:

@@ -75,17 +75,20 @@ def _unpack_floats(text: str) -> list[float]:
 
 
 class Labelled(NamedTuple):
-    """One labelled prediction: the Outcome record, the features it was made from, and the training label
-    (1 = the close rose over the horizon, 0 = fell, None = unchanged) for the online model."""
+    """One labelled prediction: the Outcome record, the features it was made from, the training label
+    (1 = the close rose over the horizon, 0 = fell, None = unchanged) for the online model, and the
+    prediction's confidence (None in states from before it was kept) for the adaptive threshold."""
 
     outcome: dict[str, Any]
     features: tuple[float, ...]
     label: int | None
+    confidence: float | None = None
 
 
 # A pending entry, stored as a list so the state is plain JSON:
-# [prediction_id, open_time, close, direction, model_version, horizon, features]
-_PID, _TIME, _CLOSE, _DIR, _VERSION, _H, _FEATURES = range(7)
+# [prediction_id, open_time, close, direction, model_version, horizon, features, signal_id, confidence]
+# (the last two are absent in states written before the adaptive threshold)
+_PID, _TIME, _CLOSE, _DIR, _VERSION, _H, _FEATURES, _SIGNAL, _CONFIDENCE = range(9)
 
 
 class Labeller:
@@ -111,9 +114,10 @@ class Labeller:
         """Predictions (per horizon) still waiting for their label candle."""
         return sum(map(len, self._pending.values()))
 
-    def add_prediction(self, prediction: Mapping[str, Any]) -> bool:
+    def add_prediction(self, prediction: Mapping[str, Any], signal_id: str | None = None) -> bool:
         """Remember a Prediction record (``schemas/prediction.avsc``); False if it can never be labelled
-        (its label candle has already gone by) or is already pending (a replay)."""
+        (its label candle has already gone by) or is already pending (a replay). ``signal_id``: the signal
+        it became, named by its outcome (what the adaptive threshold judges)."""
         if prediction["symbol"] != self.symbol or prediction["timeframe"] != self.timeframe:
             raise InvalidInput(f"prediction for {prediction['symbol']} {prediction['timeframe']} sent to the "
                                f"labeller of {self.symbol} {self.timeframe}")
@@ -134,7 +138,8 @@ class Labeller:
             if any(e[_PID] == prediction["id"] and e[_H] == h for e in entries):
                 continue
             entries.append([prediction["id"], open_time, close, prediction["direction"],
-                            prediction["model_version"], h, [float(x) for x in prediction.get("features", ())]])
+                            prediction["model_version"], h, [float(x) for x in prediction.get("features", ())], signal_id,
+                            prediction.get("confidence")])
             added = True
         self._enforce_cap()
         return added
@@ -160,12 +165,13 @@ class Labeller:
         label = None if r == 0.0 else int(r > 0.0)
         correct = None if label is None else (e[_DIR] == "UP") == bool(label)
         record = {
-            "id": outcome_id(e[_PID], e[_H]), "source": "LABEL", "prediction_id": e[_PID], "signal_id": None,
+            "id": outcome_id(e[_PID], e[_H]), "source": "LABEL", "prediction_id": e[_PID],
+            "signal_id": e[_SIGNAL] if len(e) > _SIGNAL else None,
             "symbol": self.symbol, "timeframe": self.timeframe, "open_time": e[_TIME], "horizon": e[_H],
             "model_version": e[_VERSION], "realized_log_return": r, "direction_correct": correct,
             "entry_price": None, "exit_price": None, "pnl": None, "status": None,
         }
-        return Labelled(record, tuple(e[_FEATURES]), label)
+        return Labelled(record, tuple(e[_FEATURES]), label, e[_CONFIDENCE] if len(e) > _CONFIDENCE else None)
 
     def _enforce_cap(self) -> None:
         # Only a future-dated prediction can push past the cap; drop the furthest-out ones, which are
@@ -179,7 +185,7 @@ class Labeller:
 
     def to_bytes(self) -> bytes:
         """The whole state as a versioned JSON blob (a Faust table value)."""
-        pending = [(target, [[*e[:_FEATURES], _pack_floats(e[_FEATURES])] for e in entries])
+        pending = [(target, [[*e[:_FEATURES], _pack_floats(e[_FEATURES]), *e[_SIGNAL:]] for e in entries])
                    for target, entries in sorted(self._pending.items())]
         return dump_state("labeller", _FORMAT, {
             "symbol": self.symbol, "timeframe": self.timeframe, "max_horizon": self.max_horizon,
@@ -197,7 +203,8 @@ class Labeller:
         lab = cls(s["symbol"], s["timeframe"], s["max_horizon"], s["all_horizons"], s["max_pending"])
         lab.last_open_time = s["last_open_time"]
         try:
-            lab._pending = {int(k): [[*e[:_FEATURES], unpack_features(e[_FEATURES])] for e in v] for k, v in s["pending"]}
+            lab._pending = {int(k): [[*e[:_FEATURES], unpack_features(e[_FEATURES]), *e[_SIGNAL:]] for e in v]
+                            for k, v in s["pending"]}
         except (TypeError, ValueError, IndexError, binascii.Error) as exc:
             raise DecodeError(f"labeller state: bad pending entries ({exc})") from None
         lab.labelled, lab.expired, lab.late, lab.dropped = s["counts"]

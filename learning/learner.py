@@ -6,7 +6,9 @@ has learned from its outcomes. :meth:`update` takes an Outcome record and the fe
 was made from; it returns a retrain request when a drift watch fires.
 
 Drift watches run per model version and horizon, for the versions :meth:`arm` was given (with the
-training profile of each: accuracy per horizon, reference features; models/profile.py).
+training profile of each: accuracy per horizon, reference features; models/profile.py). With a
+``threshold_config`` it also keeps each version's adaptive signal threshold (learning/threshold.py), fed by
+the label outcomes of its signals.
 
 >>> learner = OutcomeLearner(training_accuracy={"v1": {1: 0.6}})
 >>> out = {"id": "o1", "source": "LABEL", "prediction_id": "p1", "model_version": "v1", "horizon": 1,
@@ -31,6 +33,7 @@ import numpy as np
 from learning.accuracy import AccuracyTracker
 from learning.online import OnlineModel
 from learning.retrain import RetrainTrigger, TriggerConfig
+from learning.threshold import AdaptiveThreshold, ThresholdConfig
 from learning.trades import TradeResults
 from streams.errors import DecodeError
 
@@ -72,12 +75,35 @@ class OutcomeLearner:
         # cut them into batches: live and replay agree.
         self.watermark: int | None = None  # the latest candle open time this partition has seen
         self._to_learn: list[tuple[tuple[float, ...], int]] = []
+        # Adaptive signal thresholds per version, fed the same way: a signal's outcome counts when the clock moves on.
+        self.threshold_config: ThresholdConfig | None = None  # None: thresholds stay as configured
+        self.thresholds: dict[str, AdaptiveThreshold] = {}
+        self._signal_verdicts: list[tuple[str, bool | None, float]] = []  # (version, right, P&L) queued
+        self.threshold_events: list[dict[str, Any]] = []  # changes not yet published (the step takes them)
 
     def advance(self, open_time: int) -> None:
         """A candle of ``open_time`` arrives in this partition: if time moved on, learn what is queued."""
         if self.watermark is None or open_time > self.watermark:
             self.watermark = open_time
             self.flush()
+            self._judge_signals(open_time)
+
+    def threshold(self, version: str, default: float) -> float:
+        """The signal threshold of ``version`` now (``default``, the configured one, until it has adapted)."""
+        t = self.thresholds.get(version) if self.threshold_config is not None else None
+        return t.value if t is not None else default
+
+    def _judge_signals(self, at: int) -> None:
+        verdicts, self._signal_verdicts = self._signal_verdicts, []
+        if self.threshold_config is None:
+            return
+        for version, hit, pnl in verdicts:
+            t = self.thresholds.get(version)
+            if t is None:
+                t = self.thresholds[version] = AdaptiveThreshold(self.threshold_config)
+            change = t.observe(hit, pnl)
+            if change is not None:
+                self.threshold_events.append({"model_version": version, "at": at, **change})
 
     def arm(self, version: str, profile: Any) -> None:
         """Watch ``version`` with its :class:`~models.profile.TrainingProfile` (accuracy per horizon,
@@ -121,7 +147,7 @@ class OutcomeLearner:
         return len(self._to_learn)
 
     def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None,
-               learn_online: bool = True) -> dict[str, Any] | None:
+               learn_online: bool = True, confidence: float | None = None) -> dict[str, Any] | None:
         """Count ``outcome`` (accuracy, trade results, drift watches); queue it for the online model unless
         ``learn_online`` is False (a shadow model's outcome of a candle the active one's also labels)."""
         if outcome.get("source") == "TRADE":  # a trade's verdict is its P&L, kept apart from the labels' accuracy
@@ -129,12 +155,22 @@ class OutcomeLearner:
             return None
         self.accuracy.update(outcome)
         if learn_online:
-            self.queue(outcome, features)
+            self.queue(outcome, features, confidence)
         return self._watch(outcome, features)
 
-    def queue(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> None:
-        """Queue a label outcome of the online model's horizon for its next mini-batch (:meth:`advance`)."""
+    def queue(self, outcome: Mapping[str, Any], features: Sequence[float] | None, confidence: float | None = None) -> None:
+        """Queue a label outcome for the online model's next mini-batch (of its horizon) and, if its prediction
+        was confident enough to be a signal at the configured threshold (``confidence``), for its version's
+        adaptive threshold; both are applied when the clock moves on (:meth:`advance`). Judging the
+        configured threshold's signals, not only those a raised threshold lets through, lets a recovery
+        show as fast as a decline did."""
         r = outcome.get("realized_log_return")
+        if self.threshold_config is not None and confidence is not None and confidence >= self.threshold_config.base \
+                and outcome.get("source") == "LABEL" and r is not None and math.isfinite(r):
+            right = outcome.get("direction_correct")
+            # P&L in log return, in the signal's direction (a right call earns |r|, a wrong one loses it)
+            pnl = 0.0 if right is None else (abs(r) if right else -abs(r))
+            self._signal_verdicts.append((outcome["model_version"], right, pnl))
         if features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon \
                 and outcome.get("source") != "TRADE":
             self._to_learn.append((tuple(float(v) if v is not None else math.nan for v in features), int(r > 0.0)))
@@ -169,7 +205,10 @@ class OutcomeLearner:
                              "online": self.online.to_bytes(), "accuracy": self.accuracy.to_bytes(),
                              "triggers": {v: t.to_bytes() for v, t in self.triggers.items()},
                              "returns": self._returns, "trades": self.trades.to_bytes(),
-                             "watermark": self.watermark, "to_learn": self._to_learn}, protocol=5)
+                             "watermark": self.watermark, "to_learn": self._to_learn,
+                             "threshold_config": self.threshold_config,
+                             "thresholds": {v: t.to_dict() for v, t in self.thresholds.items()},
+                             "signal_verdicts": self._signal_verdicts}, protocol=5)
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> "OutcomeLearner":
@@ -187,4 +226,14 @@ class OutcomeLearner:
         if "trades" in state:  # before: only a count
             learner.trades = TradeResults.from_bytes(state["trades"])
         learner.watermark, learner._to_learn = state.get("watermark"), state.get("to_learn", [])
+        learner.threshold_config = state.get("threshold_config")
+        learner.thresholds = {v: AdaptiveThreshold.from_dict(t) for v, t in state.get("thresholds", {}).items()}
+        learner._signal_verdicts = state.get("signal_verdicts", [])
         return learner
+
+    def configure_thresholds(self, config: ThresholdConfig | None) -> None:
+        """Today's settings for the adaptive thresholds (None: off); kept values are clipped to the new bounds."""
+        if config != self.threshold_config:
+            self.threshold_config = config
+            if config is not None:
+                self.thresholds = {v: AdaptiveThreshold.from_dict(t.to_dict(), config) for v, t in self.thresholds.items()}

@@ -39,6 +39,7 @@ def label_and_learn(
     shadow: Mapping[int, Mapping[str, Any]] | None = None,
     queue: bool = False,
     into: LoopResult | None = None,
+    signal_ids: Mapping[int, str] | None = None,
 ) -> LoopResult:
     """``scored``: (index, candle, its prediction) in arrival order; ``learner_for(index)`` gives the
     (key, learner) of the candle's partition. Labellers missing from ``labellers`` start fresh.
@@ -49,7 +50,8 @@ def label_and_learn(
     the same order (the candle agent publishes a batch's predictions and signals in between).
     ``queue=True`` puts them on the online model's queue at once (the online member's next segment must
     find them there, streams/online_member.py); then only their counting and drift watches wait.
-    ``into``: a result to add to (a step labels its segments one after another).
+    ``into``: a result to add to (a step labels its segments one after another). ``signal_ids``: index ->
+    the signal its prediction became (its outcome names it: the adaptive threshold's verdicts).
     """
     result = into if into is not None else LoopResult()
     result.queued = result.queued or queue
@@ -59,7 +61,7 @@ def label_and_learn(
         if labeller is None:
             labeller = labellers[key] = Labeller(candle.symbol, candle.timeframe)
         done = labeller.observe(candle)
-        labeller.add_prediction(prediction)
+        labeller.add_prediction(prediction, signal_ids.get(index) if signal_ids else None)
         if shadow and index in shadow:  # the shadow model's prediction of the same candle
             labeller.add_prediction(shadow[index])
             result.shadow_versions.add(shadow[index]["model_version"])
@@ -69,7 +71,7 @@ def label_and_learn(
             learner = learner_for(index)[1]
             for item in done:
                 if item.outcome["model_version"] not in result.shadow_versions:
-                    learner.queue(item.outcome, item.features)
+                    learner.queue(item.outcome, item.features, item.confidence)
     return learn_outcomes(result, learner_for) if learn else result
 
 
@@ -83,7 +85,8 @@ def learn_outcomes(result: LoopResult, learner_for: Callable[[int], tuple[Any, O
         result.learners[learner_key] = index
         for item in done:
             request = learner.update(item.outcome, item.features, learn_online=not result.queued
-                                     and item.outcome["model_version"] not in result.shadow_versions)
+                                     and item.outcome["model_version"] not in result.shadow_versions,
+                                     confidence=item.confidence)
             if request is not None:
                 result.retrain_requests.append(request)
     result.unlearned = []

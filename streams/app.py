@@ -37,6 +37,7 @@ class Pipeline:
     dead_letters: faust.TopicT
     outcomes: faust.TopicT
     retrain_requests: faust.TopicT
+    threshold_changes: faust.TopicT  # adaptive signal threshold changes (learning/threshold.py)
     series: faust.Table  # series_key bytes -> streams.series.SeriesState.to_bytes() (features, window, labeller)
     recent_signals: RecentSignals  # the last signals per symbol (tables signal-heads and signal-ring)
     aggregators: faust.Table  # state_key bytes -> CandleAggregator.to_bytes()
@@ -129,6 +130,7 @@ def create_app(settings: Settings) -> Pipeline:
         dead_letters=app.topic(settings.topic("dead-letters"), key_serializer="raw", value_serializer="avro-dead-letter"),
         outcomes=app.topic(settings.topic("outcomes"), key_serializer="raw", value_serializer="avro-outcome"),
         retrain_requests=app.topic(settings.topic("retrain-requests"), key_serializer="raw", value_serializer="json"),
+        threshold_changes=app.topic(settings.topic("signal-thresholds"), key_serializer="raw", value_serializer="json"),
         # Faust picks a table's serializers from its key/value types: bytes -> raw, otherwise JSON.
         # Feature states are stored as their own compact bytes (FeatureState.to_bytes).
         series=table("series"),

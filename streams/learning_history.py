@@ -1,5 +1,6 @@
 """What the dashboard charts of the learning loop: live accuracy per model version over time, and the
-loop's events (retrain requests, a candidate arriving, the serving version changing) to mark on it.
+loop's events (retrain requests, a candidate arriving, the serving version changing, adaptive signal threshold
+changes) to mark on it.
 
 The worker samples its partitions' learners every ``every_s`` (the rolling accuracy of each version over
 the last ``window`` labelled outcomes, merged over the partitions it owns) and notes the events as they

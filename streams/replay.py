@@ -120,7 +120,7 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
     await consumer.start()
     report = ReplayReport()
     book, learners = SeriesBook(), {}
-    config = StepConfig(settings.signal_threshold, settings.outcome_loop, settings.online_weight)
+    config = StepConfig.from_settings(settings)
     started = time.monotonic()
     try:
         rng = await resolve_range(consumer, topic, from_offset, from_time, to_offset, to_time)

@@ -135,12 +135,14 @@ def score_rows(
     threshold: float,
     members: Mapping[int, Blend] | None = None,
     batch: ScoredBatch | None = None,
+    thresholds: Mapping[int, float] | None = None,
 ) -> ScoredBatch:
     """Score rows whose features are computed (one call per serving model) and build the records.
 
     ``accepted``: (index, candle, produced_at, ready, feature row, window or None, serving model) in
     arrival order; ``members``: index -> the online member's part in that row's main horizon
-    (:func:`streams.online_member.blend`), appended to ``batch`` when given.
+    (:func:`streams.online_member.blend`), appended to ``batch`` when given; ``thresholds``: index -> the
+    signal threshold of that row where it is not ``threshold`` (learning/threshold.py).
     """
     batch = batch if batch is not None else ScoredBatch()
     if not accepted:
@@ -161,7 +163,8 @@ def score_rows(
         if member is not None:
             p_up, confidence = blend(p_up, confidence, member)
             versions = {**versions, "river": member.version}
-        direction, _, _ = decide(p_up, threshold)
+        row_threshold = thresholds.get(index, threshold) if thresholds else threshold
+        direction, _, _ = decide(p_up, row_threshold)
         pid = prediction_id(candle.symbol, candle.timeframe, candle.open_time, serving.version)
         batch.predictions.append({
             "id": pid, "symbol": candle.symbol, "timeframe": candle.timeframe, "open_time": candle.open_time,
@@ -172,7 +175,7 @@ def score_rows(
         })
         batch.sources.append(index)
         # Warm-up rows are scored (every valid candle gets a prediction) but never traded on.
-        if confidence >= threshold and ready:
+        if confidence >= row_threshold and ready:
             batch.signals.append({
                 "id": signal_id(candle.symbol, candle.timeframe, candle.open_time, serving.version),
                 "prediction_id": pid, "symbol": candle.symbol, "timeframe": candle.timeframe,

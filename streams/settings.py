@@ -78,6 +78,10 @@ class Settings:
     # The River online model's largest weight in the main horizon's P(up); its weight follows its recent
     # accuracy (streams/online_member.py), deterministic under replay. 0 leaves it out.
     online_weight: float = 0.5
+    # Conservative mode: per model version the signal threshold rises (up to signal_threshold_max) while its
+    # recent signals lose, and comes back as they recover (learning/threshold.py).
+    adaptive_threshold: bool = True
+    signal_threshold_max: float = 0.6
     # A candidate version: "shadow" scores every candle beside the active model, never traded, and the
     # promotion judge pairs their outcomes candle by candle; "split" serves it to its traffic share of symbols.
     ab_mode: str = "shadow"
@@ -139,6 +143,9 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_ONLINE_WEIGHT must be within 0..1, got {self.online_weight}")
         if not 0.0 <= self.signal_threshold <= 1.0:
             raise ConfigError(f"CANDLEFLOW_SIGNAL_THRESHOLD must be within 0..1, got {self.signal_threshold}")
+        if self.adaptive_threshold and not self.signal_threshold <= self.signal_threshold_max <= 1.0:
+            raise ConfigError(f"CANDLEFLOW_SIGNAL_THRESHOLD_MAX must be within CANDLEFLOW_SIGNAL_THRESHOLD "
+                              f"({self.signal_threshold})..1, got {self.signal_threshold_max} (or CANDLEFLOW_ADAPTIVE_THRESHOLD=false)")
         if self.max_message_bytes < 1024:
             raise ConfigError(f"CANDLEFLOW_MAX_MESSAGE_BYTES must be at least 1024, got {self.max_message_bytes}")
         if not 0 < self.web_port < 65536:

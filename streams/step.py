@@ -41,10 +41,12 @@ import numpy as np
 
 from learning.learner import OutcomeLearner
 from learning.loop import LoopResult, label_and_learn, learn_outcomes
+from learning.threshold import ThresholdConfig
 from streams.candle import Candle
 from streams.errors import InvalidInput
 from streams.features.names import N_FEATURES
-from streams.online_member import blend_segment, segments
+from streams.online_member import blend_segment
+from streams.partition_clock import advance, segments
 from streams.scoring import WINDOW, ScoredBatch, needs_windows, score_rows, serving_version
 from streams.series import Position, covers, series_key
 from streams.series_book import SeriesBook
@@ -87,6 +89,14 @@ class StepConfig:
     outcome_loop: bool = False
     # The River online member's largest weight in the main horizon (streams/online_member.py); 0: left out.
     online_weight: float = 0.0
+    adaptive: ThresholdConfig | None = None  # the adaptive signal threshold (learning/threshold.py); None: fixed
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "StepConfig":
+        """What a worker (and the replay, and the compute benchmark) runs with (streams/settings.py)."""
+        adaptive = ThresholdConfig(base=settings.signal_threshold, ceiling=settings.signal_threshold_max) \
+            if settings.adaptive_threshold else None
+        return cls(settings.signal_threshold, settings.outcome_loop, settings.online_weight, adaptive)
 
 
 @dataclass
@@ -99,6 +109,7 @@ class BatchResult:
     prediction_sources: list[int] = field(default_factory=list)  # input index of each prediction
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     retrain_requests: list[dict[str, Any]] = field(default_factory=list)
+    threshold_events: list[dict[str, Any]] = field(default_factory=list)  # adaptive threshold changes, in order
     rejected: list[tuple[int, InvalidInput]] = field(default_factory=list)
     redelivered: list[int] = field(default_factory=list)  # already in their series: skipped
     dirty: dict[str, int] = field(default_factory=dict)  # series key -> index of its last candle here
@@ -158,29 +169,46 @@ def process_batch(
     accepted = [(fresh[j], candles[fresh[j]][0], candles[fresh[j]][1], bool(ready[j]), rows[j],
                  windows[j] if windows is not None else None, serving[j])
                 for j in range(len(fresh)) if j not in refused]
-    online = config.outcome_loop and config.online_weight > 0 and learner_for is not None
+    learning = config.outcome_loop and learner_for is not None
+    online = learning and config.online_weight > 0
+    adaptive = learning and config.adaptive is not None
+    clocked = online or adaptive  # what a candle is judged by depends on its partition's past outcomes
     runs = segments([a[0] for a in accepted], lambda i: learner_for(i)[1], lambda i: candles[i][0].open_time) \
-        if online else [[a[0] for a in accepted]]
+        if clocked else [[a[0] for a in accepted]]
     by_index = {a[0]: a for a in accepted}
     scored = ScoredBatch()
-    shadow_model = models.in_shadow if config.outcome_loop and learner_for is not None else None
+    shadow_model = models.in_shadow if learning else None
     result.shadow_version = shadow_model.version if shadow_model is not None else None
     loop = LoopResult()
-    for run in runs:  # one run unless the online member is on (streams/online_member.py)
+    touched: dict[Any, Any] = {}
+    for run in runs:  # one run unless clocked (streams/partition_clock.py)
         mine = [by_index[i] for i in run]
-        members = blend_segment([(a[0], a[1].open_time, a[4], a[6]) for a in mine],
-                                lambda i: learner_for(i)[1], config.online_weight) if online else None
-        first = len(scored.predictions)
-        score_rows(mine, config.threshold, members, scored)
+        members = thresholds = None
+        if clocked:
+            learners = {key: learner for key, learner in (learner_for(i) for i in run)}
+            for learner in learners.values():
+                learner.configure_thresholds(config.adaptive if adaptive else None)
+            touched.update(advance(run, learner_for, lambda i: candles[i][0].open_time))
+        if online:
+            members = blend_segment([(a[0], a[4], a[6]) for a in mine], lambda i: learner_for(i)[1], config.online_weight)
+        if adaptive:
+            thresholds = {a[0]: learner_for(a[0])[1].threshold(a[6].version, config.threshold) for a in mine}
+        first, first_signal = len(scored.predictions), len(scored.signals)
+        score_rows(mine, config.threshold, members, scored, thresholds)
         shadow: dict[int, dict[str, Any]] = {}
         if shadow_model is not None:
             # Never traded (its signals are dropped here): only labelled, for the paired comparison. The
             # online member joins it as it joins the active model: the pair differs only in the batch model.
             shadowed = score_rows([(*a[:6], shadow_model) for a in mine], 1.0, members)
             shadow = dict(zip(shadowed.sources, shadowed.predictions))
-        if config.outcome_loop and learner_for is not None:
+        if learning:
             rows_in_order = [(i, candles[i][0], p) for i, p in zip(scored.sources[first:], scored.predictions[first:])]
-            label_and_learn(rows_in_order, book.labellers, learner_for, learn=False, shadow=shadow, queue=online, into=loop)
+            signal_ids = {i: s["id"] for i, s in zip(scored.signal_sources[first_signal:], scored.signals[first_signal:])}
+            label_and_learn(rows_in_order, book.labellers, learner_for, learn=False, shadow=shadow, queue=clocked,
+                            into=loop, signal_ids=signal_ids)
+    for key, learner in touched.items():
+        result.threshold_events += [{"partition": str(key), **event} for event in learner.threshold_events]
+        learner.threshold_events = []
     result.predictions, result.signals = scored.predictions, scored.signals
     result.signal_sources, result.prediction_sources = scored.signal_sources, scored.sources
     for i in scored.sources:

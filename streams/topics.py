@@ -5,7 +5,7 @@ may choose another count, and Faust refuses to run on mismatched partitions.
 
 >>> from streams.settings import Settings
 >>> [t.name for t in topic_specs(Settings(timeframes=("5m",)))]
-['candleflow.candles.5m', 'candleflow.predictions', 'candleflow.signals', 'candleflow.outcomes', 'candleflow.retrain-requests', 'candleflow.model-events', 'candleflow.dead-letters']
+['candleflow.candles.5m', 'candleflow.predictions', 'candleflow.signals', 'candleflow.outcomes', 'candleflow.retrain-requests', 'candleflow.signal-thresholds', 'candleflow.model-events', 'candleflow.dead-letters']
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ OUTPUT_TOPICS: dict[str, dict[str, str]] = {
     "signals": {},
     "outcomes": {},
     "retrain-requests": {},
+    "signal-thresholds": {},  # adaptive threshold changes (JSON, keyed by model version)
     "model-events": {"cleanup.policy": "compact"},
     "dead-letters": {},
 }

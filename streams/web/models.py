@@ -65,6 +65,9 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
                    "max_weight": online_weight,
                    "members": [_member(key, learner, model, online_weight) for key, learner in zip(keys or [], learners)]},
         "retrain_requests": sum(t.requests for learner in learners for t in learner.triggers.values()),
+        # The adaptive signal threshold of each version per local partition (learning/threshold.py)
+        "signal_thresholds": [{"partition": key, "model_version": version, **t.state()}
+                              for key, learner in zip(keys or [], learners) for version, t in sorted(learner.thresholds.items())],
         "trades": TradeResults.merged([learner.trades for learner in learners]).snapshot(),
         # Per drift watch (version, horizon) of each local partition: where ADWIN, Page-Hinkley, the
         # accuracy floor and the KS test stand, what is latched and the last request.

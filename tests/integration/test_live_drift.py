@@ -3,7 +3,8 @@
 Real candles no model was trained on (``data/candles/held-out``), their regime changed from the middle
 (:func:`streams.regime_change.alternate_moves`), one message per candle as a live feed sends them: the
 worker's drift watches are armed from the bundle's training profile, and a ``retrain-requests`` record
-names the bundle within 1,500 candles of the change, none before it. ``/models`` shows the watch.
+names the bundle within 1,500 candles of the change, none before it. ``/models`` shows the watch, and the
+adaptive signal threshold's changes are published on ``signal-thresholds``.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ pytestmark = pytest.mark.integration
 STEP_MS = 300_000
 
 
-async def first_request(settings, timeout_s: float) -> dict | None:
+async def first_request(settings, timeout_s: float, topic: str = "retrain-requests") -> dict | None:
     from streams.consumer import read_topic
 
     async def read():
-        async for _, record, _ in read_topic(settings, [settings.topic("retrain-requests")]):
+        async for _, record, _ in read_topic(settings, [settings.topic(topic)]):
             return record
 
     try:
@@ -72,6 +73,14 @@ def test_a_regime_change_makes_the_worker_ask_for_a_retrain(app_settings, worker
     assert version in learning["samples"][-1][1] and 0 < learning["samples"][-1][1][version] < 1
     assert ["serving", version] in [e[1:] for e in learning["events"]]
     assert any(e[1] == "retrain request" and e[2].startswith(version) for e in learning["events"])
+    # Signals lost money at times (before the change too, on this pair): the adaptive threshold moved, and said so.
+    change = asyncio.run(first_request(settings, 60, "signal-thresholds"))
+    assert change is not None and change["model_version"] == version and change["mode"] == "conservative"
+    assert change["to"] > change["from"] == settings.signal_threshold and change["signals"] == 100
+    assert any(e[1] == "threshold" for e in worker.get("/dashboard/data")["learning"]["events"])
+    thresholds = worker.get("/models")["signal_thresholds"]
+    assert thresholds and {t["model_version"] for t in thresholds} == {version}
+    assert all(settings.signal_threshold <= t["threshold"] <= settings.signal_threshold_max for t in thresholds)
     # The change persists, so the watch may have asked again since (at most once per min_samples outcomes).
     assert watch["last_request_ms"] >= request["time"] and watch["feature_drift"] == "watching"
     assert watch["horizon"] == 1 and watch["requests"] >= 1 and watch["seen"] >= watch["since_last"]

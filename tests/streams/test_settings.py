@@ -20,6 +20,8 @@ def test_secrets_never_show_in_reprs():
     ({"CANDLEFLOW_OUTCOME_LOOP": "maybe"}, "OUTCOME_LOOP"),
     ({"CANDLEFLOW_AGGREGATE_TO": "5m"}, "AGGREGATE_TO"),
     ({"CANDLEFLOW_ONLINE_WEIGHT": "2"}, "ONLINE_WEIGHT"),
+    ({"CANDLEFLOW_SIGNAL_THRESHOLD": "0.7"}, "SIGNAL_THRESHOLD_MAX"),  # above the adaptive threshold's ceiling
+    ({"CANDLEFLOW_ADAPTIVE_THRESHOLD": "often"}, "ADAPTIVE_THRESHOLD"),
     ({"CANDLEFLOW_WEB_PORT": "70000"}, "WEB_PORT"),
     ({"CANDLEFLOW_MAX_MESSAGE_BYTES": "10"}, "MAX_MESSAGE_BYTES"),
 ])
