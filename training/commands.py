@@ -201,8 +201,9 @@ def retrain_worker(broker_: str | None, max_requests: int | None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings, config = _settings(broker_), RetrainConfig.from_env()
-    if not config.files and not config.use_postgres:
-        raise ConfigError("no data to retrain on: set CANDLEFLOW_RETRAIN_FILES or CANDLEFLOW_RETRAIN_USE_POSTGRES=1")
+    if not (config.files or config.use_topics or config.use_postgres):
+        raise ConfigError("no data to retrain on: set CANDLEFLOW_RETRAIN_USE_TOPICS=1, CANDLEFLOW_RETRAIN_FILES "
+                          "or CANDLEFLOW_RETRAIN_USE_POSTGRES=1")
 
     async def run(registry):
         stop = asyncio.Event()

@@ -1,5 +1,6 @@
 """A/B on the real broker and PostgreSQL: a better candidate is promoted, a worse one rolled back,
-each decision recorded with its numbers and published on model-events."""
+each decision recorded with its numbers and published on model-events; a judge restarted mid-experiment
+counts on from what the one before it had counted."""
 
 from __future__ import annotations
 
@@ -22,9 +23,14 @@ pytestmark = pytest.mark.integration
 
 async def send_outcomes(settings, accuracy: dict[str, float], n: int) -> None:
     """``n`` LABEL outcomes per version, right in ``accuracy[version]`` of the cases (deterministic)."""
+    await send_outcomes_from(settings, accuracy, 0, n)
+
+
+async def send_outcomes_from(settings, accuracy: dict[str, float], start: int, end: int) -> None:
+    """Outcomes ``start`` .. ``end`` - 1 of :func:`send_outcomes`' sequence."""
     codec = AvroCodec("Outcome", LocalSchemaStore())
     async with AIOKafkaProducer(bootstrap_servers=settings.broker, linger_ms=5) as producer:
-        for i in range(n):
+        for i in range(start, end):
             for version, share in accuracy.items():
                 right = (i * 7919 % 1000) < share * 1000
                 outcome = {"id": f"{version}-{i}", "source": "LABEL", "prediction_id": f"p-{version}-{i}",
@@ -46,7 +52,7 @@ async def test_better_candidate_promoted_worse_rolled_back(pg_session_dsn, small
             active, better, worse = [await registry.register(m, name=name) for m in small_models[:3]]
             await registry.activate(active)
             await registry.set_candidate(better, 0.5)
-            judge = PromotionWorker(settings, registry, name, group_id=f"ab-{uuid.uuid4().hex[:6]}", refresh_s=0.5,
+            judge = PromotionWorker(settings, registry, name, refresh_s=0.5,
                                     min_outcomes=400, check_every=100)
             run = asyncio.create_task(judge.run(max_decisions=2))
             await send_outcomes(settings, {active: 0.52, better: 0.60}, 600)
@@ -68,5 +74,40 @@ async def test_better_candidate_promoted_worse_rolled_back(pg_session_dsn, small
             note = (await registry.show(worse))["deployments"][-1]["note"]
             assert note.startswith("A/B rollback:") and json.loads(note.split(":", 1)[1])["n_candidate"] >= 400
             assert promoted["reason"]
+        finally:
+            await store.close()
+
+
+async def test_a_restarted_judge_keeps_the_experiments_counts(pg_session_dsn, small_models, app_settings, tmp_path):  # noqa: F811
+    settings = app_settings()
+    name = f"ab-{uuid.uuid4().hex[:6]}"
+    store = PostgresStore(pg_session_dsn)
+    async with EventPublisher(settings) as publisher:
+        registry = ModelRegistry(store, ArtifactStore(tmp_path / "artifacts"), publisher)
+        try:
+            active, better = [await registry.register(m, name=name) for m in small_models[5:7]]
+            await registry.activate(active)
+            await registry.set_candidate(better, 0.5)
+            options = dict(refresh_s=0.5, min_outcomes=500, check_every=50)
+            first, stop = PromotionWorker(settings, registry, name, **options), asyncio.Event()
+            run = asyncio.create_task(first.run(stop))
+            await send_outcomes(settings, {active: 0.52, better: 0.60}, 300)  # 300 pairs: too few to decide
+            for _ in range(600):
+                if first.judge is not None and first.judge.n[better] >= 300:
+                    break
+                await asyncio.sleep(0.05)
+            assert first.judge.n[better] == 300 and not first.decisions
+            stop.set()
+            await asyncio.wait_for(run, 30)
+
+            # A new process: it starts from nothing but the registry and the outcomes topic.
+            second = PromotionWorker(settings, registry, name, **options)
+            run = asyncio.create_task(second.run(max_decisions=1))
+            await send_outcomes_from(settings, {active: 0.52, better: 0.60}, 300, 600)
+            await asyncio.wait_for(run, 60)
+            [decision] = second.decisions
+            # Promoted at 500 pairs: 300 counted by the first judge (read again) and 200 new ones.
+            assert decision["decision"] == "promote" and decision["n_candidate"] == 500
+            assert (await registry.active(name))["version"] == better
         finally:
             await store.close()

@@ -73,7 +73,7 @@ async def test_regime_change_to_promotion_closes_the_loop(pg_session_dsn, app_se
             wait_for(lambda: (worker.get("/models").get("candidate") or {}).get("version") == new,
                      what="the worker scoring the candidate in shadow")
 
-            judge = PromotionWorker(settings, registry, name, group_id=f"ab-{name}", refresh_s=0.5,
+            judge = PromotionWorker(settings, registry, name, refresh_s=0.5,
                                     min_outcomes=500, check_every=100)
             run = asyncio.create_task(judge.run(max_decisions=1))
             await publish(settings, candles[change + AFTER_CHANGE:])
