@@ -12,6 +12,17 @@ for ONNX export it unrolls into plain ops (Mul, Add, Exp, ReduceSum), which ever
 [('A_log', (64, 16)), ('D', (64,)), ('in_proj.weight', (128, 32))]
 >>> block(torch.zeros(2, 60, 32)).shape
 torch.Size([2, 60, 32])
+
+Recurrent step mode (mamba-ssm's ``Mamba.step``): one time step per call with a per-sequence state, the
+last ``d_conv`` conv inputs and the scan's ``h``; stepping a window from the zero state gives what the
+full-window forward gives at each step.
+
+>>> x = torch.randn(2, 60, 32)
+>>> conv, ssm = block.initial_state(2)
+>>> for t in range(60):
+...     y, conv, ssm = block.step(x[:, t], conv, ssm)
+>>> bool(torch.allclose(y, block(x)[:, -1], atol=1e-5))
+True
 """
 
 from __future__ import annotations
@@ -90,3 +101,24 @@ class MambaBlock(nn.Module):
         delta = F.softplus(self.dt_proj(dt))                                 # dt_proj.bias is the delta bias
         A = -torch.exp(self.A_log.float())
         return self.out_proj(selective_scan(x, delta, A, B, C, self.D.float(), z))
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The zero state of ``batch`` sequences: (conv inputs (b, d_inner, d_conv), h (b, d_inner, d_state))."""
+        return (torch.zeros(batch, self.d_inner, self.d_conv), torch.zeros(batch, self.d_inner, self.d_state))
+
+    def step(self, hidden: torch.Tensor, conv_state: torch.Tensor,
+             ssm_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One time step: ``hidden`` (b, d_model) and the state after the previous step -> (output
+        (b, d_model), new conv state, new scan state). The states passed in are not modified."""
+        x, z = self.in_proj(hidden).chunk(2, dim=-1)                         # (b, d_inner) each
+        conv_state = torch.cat([conv_state[..., 1:], x.unsqueeze(-1)], dim=-1)
+        x = (conv_state * self.conv1d.weight[:, 0]).sum(-1)                  # the causal conv's last output
+        if self.conv1d.bias is not None:
+            x = x + self.conv1d.bias
+        x = F.silu(x)
+        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        delta = F.softplus(self.dt_proj(dt))                                 # (b, d_inner)
+        A = -torch.exp(self.A_log.float())
+        ssm_state = torch.exp(delta.unsqueeze(-1) * A) * ssm_state + (delta * x).unsqueeze(-1) * B.unsqueeze(1)
+        y = ((ssm_state * C.unsqueeze(1)).sum(-1) + x * self.D.float()) * F.silu(z)
+        return self.out_proj(y), conv_state, ssm_state

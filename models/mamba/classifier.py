@@ -14,6 +14,16 @@ an infinite ratio or a volume spike cannot blow up the state of the scan.
 >>> p = model(x)
 >>> p.shape, bool(torch.isfinite(p).all())
 (torch.Size([3, 5]), True)
+
+In recurrent step mode one feature vector per series and call, with the state of every layer (pure-PyTorch
+block): from the zero state, the step after a window's last vector equals the window forward.
+
+>>> windows = torch.randn(3, 60, 41)
+>>> state = model.initial_state(3)
+>>> for t in range(60):
+...     p, state = model.step(windows[:, t], state)
+>>> bool(torch.allclose(p, model(windows), atol=1e-6))
+True
 """
 
 from __future__ import annotations
@@ -112,3 +122,19 @@ class MambaClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))
+
+    def initial_state(self, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The zero state of ``batch`` series: per layer, (conv inputs, scan state) (models/mamba/block.py)."""
+        return [layer.initial_state(batch) for layer in self.layers]
+
+    def step(self, x: torch.Tensor, state: list[tuple[torch.Tensor, torch.Tensor]]
+             ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """One candle per series: raw features (b, n_features) and the state after the previous candle ->
+        (P(up) per horizon (b, horizons), the new state). Needs the pure-PyTorch block's ``step``."""
+        h = self.input_proj(self.normalise(x))
+        new_state = []
+        for norm, layer, (conv, ssm) in zip(self.norms, self.layers, state):
+            out, conv, ssm = layer.step(norm(h), conv, ssm)
+            h = h + out
+            new_state.append((conv, ssm))
+        return torch.sigmoid(self.head(self.dropout(self.norm_f(h)))), new_state

@@ -1,0 +1,63 @@
+"""Mamba in recurrent step mode against the full-window forward, on real windows of a pair it never saw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.mamba import MambaModel
+from models.mamba.classifier import MambaConfig
+from models.mamba.recurrent import MambaRecurrent
+from streams.candle_files import read_candle_file
+from tests.conftest import CANDLES, HELD_OUT
+from training.mamba import build_windows, train_mamba_on_series
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """The default architecture (2 layers, d_model 32), trained briefly on real candles."""
+    out = tmp_path_factory.mktemp("mamba-step")
+    candles = read_candle_file(CANDLES / "ETH-BTC_5m.csv.gz").candles[:1500]
+    train_mamba_on_series([candles], out, progress=False, config=MambaConfig(), epochs=1, threads=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def windows():
+    """256 real full windows (60 warm feature vectors each) of the held-out pair."""
+    candles = read_candle_file(HELD_OUT / "ETC-BTC_5m.csv.gz").candles[:600]
+    w = build_windows([candles])
+    full = w.x[~np.isnan(w.x[:, 0, :]).all(axis=1)]  # no padded rows: the series had 60 candles before
+    assert len(full) >= 256
+    return full[-256:]
+
+
+def test_stepping_a_window_from_the_zero_state_equals_the_window_forward(model_dir, windows):
+    rec = MambaRecurrent.load(model_dir)
+    state = rec.initial_state(len(windows))
+    for t in range(windows.shape[1]):  # all 256 series in one call per step
+        p, state = rec.step(windows[:, t], state)
+    onnx = MambaModel.load(model_dir).predict_proba(windows)
+    torch_window = MambaModel.load(model_dir, backend="torch").predict_proba(windows)
+    assert np.abs(p - torch_window).max() <= 1e-5
+    assert np.abs(p - onnx).max() <= 1e-5
+    assert p.std() > 1e-3  # a trained model: the windows do not all give one answer
+
+
+def test_a_step_leaves_its_input_state_alone_and_rows_do_not_mix(model_dir, windows):
+    rec = MambaRecurrent.load(model_dir)
+    state = rec.initial_state(len(windows))
+    for t in range(30):
+        _, state = rec.step(windows[:, t], state)
+    before = state.copy()
+    together, _ = rec.step(windows[:, 30], state)
+    assert np.array_equal(state, before)
+    alone = np.vstack([rec.step(windows[i:i + 1, 30], state[i:i + 1])[0] for i in range(0, 256, 37)])
+    assert np.abs(together[::37] - alone).max() <= 1e-6
+
+
+def test_bad_shapes_are_refused(model_dir):
+    rec = MambaRecurrent.load(model_dir)
+    with pytest.raises(ValueError, match="step takes"):
+        rec.step(np.zeros((2, 41)), rec.initial_state(3))
