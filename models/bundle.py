@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from models.direction import DirectionHorizons
-from models.ensemble import FEATURES, WINDOWS, Ensemble, EnsembleOutput, Member, ProbaModel
+from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, EnsembleOutput, Member, ProbaModel
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, BundleConfig, horizon_dir
 from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from streams.errors import ConfigError
@@ -171,7 +171,9 @@ class ModelBundle:
                 log.warning("%s: %s/ is present but no sequence loader was given; scoring without it",
                             bundle_dir, SEQUENCE_DIR)
             else:
-                members.append(Member(SEQUENCE_MEMBER, sequence_loader(bundle_dir / SEQUENCE_DIR), WINDOWS,
+                sequence = sequence_loader(bundle_dir / SEQUENCE_DIR)
+                # Step mode (one step per candle, a state per series) when the loader gives it; else windows.
+                members.append(Member(SEQUENCE_MEMBER, sequence, STEPS if hasattr(sequence, "step") else WINDOWS,
                                       weight=weight(SEQUENCE_MEMBER)))
         ensemble = Ensemble(members, config.strategy, config.horizons, expected=config.weights)
         bundle = cls(ensemble, config, stats_size)
@@ -192,6 +194,8 @@ class ModelBundle:
         for m in self.ensemble.members:
             if m.reads == FEATURES:
                 m.predict_proba(np.zeros((1, n_features)), None)
+            elif m.reads == STEPS:
+                m.run(np.zeros((1, n_features)), None, m.model.initial_state(1))
 
     versions = property(lambda self: self.ensemble.versions)
     horizons = property(lambda self: self.ensemble.horizons)
@@ -199,20 +203,24 @@ class ModelBundle:
     feature_names = property(lambda self: self.ensemble.members[0].model.feature_names)
     provider = property(lambda self: getattr(self.ensemble.members[0].model, "provider", "n/a"))
 
-    def score(self, features: np.ndarray, windows: np.ndarray | None = None) -> BundleOutput:
-        """Every horizon for a batch: one call per member, combined by the ensemble."""
+    def score(self, features: np.ndarray, windows: np.ndarray | None = None,
+              states: Mapping[str, np.ndarray] | None = None) -> BundleOutput:
+        """Every horizon for a batch: one call per member, combined by the ensemble. ``states``: member
+        name -> each row's recurrent state for the step members (the new ones come back in ``states``)."""
         started = time.perf_counter()
         features = np.asarray(features)
         if windows is not None and len(windows) != len(features):
             raise ValueError(f"{len(features)} feature rows but {len(windows)} windows")
-        probabilities = {}
+        probabilities, new_states = {}, {}
         for member in self.ensemble.members:
             t0 = time.perf_counter()
-            p = member.predict_proba(features, windows)
+            p, new = member.run(features, windows, (states or {}).get(member.name))
             if p is not None:
                 self._latency[member.name].record(time.perf_counter() - t0, len(features))
             probabilities[member.name] = p
-        out = self.ensemble.combine(probabilities, len(features))
+            if new is not None:
+                new_states[member.name] = new
+        out = dataclasses.replace(self.ensemble.combine(probabilities, len(features)), states=new_states)
         self._score_latency.record(time.perf_counter() - started, len(features))
         return BundleOutput(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)}, version=self.version)
 

@@ -41,9 +41,10 @@ would decide. ``direction`` is ``UP`` when ``p >= 0.5``, so ``p`` alone reproduc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -51,11 +52,13 @@ import numpy as np
 from models.metadata import STRATEGIES
 from streams.errors import ConfigError
 
-__all__ = ["FEATURES", "STRATEGIES", "WINDOWS", "Ensemble", "EnsembleOutput", "Member", "ProbaModel"]
+__all__ = ["FEATURES", "STEPS", "STRATEGIES", "WINDOWS", "Ensemble", "EnsembleOutput", "Member", "ProbaModel"]
 
 log = logging.getLogger(__name__)
 
-FEATURES, WINDOWS = "features", "windows"  # what a member reads: rows (n, 41) or windows (n, 60, 41)
+# What a member reads: rows (n, 41), windows (n, 60, 41), or rows plus each series' recurrent state (a
+# sequence model in step mode, models/mamba/recurrent.py: ``step(rows, states) -> (p, new states)``).
+FEATURES, WINDOWS, STEPS = "features", "windows", "steps"
 
 
 @runtime_checkable
@@ -81,8 +84,8 @@ class Member:
     weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.reads not in (FEATURES, WINDOWS):
-            raise ConfigError(f"member {self.name}: reads must be {FEATURES!r} or {WINDOWS!r}, got {self.reads!r}")
+        if self.reads not in (FEATURES, WINDOWS, STEPS):
+            raise ConfigError(f"member {self.name}: reads must be {FEATURES!r}, {WINDOWS!r} or {STEPS!r}, got {self.reads!r}")
         if not (self.weight >= 0 and np.isfinite(self.weight)):
             raise ConfigError(f"member {self.name}: weight must be a non-negative number, got {self.weight!r}")
         horizons = self.horizons
@@ -94,14 +97,35 @@ class Member:
 
     def predict_proba(self, features: np.ndarray | None, windows: np.ndarray | None) -> np.ndarray | None:
         """(n, len(horizons)) P(up), or None when the batch lacks what this member reads."""
-        x = features if self.reads == FEATURES else windows
-        if x is None:
-            return None
-        p = np.asarray(self.model.predict_proba(x), dtype=np.float64)
+        return self.run(features, windows, None)[0]
+
+    def run(self, features: np.ndarray | None, windows: np.ndarray | None,
+            states: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(P(up) (n, len(horizons)) or None when the batch lacks what this member reads, the new
+        states of a step member or None). A step member given ``states`` takes one step per row; given
+        windows instead, it steps through each window from the zero state (what the window forward gives)."""
+        new_states = None
+        if self.reads == STEPS and states is not None and features is not None:
+            p, new_states = self.model.step(features, states)
+            n = len(features)
+        elif self.reads == STEPS:
+            if windows is None:
+                return None, None
+            state = self.model.initial_state(len(windows))
+            p = np.full((len(windows), len(self.horizons)), 0.5)
+            for t in range(windows.shape[1]):
+                p, state = self.model.step(windows[:, t], state)
+            n = len(windows)
+        else:
+            x = features if self.reads == FEATURES else windows
+            if x is None:
+                return None, None
+            p, n = self.model.predict_proba(x), len(x)
+        p = np.asarray(p, dtype=np.float64)
         p = p.reshape(-1, 1) if p.ndim == 1 else p
-        if p.shape != (len(x), len(self.horizons)):
-            raise ValueError(f"member {self.name} returned shape {p.shape}, expected {(len(x), len(self.horizons))}")
-        return p
+        if p.shape != (n, len(self.horizons)):
+            raise ValueError(f"member {self.name} returned shape {p.shape}, expected {(n, len(self.horizons))}")
+        return p, new_states
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,8 @@ class EnsembleOutput:
     strategy: str
     versions: dict[str, str]
     missing: tuple[str, ...]
+    # member name -> the new recurrent states (n, state size) of a step member given states
+    states: dict[str, np.ndarray] = field(default_factory=dict)
 
     up = property(lambda self: self.prob_up >= 0.5)
     direction = property(lambda self: np.where(self.up, "UP", "DOWN"))
@@ -196,10 +222,19 @@ class Ensemble:
         missing = self.absent + tuple(m.name for m in self.members if m.name not in used)
         return EnsembleOutput(self.horizons, p, confidence, agreement, self.strategy, used, missing)
 
-    def score(self, features: np.ndarray, windows: np.ndarray | None = None) -> EnsembleOutput:
-        """Every member on the batch (one call each), combined."""
+    def score(self, features: np.ndarray, windows: np.ndarray | None = None,
+              states: Mapping[str, np.ndarray] | None = None) -> EnsembleOutput:
+        """Every member on the batch (one call each), combined; ``states``: member name -> the recurrent
+        state of each row's series for the step members (their new states are in the output)."""
         features = np.asarray(features)
-        return self.combine({m.name: m.predict_proba(features, windows) for m in self.members}, len(features))
+        runs = {m.name: m.run(features, windows, (states or {}).get(m.name)) for m in self.members}
+        out = self.combine({name: p for name, (p, _) in runs.items()}, len(features))
+        return dataclasses.replace(out, states={name: new for name, (_, new) in runs.items() if new is not None})
+
+    @property
+    def step_members(self) -> tuple[Member, ...]:
+        """The members that keep a recurrent state per series."""
+        return tuple(m for m in self.members if m.reads == STEPS)
 
     def predict_proba(self, features: np.ndarray, windows: np.ndarray | None = None) -> np.ndarray:
         """(n, len(horizons)) ensemble P(up)."""

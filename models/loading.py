@@ -14,9 +14,11 @@ __all__ = ["load_model"]
 
 def _sequence_loader(providers: Sequence[str] | str | None, intra_op_threads: int) -> Any:
     def load(path: Path) -> Any:
-        from models.mamba import MambaModel
+        # Step mode: one scan step per candle with a state per series, ~85x cheaper than a 60-step
+        # window pass (models/mamba/recurrent.py; the ONNX window model stays for offline use).
+        from models.mamba.recurrent import MambaRecurrent
 
-        return MambaModel.load(path, providers=providers, intra_op_threads=intra_op_threads)
+        return MambaRecurrent.load(path)
 
     return load
 

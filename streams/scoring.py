@@ -24,8 +24,8 @@ from streams.features import FEATURE_NAMES, FeatureState
 from streams.online_member import Blend, blend
 from streams.series import series_key as state_key  # one home for the key of a series
 
-__all__ = ["ScoredBatch", "ProbabilityModel", "Scorable", "needs_windows", "score_candles", "score_rows", "state_key",
-           "serving_version", "WINDOW"]
+__all__ = ["ScoredBatch", "ProbabilityModel", "Scorable", "SequenceStates", "needs_windows", "score_candles", "score_rows",
+           "state_key", "serving_version", "step_members", "WINDOW"]
 
 WINDOW = 60  # feature vectors a sequence model reads
 
@@ -69,6 +69,22 @@ def needs_windows(model: Any) -> bool:
     return ensemble is not None and any(m.reads == "windows" for m in ensemble.members)
 
 
+def step_members(model: Any) -> tuple[Any, ...]:
+    """The members of ``model`` that keep a recurrent state per series (a sequence model in step mode)."""
+    ensemble = getattr(model, "ensemble", None)
+    return ensemble.step_members if ensemble is not None else ()
+
+
+@dataclass(frozen=True)
+class SequenceStates:
+    """Where :func:`score_rows` finds and keeps the step members' state of each series: a
+    :class:`~streams.series_book.SeriesBook`, and the model versions whose states are worth keeping
+    (those of the models serving now; any other is dropped from the series it scores)."""
+
+    book: Any
+    keep: frozenset[str] = frozenset()
+
+
 def _window(state: FeatureState) -> np.ndarray:
     """The last WINDOW feature vectors, NaN rows in front while fewer exist (the sequence model's padding)."""
     out = np.full((WINDOW, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
@@ -78,22 +94,43 @@ def _window(state: FeatureState) -> np.ndarray:
     return out
 
 
-def _run(model: Any, features: np.ndarray, windows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[list[dict]], dict[str, str]]:
-    """(P(up) at the model's horizon, confidence, every horizon per row, member versions)."""
+def _run(model: Any, features: np.ndarray, windows: np.ndarray | None, states: dict | None = None
+         ) -> tuple[np.ndarray, np.ndarray, list[list[dict]], dict[str, str], dict]:
+    """(P(up) at the model's horizon, confidence, every horizon per row, member versions, the step
+    members' new states)."""
     if hasattr(model, "score"):
-        out = model.score(features, windows)
+        out = model.score(features, windows, states) if states else model.score(features, windows)
         column = out.column(model.horizon)
         # Python floats first: indexing numpy per element costs ~10x a list's.
         horizons = [int(h) for h in out.horizons]
         per_row = [[{"horizon": h, "prob_up": q, "direction": "UP" if q >= 0.5 else "DOWN", "confidence": c}
                     for h, q, c in zip(horizons, qs, cs)]
                    for qs, cs in zip(out.prob_up.tolist(), out.confidence.tolist())]
-        return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions)
+        return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions), out.states
     p = np.asarray(model.predict_proba(features), dtype=np.float64)
     confidence = np.round(np.abs(2.0 * p - 1.0), 12)
     per_row = [[{"horizon": model.horizon, "prob_up": float(q), "direction": "UP" if q >= 0.5 else "DOWN",
                  "confidence": float(c)}] for q, c in zip(p, confidence)]
-    return p, confidence, per_row, {getattr(model, "name", "model"): model.version}
+    return p, confidence, per_row, {getattr(model, "name", "model"): model.version}, {}
+
+
+def _rounds(rows: Sequence[Scorable]) -> list[list[tuple]]:
+    """``rows`` cut into rounds that hold each series at most once, its candles in order across rounds;
+    each row gets how many of its series' rows of ``rows`` are not yet stepped (``sequence_states``'
+    ``behind``) appended."""
+    count: dict[str, int] = {}
+    for a in rows:
+        key = state_key(a[1].symbol, a[1].timeframe)
+        count[key] = count.get(key, 0) + 1
+    seen: dict[str, int] = {}
+    rounds: list[list[tuple]] = []
+    for a in rows:
+        key = state_key(a[1].symbol, a[1].timeframe)
+        r = seen[key] = seen.get(key, -1) + 1
+        while len(rounds) <= r:
+            rounds.append([])
+        rounds[r].append((*a[:7], count[key] - r))
+    return rounds
 
 
 def score_candles(
@@ -125,7 +162,8 @@ def score_candles(
             batch.rejected.append((index, exc))
             continue
         serving = serving_version(candle.symbol, model, candidate, candidate_share)
-        window = _window(state) if needs_windows(serving) else None
+        # No book of recurrent states here: a step member steps through the window instead (same result).
+        window = _window(state) if needs_windows(serving) or step_members(serving) else None
         accepted.append((index, candle, produced_at, state.ready, row, window, serving))
     return score_rows(accepted, threshold, batch=batch)
 
@@ -136,13 +174,16 @@ def score_rows(
     members: Mapping[int, Blend] | None = None,
     batch: ScoredBatch | None = None,
     thresholds: Mapping[int, float] | None = None,
+    sequences: SequenceStates | None = None,
 ) -> ScoredBatch:
     """Score rows whose features are computed (one call per serving model) and build the records.
 
     ``accepted``: (index, candle, produced_at, ready, feature row, window or None, serving model) in
     arrival order; ``members``: index -> the online member's part in that row's main horizon
     (:func:`streams.online_member.blend`), appended to ``batch`` when given; ``thresholds``: index -> the
-    signal threshold of that row where it is not ``threshold`` (learning/threshold.py).
+    signal threshold of that row where it is not ``threshold`` (learning/threshold.py); ``sequences``:
+    the recurrent states of step members (:class:`SequenceStates`), advanced one candle per row (a
+    series with several candles here goes through one call per candle of it, in order).
     """
     batch = batch if batch is not None else ScoredBatch()
     if not accepted:
@@ -151,13 +192,22 @@ def score_rows(
     results: dict[int, tuple[float, float, list[dict], dict[str, str]]] = {}
     for serving in {id(a[6]): a[6] for a in accepted}.values():  # one call per model
         mine = [a for a in accepted if a[6] is serving]
-        features = np.vstack([a[4] for a in mine])
-        windows = np.stack([a[5] for a in mine]) if mine[0][5] is not None else None
-        p, confidence, per_row, versions = _run(serving, features, windows)
-        for a, q, c, h in zip(mine, p, confidence, per_row):
-            results[a[0]] = (float(q), float(c), h, versions)
+        steps = step_members(serving) if sequences is not None else ()
+        for part in _rounds(mine) if steps else [mine]:
+            features = np.vstack([a[4] for a in part])
+            windows = np.stack([a[5] for a in part]) if part[0][5] is not None and not steps else None
+            states = None
+            if steps:
+                keys = [state_key(a[1].symbol, a[1].timeframe) for a in part]
+                behind = [a[7] for a in part]
+                states = {m.name: sequences.book.sequence_states(keys, m.model, behind) for m in steps}
+            p, confidence, per_row, versions, new_states = _run(serving, features, windows, states)
+            for m in steps:
+                sequences.book.set_sequence_states(keys, m.model.version, new_states[m.name], sequences.keep)
+            for a, q, c, h in zip(part, p, confidence, per_row):
+                results[a[0]] = (float(q), float(c), h, versions)
 
-    for index, candle, produced_at, ready, row, _, serving in accepted:
+    for index, candle, produced_at, ready, row, _, serving in (a[:7] for a in accepted):
         p_up, confidence, horizons, versions = results[index]
         member = members.get(index) if members else None
         if member is not None:

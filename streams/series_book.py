@@ -19,7 +19,8 @@ is the stored form: :meth:`SeriesBook.load` takes one in, :meth:`SeriesBook.stat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class SeriesBook:
         self._keys: set[str] = set()
         self.labellers: dict[str, Labeller] = {}
         self.positions: dict[str, Position] = {}
+        self.sequences: dict[str, dict[str, np.ndarray]] = {}  # key -> model version -> recurrent state
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
@@ -78,6 +80,8 @@ class SeriesBook:
             self.labellers[key] = state.labeller
         if state.position is not None:
             self.positions[key] = state.position
+        if state.sequences:
+            self.sequences[key] = dict(state.sequences)
 
     def state(self, key: str) -> SeriesState | None:
         """A copy of the series in its stored form (None for a key the book does not hold)."""
@@ -95,11 +99,12 @@ class SeriesBook:
             if bank is not None and symbol in bank:
                 by_timeframe.setdefault(timeframe, []).append(j)
             else:  # known, never folded a candle: an empty state
-                out[j] = SeriesState(None, self.labellers.get(key), self.positions.get(key)).to_bytes()
+                out[j] = SeriesState(None, self.labellers.get(key), self.positions.get(key), self.sequences.get(key)).to_bytes()
         for timeframe, members in by_timeframe.items():
             features = self._banks[timeframe].states_bytes([_split(keys[j])[0] for j in members])
             for j, blob in zip(members, features):
-                out[j] = encode_series(blob, self.labellers.get(keys[j]), self.positions.get(keys[j]))
+                out[j] = encode_series(blob, self.labellers.get(keys[j]), self.positions.get(keys[j]),
+                                       self.sequences.get(keys[j]))
         return out
 
     def _state(self, key: str, copy: bool) -> SeriesState | None:
@@ -108,7 +113,9 @@ class SeriesBook:
         symbol, timeframe = _split(key)
         bank = self._banks.get(timeframe)
         features = bank.state(symbol, copy=copy) if bank is not None and symbol in bank else None
-        return SeriesState(features, self.labellers.get(key), self.positions.get(key))
+        sequences = self.sequences.get(key)
+        return SeriesState(features, self.labellers.get(key), self.positions.get(key),
+                           {v: a.copy() for v, a in sequences.items()} if sequences and copy else sequences)
 
     def clear(self) -> None:
         self.__init__()
@@ -126,6 +133,42 @@ class SeriesBook:
         if bank is None or symbol not in bank:
             return np.empty((0, N_FEATURES), dtype=np.float32)
         return bank.window(symbol, k)
+
+    def sequence_states(self, keys: Sequence[str], model: Any, behind: Sequence[int]) -> np.ndarray:
+        """The recurrent state of ``model`` (a step-mode sequence model: ``version``, ``state_size``,
+        ``step``) for each series in ``keys``, whose newest ``behind[j]`` candles are folded in but not
+        yet stepped.
+
+        A series that has none for this version (new to it: a fresh series, a hot-reloaded version, a
+        state from before) starts from the zero state stepped through its window without those rows:
+        what the window forward would have seen, so a new version needs no warm-up."""
+        out = np.empty((len(keys), model.state_size), dtype=np.float32)
+        cold: dict[int, list[int]] = {}  # prior window length -> rows
+        for j, key in enumerate(keys):
+            state = self.sequences.get(key, {}).get(model.version)
+            if state is not None and state.size == model.state_size:
+                out[j] = state
+            else:
+                cold.setdefault(max(len(self.window(key)) - behind[j], 0), []).append(j)
+        for length, rows in cold.items():
+            state = model.initial_state(len(rows))
+            if length:
+                windows = np.stack([self.window(keys[j])[:length] for j in rows])
+                for t in range(length):
+                    _, state = model.step(windows[:, t], state)
+            out[rows] = state
+        return out
+
+    def set_sequence_states(self, keys: Sequence[str], version: str, states: np.ndarray,
+                            keep: Iterable[str] = ()) -> None:
+        """Store ``states`` as the state of ``version`` for each series in ``keys``; versions not in ``keep``
+        (and not ``version``) are dropped from those series: a model no longer served has no state to keep."""
+        keep = {version, *keep}
+        for key, state in zip(keys, states):
+            mine = self.sequences.setdefault(key, {})
+            for old in [v for v in mine if v not in keep]:
+                del mine[old]
+            mine[version] = state
 
     def covers(self, key: str, position: Position | None, open_time: int) -> bool:
         """True if the candle at ``position`` is already folded in (see :meth:`SeriesState.covers`)."""

@@ -47,7 +47,7 @@ from streams.errors import InvalidInput
 from streams.features.names import N_FEATURES
 from streams.online_member import blend_segment
 from streams.partition_clock import advance, segments
-from streams.scoring import WINDOW, ScoredBatch, needs_windows, score_rows, serving_version
+from streams.scoring import WINDOW, ScoredBatch, SequenceStates, needs_windows, score_rows, serving_version, step_members
 from streams.series import Position, covers, series_key
 from streams.series_book import SeriesBook
 
@@ -181,6 +181,10 @@ def process_batch(
     result.shadow_version = shadow_model.version if shadow_model is not None else None
     loop = LoopResult()
     touched: dict[Any, Any] = {}
+    # The recurrent state of each series for the step members of every model serving now (models/mamba/recurrent.py).
+    keep = frozenset(m.model.version for model in (models.active, models.candidate) if model is not None
+                     for m in step_members(model))
+    sequences = SequenceStates(book, keep)
     for run in runs:  # one run unless clocked (streams/partition_clock.py)
         mine = [by_index[i] for i in run]
         members = thresholds = None
@@ -194,12 +198,12 @@ def process_batch(
         if adaptive:
             thresholds = {a[0]: learner_for(a[0])[1].threshold(a[6].version, config.threshold) for a in mine}
         first, first_signal = len(scored.predictions), len(scored.signals)
-        score_rows(mine, config.threshold, members, scored, thresholds)
+        score_rows(mine, config.threshold, members, scored, thresholds, sequences)
         shadow: dict[int, dict[str, Any]] = {}
         if shadow_model is not None:
             # Never traded (its signals are dropped here): only labelled, for the paired comparison. The
             # online member joins it as it joins the active model: the pair differs only in the batch model.
-            shadowed = score_rows([(*a[:6], shadow_model) for a in mine], 1.0, members)
+            shadowed = score_rows([(*a[:6], shadow_model) for a in mine], 1.0, members, sequences=sequences)
             shadow = dict(zip(shadowed.sources, shadowed.predictions))
         if learning:
             rows_in_order = [(i, candles[i][0], p) for i, p in zip(scored.sources[first:], scored.predictions[first:])]

@@ -69,7 +69,10 @@ class MambaRecurrent:
         return cls(classifier, metadata)
 
     version = property(lambda self: self.metadata.version)
+    name = property(lambda self: self.metadata.name)
     horizons = property(lambda self: self.metadata.horizons)
+    feature_names = property(lambda self: self.metadata.feature_names)
+    provider = "torch-cpu-step"
 
     def initial_state(self, n: int) -> np.ndarray:
         """The state of ``n`` series that have seen no candle."""
