@@ -204,15 +204,22 @@ class ModelBundle:
     provider = property(lambda self: getattr(self.ensemble.members[0].model, "provider", "n/a"))
 
     def score(self, features: np.ndarray, windows: np.ndarray | None = None,
-              states: Mapping[str, np.ndarray] | None = None) -> BundleOutput:
+              states: Mapping[str, np.ndarray] | None = None,
+              given: Mapping[str, tuple[np.ndarray, float]] | None = None) -> BundleOutput:
         """Every horizon for a batch: one call per member, combined by the ensemble. ``states``: member
-        name -> each row's recurrent state for the step members (the new ones come back in ``states``)."""
+        name -> each row's recurrent state for the step members (the new ones come back in ``states``).
+        ``given``: member name -> (its P(up) for these rows, the seconds it took), computed by the caller
+        (the batch step runs a step member candle by candle for a series with several candles)."""
         started = time.perf_counter()
         features = np.asarray(features)
         if windows is not None and len(windows) != len(features):
             raise ValueError(f"{len(features)} feature rows but {len(windows)} windows")
         probabilities, new_states = {}, {}
         for member in self.ensemble.members:
+            if given and member.name in given:
+                probabilities[member.name], seconds = given[member.name]
+                self._latency[member.name].record(seconds, len(features))
+                continue
             t0 = time.perf_counter()
             p, new = member.run(features, windows, (states or {}).get(member.name))
             if p is not None:

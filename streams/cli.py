@@ -344,6 +344,9 @@ _mount_training_commands()
 
 
 def main() -> None:
+    # A shell starts background commands with SIGINT ignored, and children inherit that: restore Ctrl-C /
+    # kill -INT, so `candleflow demo &` (or a script's worker) still stops and cleans up on an interrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cli.main(standalone_mode=False, prog_name="candleflow")
     except click.exceptions.Abort:

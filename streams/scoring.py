@@ -12,6 +12,7 @@ share, each symbol is served by one of the two by a stable hash of the symbol (A
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, MutableMapping, Protocol, Sequence
 
@@ -94,30 +95,45 @@ def _window(state: FeatureState) -> np.ndarray:
     return out
 
 
-def _run(model: Any, features: np.ndarray, windows: np.ndarray | None, states: dict | None = None
-         ) -> tuple[np.ndarray, np.ndarray, list[list[dict]], dict[str, str], dict]:
-    """(P(up) at the model's horizon, confidence, every horizon per row, member versions, the step
-    members' new states)."""
+def _step(member: Any, rows: Sequence[Scorable], sequences: SequenceStates) -> tuple[np.ndarray, float]:
+    """A step member's P(up) for ``rows`` (and the seconds it took): one call per round (each series at
+    most once per call, its candles in order), each series' state read from and written back to the book."""
+    started = time.perf_counter()
+    p = np.empty((len(rows), len(member.horizons)))
+    at = {id(a): j for j, a in enumerate(rows)}
+    for part in _rounds(rows):
+        keys = [state_key(a[1].symbol, a[1].timeframe) for a in part]
+        states = sequences.book.sequence_states(keys, member.model, [a[7] for a in part])
+        q, new = member.run(np.vstack([a[4] for a in part]), None, states)
+        sequences.book.set_sequence_states(keys, member.model.version, new, sequences.keep)
+        p[[at[id(a[8])] for a in part]] = q
+    return p, time.perf_counter() - started
+
+
+def _run(model: Any, features: np.ndarray, windows: np.ndarray | None, given: dict | None = None
+         ) -> tuple[np.ndarray, np.ndarray, list[list[dict]], dict[str, str]]:
+    """(P(up) at the model's horizon, confidence, every horizon per row, member versions); ``given``:
+    members' outputs computed by the caller (:func:`_step`)."""
     if hasattr(model, "score"):
-        out = model.score(features, windows, states) if states else model.score(features, windows)
+        out = model.score(features, windows, given=given) if given else model.score(features, windows)
         column = out.column(model.horizon)
         # Python floats first: indexing numpy per element costs ~10x a list's.
         horizons = [int(h) for h in out.horizons]
         per_row = [[{"horizon": h, "prob_up": q, "direction": "UP" if q >= 0.5 else "DOWN", "confidence": c}
                     for h, q, c in zip(horizons, qs, cs)]
                    for qs, cs in zip(out.prob_up.tolist(), out.confidence.tolist())]
-        return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions), out.states
+        return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions)
     p = np.asarray(model.predict_proba(features), dtype=np.float64)
     confidence = np.round(np.abs(2.0 * p - 1.0), 12)
     per_row = [[{"horizon": model.horizon, "prob_up": float(q), "direction": "UP" if q >= 0.5 else "DOWN",
                  "confidence": float(c)}] for q, c in zip(p, confidence)]
-    return p, confidence, per_row, {getattr(model, "name", "model"): model.version}, {}
+    return p, confidence, per_row, {getattr(model, "name", "model"): model.version}
 
 
 def _rounds(rows: Sequence[Scorable]) -> list[list[tuple]]:
     """``rows`` cut into rounds that hold each series at most once, its candles in order across rounds;
-    each row gets how many of its series' rows of ``rows`` are not yet stepped (``sequence_states``'
-    ``behind``) appended."""
+    each row gets appended how many of its series' rows of ``rows`` are not yet stepped
+    (``sequence_states``' ``behind``) and the row itself."""
     count: dict[str, int] = {}
     for a in rows:
         key = state_key(a[1].symbol, a[1].timeframe)
@@ -129,7 +145,7 @@ def _rounds(rows: Sequence[Scorable]) -> list[list[tuple]]:
         r = seen[key] = seen.get(key, -1) + 1
         while len(rounds) <= r:
             rounds.append([])
-        rounds[r].append((*a[:7], count[key] - r))
+        rounds[r].append((*a[:7], count[key] - r, a))
     return rounds
 
 
@@ -192,20 +208,13 @@ def score_rows(
     results: dict[int, tuple[float, float, list[dict], dict[str, str]]] = {}
     for serving in {id(a[6]): a[6] for a in accepted}.values():  # one call per model
         mine = [a for a in accepted if a[6] is serving]
+        features = np.vstack([a[4] for a in mine])
         steps = step_members(serving) if sequences is not None else ()
-        for part in _rounds(mine) if steps else [mine]:
-            features = np.vstack([a[4] for a in part])
-            windows = np.stack([a[5] for a in part]) if part[0][5] is not None and not steps else None
-            states = None
-            if steps:
-                keys = [state_key(a[1].symbol, a[1].timeframe) for a in part]
-                behind = [a[7] for a in part]
-                states = {m.name: sequences.book.sequence_states(keys, m.model, behind) for m in steps}
-            p, confidence, per_row, versions, new_states = _run(serving, features, windows, states)
-            for m in steps:
-                sequences.book.set_sequence_states(keys, m.model.version, new_states[m.name], sequences.keep)
-            for a, q, c, h in zip(part, p, confidence, per_row):
-                results[a[0]] = (float(q), float(c), h, versions)
+        windows = np.stack([a[5] for a in mine]) if mine[0][5] is not None and not steps else None
+        given = {m.name: _step(m, mine, sequences) for m in steps} if steps else None
+        p, confidence, per_row, versions = _run(serving, features, windows, given)
+        for a, q, c, h in zip(mine, p, confidence, per_row):
+            results[a[0]] = (float(q), float(c), h, versions)
 
     for index, candle, produced_at, ready, row, _, serving in (a[:7] for a in accepted):
         p_up, confidence, horizons, versions = results[index]

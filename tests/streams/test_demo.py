@@ -5,6 +5,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -51,7 +52,9 @@ def test_interrupted_demo_stops_its_broker_and_worker(trained_model, tmp_path):
                 break
         assert len(ports) == 2, "the demo did not get as far as a ready worker"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) != 0
+        sent = time.monotonic()
+        code = process.wait(timeout=60)
+        assert code != 0, f"exit {code} {time.monotonic() - sent:.1f} s after SIGINT; stderr: {process.stderr.read()[-3000:]}"
     finally:
         process.kill()
     for port in ports:
