@@ -35,7 +35,7 @@ def attach_aggregation_agent(pipeline: Pipeline) -> None:
         async for event in stream.events():
             try:
                 minutes = [c for c in decode_candle_message(pipeline.candle_codec, event.message.value, "1m",
-                                                             settings.max_message_bytes)
+                                                             settings.max_message_bytes, settings.latest_open_time())
                            if isinstance(c, Candle)]
             except InvalidInput:
                 continue

@@ -24,7 +24,7 @@ from agents.patterns import add_consensus, remember_patterns
 from streams.app import Pipeline
 from streams.dead_letters import dead_letter_record
 from streams.errors import DecodeError, InvalidInput
-from streams.ingest import decode_candle_message
+from streams.ingest import decode_candle_message, misrouted
 from streams.series import Position, series_key
 from streams.step import BatchResult, Models, SourcedCandle, StepConfig, learn_batch, process_batch
 
@@ -115,17 +115,20 @@ def _decode(pipeline: Pipeline, events: list[Any]) -> tuple[list[SourcedCandle],
     candles: list[SourcedCandle] = []
     origin: list[Any] = []  # the source event of each decoded candle
     dead: list[tuple[Any, InvalidInput]] = []
+    latest = pipeline.settings.latest_open_time()
     for event in events:
         message = event.message
         produced_at = round(message.timestamp * 1000) if message.timestamp else None  # Faust gives seconds
         try:
             decoded = decode_candle_message(pipeline.candle_codec, message.value, pipeline.timeframe_of.get(message.topic),
-                                            pipeline.settings.max_message_bytes)
+                                            pipeline.settings.max_message_bytes, latest)
         except DecodeError as exc:
             dead.append((event, exc))
             continue
         position = Position(message.topic, message.partition, message.offset)
         for item in decoded:
+            if not isinstance(item, InvalidInput):
+                item = misrouted(item, message.partition, pipeline.partition_of) or item
             if isinstance(item, InvalidInput):
                 dead.append((event, item))
             else:

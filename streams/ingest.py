@@ -14,19 +14,23 @@ streams.errors.DecodeError: message of 2000 bytes exceeds the 1024-byte limit (C
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from streams.candle import Candle, candle_from_record
 from streams.errors import DecodeError, InvalidInput
 
-__all__ = ["MAX_MESSAGE_BYTES", "decode_candle_message"]
+__all__ = ["MAX_MESSAGE_BYTES", "decode_candle_message", "misrouted"]
 
 MAX_MESSAGE_BYTES = 1 << 20
 
 
 def decode_candle_message(codec: Any, payload: bytes | None, expected_timeframe: str | None = None,
-                          max_bytes: int = MAX_MESSAGE_BYTES) -> list[Candle | InvalidInput]:
-    """Decode with ``codec`` (a ``schemas.MultiCodec`` of Candle and CandleBatch) and validate."""
+                          max_bytes: int = MAX_MESSAGE_BYTES, latest_open_time: int | None = None) -> list[Candle | InvalidInput]:
+    """Decode with ``codec`` (a ``schemas.MultiCodec`` of Candle and CandleBatch) and validate.
+
+    ``latest_open_time`` (epoch ms; the worker passes now plus ``CANDLEFLOW_MAX_CLOCK_SKEW_S``): a candle
+    that opens later is refused. Accepted, one future-dated candle would move its series past every real
+    candle to come (each then refused as out of order)."""
     if not payload:
         raise DecodeError("empty message (no value)")
     if isinstance(payload, (bytes, bytearray, memoryview)) and len(payload) > max_bytes:  # other types: the codec says why
@@ -39,7 +43,28 @@ def decode_candle_message(codec: Any, payload: bytes | None, expected_timeframe:
             candle = candle_from_record(r)
             if expected_timeframe is not None and candle.timeframe != expected_timeframe:
                 raise InvalidInput(f"a {candle.timeframe} candle on the {expected_timeframe} candle topic")
+            if latest_open_time is not None and candle.open_time > latest_open_time:
+                raise InvalidInput(f"open_time {candle.open_time} is in the future: later than {latest_open_time}, "
+                                   "this worker's clock plus CANDLEFLOW_MAX_CLOCK_SKEW_S")
             out.append(candle)
         except InvalidInput as exc:
             out.append(exc)
     return out
+
+
+def misrouted(candle: Candle, partition: int, partition_of: Callable[[str], int]) -> InvalidInput | None:
+    """The reason a candle read from ``partition`` is not scored there, or None: a series lives on the
+    partition its symbol's key maps to (``partition_of``, Kafka's default partitioner), so a candle
+    keyed by anything else (or a CandleBatch mixing partitions) would split its state between workers.
+
+    >>> from streams.partitioning import KeyPartitioner
+    >>> c = Candle("ETH-BTC", "5m", 0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    >>> of = KeyPartitioner(4)
+    >>> misrouted(c, of("ETH-BTC"), of) is None, "belongs on partition" in str(misrouted(c, (of("ETH-BTC") + 1) % 4, of))
+    (True, True)
+    """
+    home = partition_of(candle.symbol)
+    if home == partition:
+        return None
+    return InvalidInput(f"{candle.symbol} belongs on partition {home} (keyed by its symbol), not {partition}: "
+                        "produce candles with key = symbol")

@@ -149,7 +149,8 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
                         break
                     in_range = m.offset >= rng.start[tp.partition]
                     try:
-                        decoded = decode_candle_message(codec, m.value, timeframe, settings.max_message_bytes)
+                        decoded = decode_candle_message(codec, m.value, timeframe, settings.max_message_bytes,
+                                                        settings.latest_open_time())
                     except InvalidInput:
                         report.dead_letters += in_range
                         continue

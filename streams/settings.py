@@ -20,6 +20,7 @@ import dataclasses
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -61,6 +62,8 @@ class Settings:
     # machine's host name when web_host is a wildcard (0.0.0.0 in containers).
     web_advertised_host: str = ""
     max_message_bytes: int = MAX_MESSAGE_BYTES  # larger candle messages are dead-lettered undecoded
+    # A candle opening later than this worker's clock plus this is dead-lettered (it would poison its series).
+    max_clock_skew_s: float = 300.0
     batch_max: int = 500
     batch_within_s: float = 0.005
     # How often the candle agent's state is made durable behind its outputs (agents/checkpoint.py): the
@@ -99,6 +102,10 @@ class Settings:
     def topic(self, name: str) -> str:
         """Full topic name under the configured prefix."""
         return f"{self.topic_prefix}.{name}" if self.topic_prefix else name
+
+    def latest_open_time(self, now_s: float | None = None) -> int:
+        """The latest candle open time (epoch ms) accepted now: this clock plus ``max_clock_skew_s``."""
+        return int(((time.time() if now_s is None else now_s) + self.max_clock_skew_s) * 1000)
 
     def candle_topic(self, timeframe: str) -> str:
         return self.topic(f"candles.{timeframe}")
@@ -146,6 +153,8 @@ class Settings:
         if self.adaptive_threshold and not self.signal_threshold <= self.signal_threshold_max <= 1.0:
             raise ConfigError(f"CANDLEFLOW_SIGNAL_THRESHOLD_MAX must be within CANDLEFLOW_SIGNAL_THRESHOLD "
                               f"({self.signal_threshold})..1, got {self.signal_threshold_max} (or CANDLEFLOW_ADAPTIVE_THRESHOLD=false)")
+        if not 0 <= self.max_clock_skew_s <= 86_400:
+            raise ConfigError(f"CANDLEFLOW_MAX_CLOCK_SKEW_S must be within 0..86400, got {self.max_clock_skew_s}")
         if self.max_message_bytes < 1024:
             raise ConfigError(f"CANDLEFLOW_MAX_MESSAGE_BYTES must be at least 1024, got {self.max_message_bytes}")
         if not 0 < self.web_port < 65536:

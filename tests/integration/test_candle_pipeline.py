@@ -18,6 +18,8 @@ from tests.conftest import CANDLES
 
 pytestmark = pytest.mark.integration
 
+WRONG_KEY = b"elsewhere"  # on 4 partitions its partition (1) is not the bundled symbols' (2)
+
 
 def real_candles(per_symbol: int) -> list[Candle]:
     series = [read_candle_file(f).candles[3000:3000 + per_symbol] for f in sorted(CANDLES.glob("*.csv.gz"))]
@@ -36,6 +38,11 @@ def invalid_messages(candles: list[Candle]) -> list[tuple[str, object]]:
         ("volume", Candle(c.symbol, c.timeframe, c.open_time + 300_000, c.open, c.high, c.low, c.close, -5.0)),
         ("is not after", c),  # a duplicate of a candle already processed
         ("1m candle on the 5m", Candle(c.symbol, "1m", c.open_time + 60_000, c.open, c.high, c.low, c.close, c.volume)),
+        # 2100-01-01: accepted, it would move the series past every real candle to come
+        ("in the future", Candle(c.symbol, c.timeframe, 4_102_444_800_000, c.open, c.high, c.low, c.close, c.volume)),
+        # a valid next candle keyed by something else, so on another partition than its series
+        ("belongs on partition", (WRONG_KEY, Candle(c.symbol, c.timeframe, c.open_time + 300_000, c.open, c.high, c.low,
+                                                    c.close, c.volume))),
     ]
 
 
@@ -48,9 +55,10 @@ async def publish(settings, candles, extra=(), batch_every: int = 0):
             for candle in candles:
                 await producer.send(candle)
         await producer.flush()
-        for _, item in extra:  # all onto the 5m topic, whatever the candle says
+        for _, item in extra:  # all onto the 5m topic, whatever the candle says, keyed b"bad" unless given a key
+            key, item = item if isinstance(item, tuple) else (b"bad", item)
             value = item if isinstance(item, bytes) else producer.codec.encode("Candle", item.to_record())
-            await producer.send_raw(settings.candle_topic("5m"), b"bad", value)
+            await producer.send_raw(settings.candle_topic("5m"), key, value)
 
 
 def all_out(n_predictions: int, n_dead: int, threshold: float):

@@ -37,3 +37,18 @@ def test_a_message_over_the_size_limit_is_refused_before_decoding_even_if_valid(
     assert decode_candle_message(CODEC, batch, "5m", max_bytes=len(batch)) == [GOOD] * 100
     with pytest.raises(DecodeError, match=f"{len(batch)} bytes exceeds the {len(batch) - 1}-byte limit"):
         decode_candle_message(CODEC, batch, "5m", max_bytes=len(batch) - 1)
+
+
+def test_a_candle_from_the_future_is_refused_with_the_reason():
+    import time
+
+    from streams.settings import Settings
+
+    settings = Settings(max_clock_skew_s=300)
+    now = time.time()
+    future = GOOD.to_record() | {"open_time": 4_102_444_800_000}  # 2100-01-01
+    soon = GOOD.to_record() | {"open_time": (int(now) // 300 + 1) * 300_000}  # the candle opening next: within the skew
+    out = decode_candle_message(CODEC, CODEC.encode("CandleBatch", {"candles": [GOOD.to_record(), future, soon]}), "5m",
+                                latest_open_time=settings.latest_open_time(now))
+    assert out[0] == GOOD and isinstance(out[2], type(GOOD))
+    assert isinstance(out[1], InvalidInput) and "in the future" in str(out[1]) and "MAX_CLOCK_SKEW_S" in str(out[1])
