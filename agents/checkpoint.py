@@ -20,6 +20,7 @@ per touched series per checkpoint, instead of several per candle.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -45,13 +46,14 @@ class Checkpoint:
     """The live state of the candle agent and the protocol that makes it durable (module docstring)."""
 
     def __init__(self, app: Any, series: Any, learners: Any, interval_s: float, max_pending: int = 50_000,
-                 kill_at: str = "", recent_signals: Any = None) -> None:
+                 kill_at: str = "", recent_signals: Any = None, signing_key: bytes | None = None) -> None:
         self.app, self.interval_s, self.max_pending = app, interval_s, max_pending
+        self.signing_key = signing_key  # learner values are sealed with it (learning/sealed.py)
         # Failure tests: SIGKILL inside the N-th checkpoint that writes, after its outputs or its state are acked.
         stage, _, n = kill_at.partition(":")
         self._kill_at = (stage, int(n)) if kill_at else None
         self.series, self.series_table = SeriesBook(), series
-        self.learners = TableCache(learners, OutcomeLearner.from_bytes)
+        self.learners = TableCache(learners, functools.partial(OutcomeLearner.from_bytes, key=signing_key))
         self.recent_signals = recent_signals  # streams.recent_signals.RecentSignals, written behind as well
         self.stream: Any = None  # the agent's stream, to acknowledge its events
         # Held by a batch from its first read of the state to its last send, and by the snapshot of step 1.
@@ -112,8 +114,8 @@ class Checkpoint:
             async with self.batch_lock:
                 events, self._events = self._events, []
                 dirty, self._dirty_series = self._dirty_series, {}
-                writes = [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(), event)
-                          for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
+                writes = [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(self.signing_key),
+                           event) for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
                 self._dirty_learners = {}
                 if self.recent_signals is not None:
                     writes += self.recent_signals.take_writes()

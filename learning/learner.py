@@ -33,6 +33,7 @@ import numpy as np
 from learning.accuracy import AccuracyTracker
 from learning.online import OnlineModel
 from learning.retrain import RetrainTrigger, TriggerConfig
+from learning.sealed import seal, unseal
 from learning.threshold import AdaptiveThreshold, ThresholdConfig
 from learning.trades import TradeResults
 from streams.errors import DecodeError
@@ -199,9 +200,11 @@ class OutcomeLearner:
     def predict_proba_one(self, features: Sequence[float]) -> float:
         return self.online.predict_proba_one(features)
 
-    def to_bytes(self) -> bytes:
-        # Pickled: the River objects inside persist only that way. Only ever loaded from our own changelog.
-        return pickle.dumps({"training_accuracy": self.training_accuracy, "config": self.config,
+    def to_bytes(self, key: bytes | None = None) -> bytes:
+        """The learner's state; with ``key``, sealed (learning/sealed.py): what a worker writes to its table.
+        Pickled inside, as the River objects persist only that way: :meth:`from_bytes` with the key checks
+        the seal before unpickling anything."""
+        blob = pickle.dumps({"training_accuracy": self.training_accuracy, "config": self.config,
                              "online": self.online.to_bytes(), "accuracy": self.accuracy.to_bytes(),
                              "triggers": {v: t.to_bytes() for v, t in self.triggers.items()},
                              "returns": self._returns, "trades": self.trades.to_bytes(),
@@ -209,10 +212,13 @@ class OutcomeLearner:
                              "threshold_config": self.threshold_config,
                              "thresholds": {v: t.to_dict() for v, t in self.thresholds.items()},
                              "signal_verdicts": self._signal_verdicts}, protocol=5)
+        return seal(blob, key) if key is not None else blob
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "OutcomeLearner":
-        state = pickle.loads(blob)
+    def from_bytes(cls, blob: bytes, key: bytes | None = None) -> "OutcomeLearner":
+        """Inverse of :meth:`to_bytes`; with ``key`` a value that is not sealed under it is refused
+        (DecodeError) before it is unpickled."""
+        state = pickle.loads(unseal(blob, key) if key is not None else blob)
         # Before per-horizon watches: {version: accuracy} and triggers keyed by version, all horizon 1 live.
         accuracy = {v: a if isinstance(a, dict) else {1: a} for v, a in state["training_accuracy"].items()}
         learner = cls(accuracy, state["config"], OnlineModel.from_bytes(state["online"]))

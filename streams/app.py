@@ -6,6 +6,7 @@ each with its own app id), so nothing here lives at module level.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ from streams.learning_history import LearningHistory
 from streams.stats import PipelineStats
 
 __all__ = ["Pipeline", "create_app"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,8 +145,12 @@ def create_app(settings: Settings) -> Pipeline:
         partition_of=KeyPartitioner(settings.partitions),
         stats=PipelineStats(),
     )
+    if not settings.state_key:
+        log.warning("CANDLEFLOW_STATE_KEY is not set: learner state is sealed with a key derived from the app id, "
+                    "which keeps corrupt values out but not a forger who knows it; set a secret for production")
     pipeline.checkpoint = Checkpoint(app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s,
-                                     kill_at=settings.fault_kill_at, recent_signals=pipeline.recent_signals)
+                                     kill_at=settings.fault_kill_at, recent_signals=pipeline.recent_signals,
+                                     signing_key=settings.signing_key)
     attach_candle_agent(pipeline)
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:

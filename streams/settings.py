@@ -92,6 +92,9 @@ class Settings:
     patterns: bool = False  # similar-pattern consensus on signals (FAISS in-process, or Weaviate if configured)
     pattern_k: int = 20
     admin_token: Secret = field(default=Secret(""), repr=False)
+    # Signs the learners' table values (learning/sealed.py): set one secret for all workers of a deployment.
+    # Empty: a key derived from the app id, which keeps corrupt values out but not a forger who knows it.
+    state_key: Secret = field(default=Secret(""), repr=False)
     broker_security_protocol: str = "PLAINTEXT"  # SSL, SASL_PLAINTEXT, SASL_SSL: streams/kafka_security.py
     broker_sasl_mechanism: str = "PLAIN"
     broker_sasl_username: str = ""
@@ -106,6 +109,14 @@ class Settings:
     def latest_open_time(self, now_s: float | None = None) -> int:
         """The latest candle open time (epoch ms) accepted now: this clock plus ``max_clock_skew_s``."""
         return int(((time.time() if now_s is None else now_s) + self.max_clock_skew_s) * 1000)
+
+    @property
+    def signing_key(self) -> bytes:
+        """The key the learners' state is sealed with (``state_key``, or one derived from ``app_id``)."""
+        import hashlib
+
+        secret = str(self.state_key) if self.state_key else f"candleflow-unkeyed|{self.app_id}"
+        return hashlib.sha256(secret.encode()).digest()
 
     def candle_topic(self, timeframe: str) -> str:
         return self.topic(f"candles.{timeframe}")

@@ -7,6 +7,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from learning.learner import OutcomeLearner
+from streams.errors import DecodeError
 from learning.trades import TradeResults
 
 __all__ = ["attach_model_views", "models_body"]
@@ -39,9 +40,18 @@ def _member(partition: str, learner: OutcomeLearner, model: Any, max_weight: flo
 
 def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, float] | None = None,
                 errors: list[str] | None = None, keys: list[str] | None = None,
-                online_weight: float = 0.0) -> dict[str, Any]:
-    """Active model, and per local partition: accuracy per version and horizon, the online model."""
-    learners = [OutcomeLearner.from_bytes(b) for b in learner_blobs]
+                online_weight: float = 0.0, signing_key: bytes | None = None) -> dict[str, Any]:
+    """Active model, and per local partition: accuracy per version and horizon, the online model.
+    ``learner_blobs``: the learners' table values, sealed with ``signing_key`` (learning/sealed.py)."""
+    readable = []
+    for key, blob in zip(keys or [None] * len(learner_blobs), learner_blobs):
+        try:
+            readable.append((key, OutcomeLearner.from_bytes(blob, signing_key)))
+        except DecodeError:  # refused (a tampered value): the candle agent starts that learner afresh too
+            continue
+    keys = [key for key, _ in readable] if keys is not None else None
+    learners = [learner for _, learner in readable]
+
     armed = sorted({v for learner in learners for v in learner.training_accuracy})  # as the candle agent left them
     for learner in learners:  # the references are the models' (not persisted): as the candle agent arms them
         learner.arm_models([model, candidate[0] if candidate else None])
@@ -84,4 +94,4 @@ def attach_model_views(pipeline: Any) -> None:
             items = sorted(pipeline.learners.items())
             return self.json(models_body(pipeline.model, [blob for _, blob in items], pipeline.candidate,
                                          pipeline.model_errors, [str(key) for key, _ in items],
-                                         pipeline.settings.online_weight))
+                                         pipeline.settings.online_weight, pipeline.settings.signing_key))

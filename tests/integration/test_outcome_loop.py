@@ -86,3 +86,47 @@ def test_signals_carry_the_consensus_of_similar_past_patterns(app_settings, work
         assert -1.0 <= s["pattern_mean_similarity"] <= 1.0 and math.isfinite(s["pattern_mean_outcome"])
     # Signals need warm features (34 candles); by then the earlier labels have filled the store.
     assert len(with_consensus) == len(got["signals"])
+
+
+class _Forged:
+    """What an attacker able to produce to the changelog would send: a pickle that runs a command on load."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_forged_learner_changelog_value_is_refused_and_the_worker_serves_on(app_settings, worker_factory, tmp_path):
+    import pickle
+
+    from aiokafka import AIOKafkaProducer
+
+    settings = app_settings(partitions=1)
+    worker = worker_factory(settings)
+    candles = real_candles(60)
+    asyncio.run(publish(settings, candles))
+    asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    wait_for(lambda: worker.get("/models")["online"]["learned"] > 0, what="the learner written to its table")
+    worker.stop()
+
+    marker = tmp_path / "pwned"
+
+    async def forge():
+        async with AIOKafkaProducer(bootstrap_servers=settings.broker) as producer:
+            await producer.send_and_wait(f"{settings.app_id}-learners-changelog", pickle.dumps(_Forged(marker)),
+                                         key=b"partition-0", partition=0)
+
+    asyncio.run(forge())
+    restarted = worker_factory(settings)  # restores the learners table from the changelog (the forged value last)
+    later = real_candles(80)[len(candles):]
+    asyncio.run(publish(settings, later))
+    got = asyncio.run(collect(settings, all_out(len(candles) + len(later), 0, settings.signal_threshold)))
+    assert len({p["id"] for p in got["predictions"]}) == len(candles) + len(later)  # it serves on
+    assert not marker.exists(), "the forged pickle ran"
+    log = restarted.log_path.read_text()
+    assert "learners[partition-0] unreadable (sealed state: not sealed" in log, log[-3000:]
+    assert restarted.get("/health")["ready"]
