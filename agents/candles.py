@@ -22,7 +22,7 @@ from streams.offset_guard import OffsetGuard
 from agents.outcomes import learner_for_partition
 from agents.patterns import add_consensus, remember_patterns
 from streams.app import Pipeline
-from streams.dead_letters import dead_letter_record
+from streams.dead_letters import combined, dead_letter_record
 from streams.errors import DecodeError, InvalidInput
 from streams.ingest import decode_candle_message, misrouted
 from streams.series import Position, series_key
@@ -142,6 +142,7 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
     checkpoint = pipeline.checkpoint
     async with checkpoint.batch_lock:
         candles, origin, dead = _decode(pipeline, events)
+        undecoded = len(dead)  # refused at decoding (a message, or a candle in it)
         dirty: dict[str, Any] = {}
         learned: dict[str, Any] = {}
         rejected = 0
@@ -156,7 +157,8 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
                          len(result.redelivered), first[0].symbol, first[0].timeframe, first[0].open_time, first[2])
             dead_here = [(chunk_origin[i], exc) for i, exc in result.rejected]
             rejected += len(dead_here)
-            await _emit(pipeline, result, chunk_origin, dead_here)
+            dead += dead_here  # sent with the batch's other refusals: one dead letter per message
+            await _emit(pipeline, result, chunk_origin)
             await _emit_threshold_changes(pipeline, result)
             # Learning comes after the outputs are on their way: a close's signals do not wait for River.
             await _in_thread_if_big(len(chunk), functools.partial(learn_batch, result, learner_for))
@@ -166,7 +168,8 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
             pipeline.stats.count(predictions=len(result.predictions), signals=len(result.signals))
         await _emit_dead(pipeline, dead)
         checkpoint.processed(events, dirty, learned)
-    pipeline.stats.count(candles=len(candles) + len(dead), dead_letters=len(dead) + rejected, batches=1)
+    # dead_letters counts refused inputs (candles, undecodable messages), not the records: candles = predictions + these
+    pipeline.stats.count(candles=len(candles) + undecoded, dead_letters=undecoded + rejected, batches=1)
 
 
 async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[Any]) -> tuple[BatchResult, Any]:
@@ -193,9 +196,9 @@ async def _in_thread_if_big(size: int, work: Callable[[], Any]) -> Any:
     return work()
 
 
-async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[tuple[Any, InvalidInput]]) -> None:
+async def _emit(pipeline: Pipeline, result: Any, origin: list[Any]) -> None:
     """Send one batch's outputs: a PredictionBatch and an OutcomeBatch per partition, one Signal per
-    signal, dead letters. Patterns are stored before this batch's signals ask for a consensus."""
+    signal. Patterns are stored before this batch's signals ask for a consensus."""
     send, codecs, partition_of = pipeline.checkpoint.send, pipeline.codecs, pipeline.partition_of
     for partition, records in _by_partition(result.predictions, partition_of):
         await send(pipeline.predictions.get_topic_name(), None, codecs["PredictionBatch"].encode({"predictions": records}),
@@ -213,7 +216,6 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any], dead: list[t
             record = await add_consensus(pipeline, record)
         await send(signals, record["symbol"].encode(), codecs["Signal"].encode(record))
         pipeline.recent_signals.add(record, origin[i])
-    await _emit_dead(pipeline, dead)
 
 
 async def _emit_threshold_changes(pipeline: Pipeline, result: BatchResult) -> None:
@@ -237,9 +239,14 @@ async def _emit_retrain_requests(pipeline: Pipeline, result: BatchResult) -> Non
 
 
 async def _emit_dead(pipeline: Pipeline, dead: list[tuple[Any, InvalidInput]]) -> None:
+    """One dead letter per refused message, with every reason its candles were refused for and its
+    payload once (a megabyte of invalid candles must not become thousands of payload copies)."""
+    by_event: dict[int, tuple[Any, list[InvalidInput]]] = {}
     for event, exc in dead:
-        m = event.message
-        log.warning("dead letter from %s[%d]@%d: %s", m.topic, m.partition, m.offset, exc)
+        by_event.setdefault(id(event), (event, []))[1].append(exc)
+    for event, errors in by_event.values():
+        m, exc = event.message, combined(errors)
+        log.warning("dead letter from %s[%d]@%d: %.300s", m.topic, m.partition, m.offset, exc)
         await pipeline.checkpoint.send(pipeline.dead_letters.get_topic_name(), m.key, pipeline.codecs["DeadLetter"].encode(
             dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value)))
 

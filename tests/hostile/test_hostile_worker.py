@@ -73,11 +73,14 @@ def hostile_messages(rng: random.Random) -> list[tuple[bytes, bytes]]:
     out = [(rng.choice([b"EVIL", b"", rng.randbytes(8)]), rng.choice(makers)()) for _ in range(N_HOSTILE - 2)]
     out.append((b"EVIL", frame(CODEC.codecs["Candle"].schema_id) + rng.randbytes(BIG)))  # big noise
     out.append((b"EVIL", CODEC.encode("Candle", {**VALID, "symbol": "S" * BIG})))  # big, valid Avro, bad symbol
+    # Just under the 1 MiB message limit: ~10,000 invalid candles in one CandleBatch, one dead letter for all
+    out.append((b"EVIL", CODEC.encode("CandleBatch", {"candles": [bad_record() for _ in range(10_000)]})))
     return out
 
 
-def expected_dead_letters(messages: list[tuple[bytes, bytes]]) -> int:
-    """Dead letters the pipeline must write: one per undecodable message, one per invalid candle in a message."""
+def refused_inputs(messages: list[tuple[bytes, bytes]]) -> int:
+    """Inputs the pipeline must refuse (its ``dead_letters`` counter): each undecodable message, each
+    invalid candle in a message. It writes one dead letter per message, whatever it held."""
     total = 0
     for _, value in messages:
         try:
@@ -126,7 +129,7 @@ def test_hostile_messages_all_dead_lettered_worker_stays_up(secret_worker):
     settings = worker.settings
     rng = random.Random(SEED)
     hostile = hostile_messages(rng)
-    n_dead = expected_dead_letters(hostile)
+    n_refused, n_dead = refused_inputs(hostile), len(hostile)
     candles = real_candles(40)
     half = len(candles) // 2
     asyncio.run(publish(settings, candles[:half]))
@@ -138,22 +141,25 @@ def test_hostile_messages_all_dead_lettered_worker_stays_up(secret_worker):
     assert {p["id"] for p in got["predictions"]} == {prediction_id(c.symbol, c.timeframe, c.open_time, version) for c in candles}
     assert len(got["predictions"]) == len(candles)
     dead = got["dead-letters"]
-    assert len(dead) == n_dead, f"{len(dead)} dead letters for {n_dead} bad inputs in {len(hostile)} messages"
+    assert len(dead) == n_dead, f"{len(dead)} dead letters for {len(hostile)} messages holding {n_refused} bad inputs"
+    assert sum(len(d["payload"]) for d in dead) <= sum(min(len(v), MAX_DEAD_PAYLOAD) for _, v in hostile)  # each payload once
     for d in dead:
         assert d["reason"].strip() and "\n" not in d["reason"] and len(d["reason"]) <= 1000, d["reason"][:200]
         assert d["error_type"] in ("decode", "validation", "out_of_order")
         assert d["source_topic"] == settings.candle_topic("5m") and d["offset"] >= 0
         assert len(d["payload"]) <= MAX_DEAD_PAYLOAD
     big = [d for d in dead if len(d["payload"]) == MAX_DEAD_PAYLOAD]
-    assert len(big) == 2, "the two 2 MiB messages are dead-lettered with a truncated copy"
+    assert len(big) == 3, "the two 2 MiB messages and the 10,000-candle batch are dead-lettered with a truncated copy"
+    [batch] = [d for d in big if d["reason"].startswith("10000 candles refused: ")]
+    assert len(batch["reason"]) <= 1000
     kinds = {d["error_type"] for d in dead}
     assert {"decode", "validation"} <= kinds
 
     health = worker.health()
     assert health["ready"] and worker.process.poll() is None
     stats = worker.get("/stats")
-    assert stats["dead_letters"] == n_dead and stats["predictions"] == len(candles)
-    assert stats["candles"] == len(candles) + n_dead  # every input counted once, as a candle or as a dead letter
+    assert stats["dead_letters"] == n_refused and stats["predictions"] == len(candles)
+    assert stats["candles"] == len(candles) + n_refused  # every input counted once, as a candle or as refused
 
 
 def listening_sockets(pid: int) -> list[tuple[str, int]]:
