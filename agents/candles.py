@@ -141,33 +141,45 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
     """Decode, step and emit one batch of candle events; the checkpoint acknowledges them later."""
     checkpoint = pipeline.checkpoint
     async with checkpoint.batch_lock:
-        candles, origin, dead = _decode(pipeline, events)
-        undecoded = len(dead)  # refused at decoding (a message, or a candle in it)
-        dirty: dict[str, Any] = {}
-        learned: dict[str, Any] = {}
-        rejected = 0
-        # A take of CandleBatch messages can hold tens of thousands of candles: steps of at most
-        # STEP_MAX_CANDLES bound the records held at once, and the first outputs go out sooner.
-        for start in range(0, len(candles), STEP_MAX_CANDLES) or [0]:
-            chunk, chunk_origin = candles[start:start + STEP_MAX_CANDLES], origin[start:start + STEP_MAX_CANDLES]
-            result, learner_for = await _step(pipeline, chunk, chunk_origin)
-            if result.redelivered:
-                first = chunk[result.redelivered[0]]
-                log.info("skipped %d redelivered candles already in their series (first %s %s@%d, read at %s)",
-                         len(result.redelivered), first[0].symbol, first[0].timeframe, first[0].open_time, first[2])
-            dead_here = [(chunk_origin[i], exc) for i, exc in result.rejected]
-            rejected += len(dead_here)
-            dead += dead_here  # sent with the batch's other refusals: one dead letter per message
-            await _emit(pipeline, result, chunk_origin)
-            await _emit_threshold_changes(pipeline, result)
-            # Learning comes after the outputs are on their way: a close's signals do not wait for River.
-            await _in_thread_if_big(len(chunk), functools.partial(learn_batch, result, learner_for))
-            await _emit_retrain_requests(pipeline, result)
-            dirty.update({key: chunk_origin[i] for key, i in result.dirty.items()})
-            learned.update({key: chunk_origin[i] for key, i in result.learners.items()})
-            pipeline.stats.count(predictions=len(result.predictions), signals=len(result.signals))
-        await _emit_dead(pipeline, dead)
-        checkpoint.processed(events, dirty, learned)
+        try:
+            await _handle_locked(pipeline, events)
+        except BaseException:
+            # Stopped half-way (cancelled by a stop, or failed): the live state may hold candles whose
+            # outputs never went out. Abandoned under the lock, so no checkpoint can write it first.
+            checkpoint.abandon()
+            raise
+
+
+async def _handle_locked(pipeline: Pipeline, events: list[Any]) -> None:
+    """:func:`handle_candle_events` under the batch lock."""
+    checkpoint = pipeline.checkpoint
+    candles, origin, dead = _decode(pipeline, events)
+    undecoded = len(dead)  # refused at decoding (a message, or a candle in it)
+    dirty: dict[str, Any] = {}
+    learned: dict[str, Any] = {}
+    rejected = 0
+    # A take of CandleBatch messages can hold tens of thousands of candles: steps of at most
+    # STEP_MAX_CANDLES bound the records held at once, and the first outputs go out sooner.
+    for start in range(0, len(candles), STEP_MAX_CANDLES) or [0]:
+        chunk, chunk_origin = candles[start:start + STEP_MAX_CANDLES], origin[start:start + STEP_MAX_CANDLES]
+        result, learner_for = await _step(pipeline, chunk, chunk_origin)
+        if result.redelivered:
+            first = chunk[result.redelivered[0]]
+            log.info("skipped %d redelivered candles already in their series (first %s %s@%d, read at %s)",
+                     len(result.redelivered), first[0].symbol, first[0].timeframe, first[0].open_time, first[2])
+        dead_here = [(chunk_origin[i], exc) for i, exc in result.rejected]
+        rejected += len(dead_here)
+        dead += dead_here  # sent with the batch's other refusals: one dead letter per message
+        await _emit(pipeline, result, chunk_origin)
+        await _emit_threshold_changes(pipeline, result)
+        # Learning comes after the outputs are on their way: a close's signals do not wait for River.
+        await _in_thread_if_big(len(chunk), functools.partial(learn_batch, result, learner_for))
+        await _emit_retrain_requests(pipeline, result)
+        dirty.update({key: chunk_origin[i] for key, i in result.dirty.items()})
+        learned.update({key: chunk_origin[i] for key, i in result.learners.items()})
+        pipeline.stats.count(predictions=len(result.predictions), signals=len(result.signals))
+    await _emit_dead(pipeline, dead)
+    checkpoint.processed(events, dirty, learned)
     # dead_letters counts refused inputs (candles, undecodable messages), not the records: candles = predictions + these
     pipeline.stats.count(candles=len(candles) + undecoded, dead_letters=undecoded + rejected, batches=1)
 

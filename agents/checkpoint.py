@@ -64,6 +64,9 @@ class Checkpoint:
         self._dirty_series: dict[str, Any] = {}  # series key -> the last event that changed it
         self._dirty_learners: dict[str, Any] = {}
         self.completed = 0  # checkpoints that wrote something
+        # Set when a batch stopped half-way (cancelled at a stop, or failed): the live state may hold candles
+        # whose outputs never went out, so this process writes no state and acknowledges nothing any more.
+        self.abandoned = False
 
     # -- what a batch hands over --------------------------------------------------------------------
     async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
@@ -96,6 +99,14 @@ class Checkpoint:
             return self.series.state(key)
         return read_value(self.series_table, key, SeriesState.from_bytes)
 
+    def abandon(self) -> None:
+        """A batch stopped between changing the live state and handing over its outputs: drop the live
+        state and everything pending. The events not yet acknowledged are redelivered from the committed
+        offsets (to this worker's successor), and scored again with the same ids."""
+        self.abandoned = True
+        self._events, self._outputs, self._dirty_series, self._dirty_learners = [], [], {}, {}
+        self.forget()
+
     def forget(self) -> None:
         """Partitions moved: the live objects may be stale (another worker advanced them)."""
         self.series.clear()
@@ -112,6 +123,8 @@ class Checkpoint:
         """
         async with self._running:
             async with self.batch_lock:
+                if self.abandoned:
+                    return
                 events, self._events = self._events, []
                 dirty, self._dirty_series = self._dirty_series, {}
                 writes = [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(self.signing_key),
@@ -122,10 +135,14 @@ class Checkpoint:
             items = list(dirty.items())
             for start in range(0, len(items), ENCODE_CHUNK):
                 async with self.batch_lock:
+                    if self.abandoned:
+                        return
                     chunk = [(key, event) for key, event in items[start:start + ENCODE_CHUNK] if key in self.series]
                     blobs = self.series.states_bytes([key for key, _ in chunk])
                     writes += [(self.series_table, key.encode(), blob, event) for (key, event), blob in zip(chunk, blobs)]
             async with self.batch_lock:
+                if self.abandoned:
+                    return
                 outputs, self._outputs = self._outputs, []
             if not (events or outputs or writes):
                 return

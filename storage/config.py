@@ -11,19 +11,31 @@ the fields are meant to be folded into ``Settings`` when the agents are wired.
 Traceback (most recent call last):
 ...
 streams.errors.ConfigError: CANDLEFLOW_SINK_BATCH_SIZE must be >= 1, got 0
+
+Passwords in the URLs never show in its repr (logs, tracebacks):
+
+>>> "hunter2" in repr(StorageSettings(redis_url="redis://:hunter2@redis:6379/0")), masked_url("postgresql://u:pw@db/x")
+(False, 'postgresql://u:***@db/x')
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from streams.errors import ConfigError
 from streams.settings import from_env
 
-__all__ = ["StorageSettings"]
+__all__ = ["StorageSettings", "masked_url"]
 
 PREFIX = "CANDLEFLOW_"
+_PASSWORD = re.compile(r"(//[^/:@]*:)[^@/]*@")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with the password of its user info replaced by ``***``."""
+    return _PASSWORD.sub(r"\1***@", url)
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,12 @@ class StorageSettings:
     sink_flush_interval_s: float = 0.2
     sink_max_buffer: int = 20_000
     sink_backoff_max_s: float = 5.0
+
+    def __repr__(self) -> str:
+        def shown(name: str, value: Any) -> str:
+            return repr(masked_url(value)) if name.endswith(("_dsn", "_url")) else repr(value)
+
+        return f"StorageSettings({', '.join(f'{f.name}={shown(f.name, getattr(self, f.name))}' for f in fields(self))})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "StorageSettings":

@@ -2,11 +2,15 @@
 
 Stateless: each (symbol, timeframe) series in the request starts from an empty feature state, so
 send enough history (34 candles warm every feature) and read each prediction's ``ready`` flag.
-Body: ``{"candles": [Candle records, oldest first]}``; at most 5,000 candles and 1 MiB.
+Body: ``{"candles": [Candle records, oldest first]}``; at most 5,000 candles and 1 MiB. Scored in a
+thread, off the event loop (the worker's agents and heartbeats go on), ``MAX_CONCURRENT`` requests at a
+time; more wait their turn for at most ``QUEUE_WAIT_S``, then get 503.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -20,10 +24,13 @@ from streams.web.errors import error, read_json_body
 __all__ = ["attach_predict_view", "MAX_PREDICT_CANDLES"]
 
 MAX_PREDICT_CANDLES = 5000
+MAX_CONCURRENT = 2  # requests scored at once (each holds a thread and a share of the CPU)
+QUEUE_WAIT_S = 5.0
 
 
 def attach_predict_view(pipeline: Any) -> None:
     app = pipeline.app
+    slots = asyncio.Semaphore(MAX_CONCURRENT)
 
     @app.page("/predict")
     class Predict(View):
@@ -45,7 +52,15 @@ def attach_predict_view(pipeline: Any) -> None:
                 except InvalidInput as exc:
                     return error(self, 400, f"candle {i}: {exc}")
             model = pipeline.model
-            scored = score_candles(candles, {}, model, pipeline.settings.signal_threshold)
+            try:
+                await asyncio.wait_for(slots.acquire(), QUEUE_WAIT_S)
+            except asyncio.TimeoutError:
+                return error(self, 503, f"{MAX_CONCURRENT} /predict requests are being scored; try again")
+            try:
+                scored = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                    score_candles, candles, {}, model, pipeline.settings.signal_threshold))
+            finally:
+                slots.release()
             if scored.rejected:
                 i, exc = scored.rejected[0]
                 return error(self, 400, f"candle {i}: {exc}")

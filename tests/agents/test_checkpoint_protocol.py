@@ -320,3 +320,28 @@ def test_a_refused_output_stops_the_worker_before_any_state_or_offset_moves():
     assert ("series-changelog", 0) not in broker.log and ("series-changelog", 1) not in broker.log
     assert not worker.checkpoint.series_table.data
     assert worker.stream.committed == {}
+
+
+def test_a_batch_stopped_half_way_leaves_no_state_and_no_acknowledgement():
+    """A stop cancels the candle agent between its step (the live state moved) and its outputs: the
+    agent abandons the checkpoint (agents/candles.py), after which nothing is written or acknowledged,
+    not even the earlier batches' (they are redelivered and scored again with the same ids)."""
+
+    async def scenario() -> tuple[Worker, Broker]:
+        broker = Broker("outputs-first", None)
+        worker = Worker(broker, {}, {}, naive=False)
+        messages = input_messages()
+        await worker.batch(messages[:BATCH])  # done: outputs handed over, events pending
+        worker.checkpoint.load({f"{m.value.symbol}|{m.value.timeframe}" for m in messages[BATCH:2 * BATCH]})
+        process_batch([(m.value, None, Position(m.topic, m.partition, m.offset)) for m in messages[BATCH:2 * BATCH]],
+                      worker.checkpoint.series, Models(Model()), StepConfig(0.2))  # the step ran, then the stop came
+        worker.checkpoint.abandon()
+        await worker.checkpoint.run()
+        while broker.deliver_one():
+            pass
+        return worker, broker
+
+    worker, broker = asyncio.run(scenario())
+    assert not any(topic == "series-changelog" for topic, _ in broker.log) and not worker.checkpoint.series_table.data
+    assert worker.stream.committed == {} and worker.checkpoint.completed == 0
+    assert len(worker.checkpoint.series) == 0  # the live state is gone with it

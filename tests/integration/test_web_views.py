@@ -111,6 +111,31 @@ def test_predict_scores_a_request_and_refuses_bad_ones(running):
     assert status == 413 and "limit" in body["error"]
 
 
+def test_predict_scores_off_the_event_loop_a_few_requests_at_a_time(running):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from streams.candle_files import read_candle_file
+    from streams.web.predict import MAX_CONCURRENT
+    from tests.conftest import CANDLES
+
+    settings, worker, _, _ = running
+    n = 3000  # under the 1 MiB body limit
+    series = [c.to_record() for c in read_candle_file(CANDLES / "LTC-BTC_5m.csv.gz").candles[:n]]
+    body = json.dumps({"candles": series}).encode()
+    with ThreadPoolExecutor(2 * MAX_CONCURRENT) as pool:
+        requests = [pool.submit(post, worker, "/predict", body) for _ in range(2 * MAX_CONCURRENT)]
+        # While they are scored the worker's event loop still answers at once.
+        started = time.monotonic()
+        assert worker.get("/health")["ready"]
+        answered_in = time.monotonic() - started
+        results = [r.result(timeout=120) for r in requests]
+    assert answered_in < 2.0, f"/health took {answered_in:.1f} s during the /predict requests"
+    assert sum(status == 200 for status, _ in results) >= MAX_CONCURRENT
+    for status, reply in results:
+        assert (status == 200 and len(reply["predictions"]) == n) or \
+            (status == 503 and "try again" in reply["error"]), (status, str(reply)[:200])
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (make test installs it)")
 def test_dashboard_renders_live_data_in_headless_chromium(running, tmp_path):
     settings, worker, _, _ = running
