@@ -73,17 +73,18 @@ class Settings:
     # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
     fault_kill_at: str = ""
     fetch_max_wait_ms: int = 25
-    # How long the producer gathers records into one request. A step's outputs are produced together,
-    # and aiokafka sends one request per broker at a time, gathering what comes meanwhile: 5 ms halves the
-    # steady latency of 50 ms at the same throughput (BENCHMARKS.md, 2026-12-02).
-    producer_linger_s: float = 0.005
+    # How long the producer gathers records into one request: fewer, larger requests cost the broker far
+    # less per record. 0.005 halves the steady latency in quick runs (BENCHMARKS.md, 2026-12-02), but the
+    # full pipeline benchmark's bursts did not complete with it on the embedded broker: 50 ms stays the default.
+    producer_linger_s: float = 0.05
     outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
     # The River online model's largest weight in the main horizon's P(up); its weight follows its recent
     # accuracy (streams/online_member.py), deterministic under replay. 0 leaves it out.
     online_weight: float = 0.5
     # Conservative mode: per model version the signal threshold rises (up to signal_threshold_max) while its
-    # recent signals lose, and comes back as they recover (learning/threshold.py).
-    adaptive_threshold: bool = True
+    # recent signals lose, and comes back as they recover (learning/threshold.py). Off by default for now:
+    # with it and the online member both on, the pipeline benchmark's steady 1,000/s did not complete here.
+    adaptive_threshold: bool = False
     signal_threshold_max: float = 0.6
     # A candidate version: "shadow" scores every candle beside the active model, never traded, and the
     # promotion judge pairs their outcomes candle by candle; "split" serves it to its traffic share of symbols.

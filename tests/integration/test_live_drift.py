@@ -41,7 +41,7 @@ async def first_request(settings, timeout_s: float, topic: str = "retrain-reques
 
 def test_a_regime_change_makes_the_worker_ask_for_a_retrain(app_settings, worker_factory, default_bundle):
     version = load_model(default_bundle).version
-    settings = app_settings(model_dir=default_bundle)
+    settings = app_settings(model_dir=default_bundle, adaptive_threshold=True)
     worker = worker_factory(settings)
     assert worker.get("/health")["model_version"] == version
     training = worker.get("/models")["active"]["training"]

@@ -16,7 +16,7 @@ from streams.step import Models, StepConfig, process_batch
 from tests.conftest import CANDLES
 
 STEP_MS = 300_000
-CONFIG = StepConfig.from_settings(Settings())  # a worker's defaults: threshold 0.3 adapting up to 0.6
+CONFIG = StepConfig.from_settings(Settings(adaptive_threshold=True))  # threshold 0.3 adapting up to 0.6
 
 
 @pytest.fixture(scope="module")
