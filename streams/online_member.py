@@ -36,9 +36,12 @@ def blend_segment(rows: Sequence[tuple[int, np.ndarray, Any]], learner_of: Calla
         by_learner.setdefault(id(learner), (learner, []))[1].append(row)
     out: dict[int, Blend] = {}
     for learner, mine in by_learner.values():
-        online = learner.online
-        weights = [online.member_weight(max_weight, learner.training_accuracy.get(serving.version, {}).get(serving.horizon))
-                   for _, _, serving in mine]
+        online, weight_of = learner.online, {}
+        for _, _, serving in mine:  # once per serving model: the weight sums the last 500 verdicts
+            if id(serving) not in weight_of:
+                reference = learner.training_accuracy.get(serving.version, {}).get(serving.horizon)
+                weight_of[id(serving)] = online.member_weight(max_weight, reference)
+        weights = [weight_of[id(serving)] for _, _, serving in mine]
         if not any(weights):
             continue
         p = online.predict_many(np.vstack([features for _, features, _ in mine])).tolist()
