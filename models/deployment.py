@@ -20,12 +20,16 @@ True
 
 from __future__ import annotations
 
+import bisect
+import logging
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from streams.errors import InvalidInput
 
-__all__ = ["Deployment", "Slot", "ACTIONS"]
+__all__ = ["Deployment", "DeploymentTimeline", "Slot", "ACTIONS"]
+
+log = logging.getLogger(__name__)
 
 ACTIONS = ("activate", "candidate", "rollback", "retire")
 
@@ -69,3 +73,41 @@ class Deployment:
         if not isinstance(path, str) or not path:
             raise InvalidInput(f"model event for {event.get('version')} has no artifact_dir")
         return path
+
+
+class DeploymentTimeline:
+    """What served when: the deployment after each ``model-events`` event, by the event's message time.
+
+    A replay scores each candle with the deployment in effect when the candle's message was produced,
+    as a worker following the topic served it (a worker takes a moment to load a new model: candles
+    produced within that moment of a change may have been scored live by the models before it).
+    Malformed events are skipped, as a worker skips them.
+
+    >>> t = DeploymentTimeline([(100, {"version": "v1", "action": "activate", "artifact_dir": "/m/v1"}),
+    ...                         (150, {"action": "promote"}),
+    ...                         (200, {"version": "v2", "action": "candidate", "artifact_dir": "/m/v2", "traffic_share": 0.5})])
+    >>> t.at(50), t.at(150)[0].version, t.at(200)[1].share, len(t)
+    ((None, None), 'v1', 0.5, 2)
+    """
+
+    def __init__(self, events: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
+        deployment = Deployment()
+        self.times: list[int] = []
+        self.states: list[tuple[Slot | None, Slot | None]] = []
+        for ms, event in sorted(events, key=lambda e: e[0]):  # stable: one model's events keep their order
+            try:
+                changed = deployment.apply(event)
+            except (InvalidInput, TypeError, ValueError) as exc:
+                log.warning("replay ignores a model event: %s", exc)
+                continue
+            if changed:
+                self.times.append(ms)
+                self.states.append((deployment.active, deployment.candidate))
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def at(self, ms: int | None) -> tuple[Slot | None, Slot | None]:
+        """(active, candidate) in effect at message time ``ms`` (None: the latest)."""
+        i = len(self.times) if ms is None else bisect.bisect_right(self.times, ms)
+        return self.states[i - 1] if i else (None, None)

@@ -279,37 +279,57 @@ def demo(n_candles: int, bad: int, rate: float, as_json: bool, regime_change: bo
 @cli.command()
 @click.option("--topic", required=True, help="Candle topic: a full name or one under the prefix (e.g. candles.5m).")
 @click.option("--from-offset", type=click.IntRange(0), default=None, help="First offset of every partition.")
-@click.option("--from-time", default=None, help="First candle message time, ISO-8601 (UTC unless given).")
+@click.option("--from-time", default=None, help="First candle open time, ISO-8601 (UTC unless given), e.g. 2018-01-25.")
 @click.option("--to-offset", type=click.IntRange(0), default=None, help="Stop before this offset (default: the end).")
-@click.option("--to-time", default=None, help="Stop at this message time, ISO-8601.")
+@click.option("--to-time", default=None, help="Candles opening before this time, ISO-8601 (default: to the end).")
+@click.option("--by-message-time", is_flag=True, help="Times select by Kafka message time, not by candle open time.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write predictions and signals as JSON lines.")
 @click.option("--to-topics", default=None, help="Also publish to <PREFIX>.predictions and <PREFIX>.signals.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Model directory (default: CANDLEFLOW_MODEL_DIR).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Score every candle with this model (default: CANDLEFLOW_MODEL_DIR, then what model-events deployed, as live).")
 @click.option("--cold", is_flag=True, help="Start feature states empty instead of warming them up on the candles before the range.")
 @click.option("--broker", "broker_", default=None, help="Kafka bootstrap host:port (CANDLEFLOW_BROKER).")
 def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset: int | None, to_time: str | None,
-           out: Path | None, to_topics: str | None, model_dir: Path | None, cold: bool, broker_: str | None) -> None:
-    """Replay a range of a candle topic through the pipeline as a deterministic backtest."""
+           by_message_time: bool, out: Path | None, to_topics: str | None, model_dir: Path | None, cold: bool,
+           broker_: str | None) -> None:
+    """Replay a range of a candle topic through the pipeline as a deterministic backtest.
+
+    --from-time/--to-time select candles by their own open time: 2018-01-25 to 2018-01-26 is that day's
+    candles, whenever they were produced. Without --model each candle is scored by the models that served
+    when it was produced (the model-events topic: A/B candidates included), as the live worker scored it.
+    """
     from models.loading import load_model
     from streams.replay import parse_time, publish_report, replay as run_replay
 
-    if (from_offset is None) == (from_time is None):
-        raise click.UsageError("give exactly one of --from-offset and --from-time")
+    if from_offset is not None and from_time is not None:
+        raise click.UsageError("give at most one of --from-offset and --from-time")
     if to_offset is not None and to_time is not None:
         raise click.UsageError("give at most one of --to-offset and --to-time")
+    if (from_offset is not None or to_offset is not None) and (from_time is not None or to_time is not None):
+        raise click.UsageError("give a range of offsets or of times, not both")
+    if from_offset is None and from_time is None and to_offset is None and to_time is None:
+        raise click.UsageError("give a range: --from-time/--to-time (candle time) or --from-offset/--to-offset")
+    if by_message_time and from_time is None and to_time is None:
+        raise click.UsageError("--by-message-time needs --from-time or --to-time")
     settings = _settings(broker=broker_, model_dir=model_dir)
     full = topic if topic.startswith(settings.topic_prefix + ".") else settings.topic(topic)
+    start, end = (parse_time(t) if t else None for t in (from_time, to_time))
+    if start is not None and end is not None and end <= start:
+        raise click.UsageError("--to-time must be after --from-time")
     model = load_model(settings.model_dir)
-    report = asyncio.run(run_replay(settings, model, full, from_offset=from_offset,
-                                    from_time=parse_time(from_time) if from_time else None, to_offset=to_offset,
-                                    to_time=parse_time(to_time) if to_time else None, warmup=not cold))
+    report = asyncio.run(run_replay(settings, model, full, from_offset=from_offset, from_time=start, to_offset=to_offset,
+                                    to_time=end, by_message_time=by_message_time, warmup=not cold,
+                                    follow_deployments=model_dir is None))
     if out:
         report.write_jsonl(out)
     if to_topics:
         asyncio.run(publish_report(settings, report, to_topics))
+    followed = f", following {report.deployments} model deployments" if report.deployments else ""
     click.echo(f"replayed {report.candles} candles ({report.warmup_candles} more for warm-up) in {report.elapsed_s:.1f} s "
-               f"({report.candles_per_s:,.0f} candles/s): {len(report.predictions)} predictions, "
+               f"({report.candles_per_s:,.0f} candles/s{followed}): {len(report.predictions)} predictions, "
                f"{len(report.signals)} signals, {report.dead_letters} invalid", err=True)
+    for note in report.notes():
+        click.echo(note, err=True)
 
 
 @cli.group()
@@ -328,6 +348,7 @@ def _bench_command(name: str, module: str, help_text: str) -> None:
 
 _bench_command("features", "bench.features", "Feature engine: per candle, batched, and against recomputing (--json, --quick).")
 _bench_command("inference", "bench.inference", "Model inference: ONNX Runtime vs native, batches, 1,000 symbols (--json).")
+_bench_command("replay", "bench.replay", "Replay speed: a 2,000-symbol universe and the real files against the in-process step (--json).")
 _bench_command("pipeline", "bench.pipeline", "Whole pipeline vs raw aiokafka, a Faust forwarder and Quix Streams (--json, --quick).")
 _bench_command("recovery", "bench.recovery", "Worker restart with many symbols: time to ready, changelog records (--json).")
 _bench_command("soak", "bench.soak", "Stream real candles for minutes: throughput, latency and memory over time (--json).")

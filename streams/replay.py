@@ -7,61 +7,46 @@ online member, drift watches), without pacing. By default the series and learner
 everything before the range (scored, not emitted), so the output equals what a live worker that consumed
 the topic from its start produced for those candles; ``warmup=False`` starts cold.
 
+The range is of candle open times (a backtest's "January 25th"), of offsets, or of message times
+(:mod:`streams.replay_window`). Each candle is scored with the models that served when its message was
+produced — the active model and any A/B candidate, split or shadow, as ``model-events`` said
+(:class:`models.deployment.DeploymentTimeline`) — unless the replay is pinned to one model. The
+clock-skew refusal of future candles is judged against the message time, as the live worker judged
+it when the message arrived, so a replay gives the same result whenever it runs.
+
 Where the range ends is read from fetch responses (the partition's high-water mark), not from a
 ListOffsets request: some brokers (Tansu) answer ListOffsets wrongly after batched produces.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from learning.learner import OutcomeLearner
+from models.deployment import DeploymentTimeline, Slot
 from schemas import MultiCodec, store_from_url
-from streams.candle import Candle
 from streams.consumer import json_safe
-from streams.errors import ConfigError, InvalidInput
+from streams.errors import CandleflowError, ConfigError, InvalidInput
 from streams.ingest import decode_candle_message
 from streams.kafka_security import aiokafka_security
-from learning.learner import OutcomeLearner
+from streams.replay_window import ReplayWindow, format_time, parse_time, resolve_window
 from streams.scoring import ProbabilityModel
 from streams.series import Position
 from streams.series_book import SeriesBook
 from streams.settings import Settings
-from streams.step import Models, StepConfig, process_batch
+from streams.step import Models, SourcedCandle, StepConfig, process_batch
 
-__all__ = ["ReplayRange", "ReplayReport", "replay", "parse_time", "publish_report"]
+__all__ = ["ReplayReport", "ServingTimeline", "replay", "parse_time", "publish_report"]
 
-
-def parse_time(text: str) -> int:
-    """ISO-8601 time (UTC unless it says otherwise) to epoch milliseconds.
-
-    >>> parse_time("2018-01-10T05:35:00Z")
-    1515562500000
-    """
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"not an ISO-8601 time: {text!r}") from None
-    if moment.tzinfo is None:
-        from datetime import timezone
-
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
-
-
-@dataclass(frozen=True)
-class ReplayRange:
-    """Offsets ``[start, end)`` of each partition (``end`` None: up to the end of the partition)."""
-
-    topic: str
-    start: dict[int, int]
-    end: dict[int, int | None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,10 +57,43 @@ class ReplayReport:
     dead_letters: int = 0
     warmup_candles: int = 0
     elapsed_s: float = 0.0
+    by: str = "offset"
+    from_time: int | None = None
+    to_time: int | None = None
+    first_open_time: int | None = None  # of every candle read (in the range or not)
+    last_open_time: int | None = None
+    read_from_start: bool = True  # every partition was read from its first message
+    deployments: int = 0  # model-events changes the replay followed (0: one model throughout)
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run formats the main task's result when it restores the SIGINT handler
+        # (the handler is a partial holding the task), and the records would take a second to print.
+        return (f"ReplayReport(candles={self.candles}, predictions={len(self.predictions)}, "
+                f"signals={len(self.signals)}, by={self.by!r})")
 
     @property
     def candles_per_s(self) -> float:
         return (self.candles + self.warmup_candles) / self.elapsed_s if self.elapsed_s else 0.0
+
+    def saw(self, open_time: int) -> None:
+        self.first_open_time = open_time if self.first_open_time is None else min(self.first_open_time, open_time)
+        self.last_open_time = open_time if self.last_open_time is None else max(self.last_open_time, open_time)
+
+    def notes(self) -> list[str]:
+        """What a user should know about the range beside the counts: empty, or cut by the topic's ends."""
+        span = (f"its candles open from {format_time(self.first_open_time)} to {format_time(self.last_open_time)}"
+                if self.first_open_time is not None else "it holds no valid candle")
+        if self.candles == 0:
+            return [f"nothing replayed: no candle of the topic is in the range; {span}"]
+        notes = []
+        if self.by == "candle_time" and self.read_from_start and self.from_time is not None \
+                and self.first_open_time is not None and self.from_time < self.first_open_time:
+            notes.append(f"the range starts before the topic's first candle: it really starts at "
+                         f"{format_time(self.first_open_time)}")
+        if self.by == "candle_time" and self.to_time is not None and self.last_open_time is not None \
+                and self.to_time > self.last_open_time + 1:
+            notes.append(f"the range ends after the topic's last candle ({format_time(self.last_open_time)})")
+        return notes
 
     def write_jsonl(self, path: Path) -> None:
         """Predictions then signals, one JSON object a line, in a stable order (replays diff cleanly)."""
@@ -85,102 +103,152 @@ class ReplayReport:
                     out.write(json.dumps({"kind": kind, **json_safe(r)}, sort_keys=True, separators=(",", ":")) + "\n")
 
 
-async def resolve_range(consumer: AIOKafkaConsumer, topic: str, from_offset: int | None = None,
-                        from_time: int | None = None, to_offset: int | None = None,
-                        to_time: int | None = None, partitions: list[int] | None = None) -> ReplayRange:
-    ids = consumer.partitions_for_topic(topic)
-    if not ids:
-        await consumer._client.force_metadata_update()
-        ids = consumer.partitions_for_topic(topic)
-    if not ids:
-        raise ConfigError(f"topic {topic!r} does not exist")
-    tps = [TopicPartition(topic, p) for p in sorted(ids) if partitions is None or p in partitions]
+class ServingTimeline:
+    """The :class:`~streams.step.Models` of each candle by its message time: the replay's starting model,
+    replaced as ``timeline`` says (loaded once per version; one that fails to load leaves the models before
+    it serving, as in a worker). ``timeline=None``: pinned to ``model``."""
 
-    async def at_time(ms: int | None, default: int | None) -> dict[int, int | None]:
-        if ms is None:
-            return {tp.partition: default for tp in tps}
-        found = await consumer.offsets_for_times({tp: ms for tp in tps})
-        return {tp.partition: (found[tp].offset if found.get(tp) else None) for tp in tps}
+    def __init__(self, model: Any, timeline: DeploymentTimeline | None, shadow: bool) -> None:
+        self.model, self.timeline, self.shadow = model, timeline, shadow
+        self._loaded: dict[str, Any] = {}
+        self._models: dict[tuple[Slot | None, Slot | None], Models] = {}
+        self.pinned = Models(model)
 
-    start = {p: o if o is not None else 0 for p, o in (await at_time(from_time, from_offset or 0)).items()}
-    end = await at_time(to_time, to_offset)
-    return ReplayRange(topic, start, end)
+    def at(self, ms: int | None) -> Models:
+        if self.timeline is None or not len(self.timeline):
+            return self.pinned
+        slots = self.timeline.at(ms)
+        models = self._models.get(slots)
+        if models is None:
+            active, candidate = slots
+            serving = self._load(active) if active is not None else None
+            models = self._models[slots] = Models(serving or self.model, *((self._load(candidate), candidate.share)
+                                                  if candidate is not None else (None, 0.0)), shadow=self.shadow)
+            if models.candidate is None and candidate is not None:
+                models = self._models[slots] = Models(models.active)
+        return models
+
+    def _load(self, slot: Slot) -> Any:
+        from models.loading import load_model
+
+        if slot.version not in self._loaded:
+            try:
+                self._loaded[slot.version] = load_model(Path(slot.artifact_dir))
+            except CandleflowError as exc:
+                log.error("replay cannot load %s from %s: %s", slot.version, slot.artifact_dir, exc)
+                self._loaded[slot.version] = None
+        return self._loaded[slot.version]
 
 
 async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, from_offset: int | None = None,
                  from_time: int | None = None, to_offset: int | None = None, to_time: int | None = None,
-                 warmup: bool = True, progress: bool = True, idle_timeout_s: float = 10.0) -> ReplayReport:
-    """Run the candle pipeline over a range of ``topic``; see the module docstring."""
+                 by_message_time: bool = False, warmup: bool = True, follow_deployments: bool = True,
+                 progress: bool = True, idle_timeout_s: float = 10.0) -> ReplayReport:
+    """Run the candle pipeline over a range of ``topic``; see the module docstring. Times select by
+    candle open time (``[from_time, to_time)``) unless ``by_message_time``; without times, offsets."""
     from tqdm import tqdm
 
+    timed = from_time is not None or to_time is not None
+    if timed and (from_offset is not None or to_offset is not None):
+        raise ConfigError("a replay range is of offsets or of times, not both")
+    by = ("message_time" if by_message_time else "candle_time") if timed else "offset"
     codec = MultiCodec(["Candle", "CandleBatch"], store_from_url(settings.schema_registry_url or None))
     timeframe = topic.rsplit(".", 1)[-1] if topic.startswith(settings.topic("candles.")) else None
+    serving = ServingTimeline(model, await _deployments(settings) if follow_deployments else None,
+                              shadow=settings.ab_mode == "shadow")
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False, **aiokafka_security(settings),
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, max_poll_records=5000)
     await consumer.start()
-    report = ReplayReport()
+    report = ReplayReport(by=by, from_time=from_time, to_time=to_time, deployments=len(serving.timeline or ()))
     book, learners = SeriesBook(), {}
     config = StepConfig.from_settings(settings)
+    skew_ms = int(settings.max_clock_skew_s * 1000)
     started = time.monotonic()
     try:
-        rng = await resolve_range(consumer, topic, from_offset, from_time, to_offset, to_time)
-        tps = {p: TopicPartition(topic, p) for p in rng.start}
+        window = await resolve_window(consumer, topic, by, from_offset, to_offset, from_time, to_time, skew_ms)
+        tps = {p: TopicPartition(topic, p) for p in window.start}
         consumer.assign(list(tps.values()))
+        done: set[int] = set()
         for p, tp in tps.items():
             if warmup:
                 await consumer.seek_to_beginning(tp)
+            elif window.start[p] is None:
+                done.add(p)  # nothing of the range can be there
             else:
-                consumer.seek(tp, rng.start[p])
-        done: set[int] = set()
+                consumer.seek(tp, window.start[p])
+        report.read_from_start = warmup or all(o == 0 for o in window.start.values())
         bar = tqdm(unit="msg", desc="replay", disable=not progress)
         last_data = time.monotonic()
         while len(done) < len(tps):
-            batch = await consumer.getmany(timeout_ms=200)
+            batch = await consumer.getmany(*[tp for p, tp in tps.items() if p not in done], timeout_ms=200)
             for tp, messages in batch.items():
-                stop = rng.end[tp.partition]
-                candles: list[tuple[Candle, int | None, Position]] = []
-                emit: list[bool] = []
                 learner = learners.get(tp.partition)
                 if learner is None:
-                    learner = learners[tp.partition] = OutcomeLearner()
-                    learner.arm_models([model])
-                for m in messages:
-                    if stop is not None and m.offset >= stop:
-                        break
-                    in_range = m.offset >= rng.start[tp.partition]
-                    try:
-                        decoded = decode_candle_message(codec, m.value, timeframe, settings.max_message_bytes,
-                                                        settings.latest_open_time())
-                    except InvalidInput:
-                        report.dead_letters += in_range
-                        continue
-                    for item in decoded:
-                        if isinstance(item, InvalidInput):
-                            report.dead_letters += in_range
-                        else:
-                            candles.append((item, m.timestamp, Position(m.topic, m.partition, m.offset)))
-                            emit.append(in_range)
-                scored = process_batch(candles, book, Models(model), config, lambda i, p=tp.partition: (p, learner))
-                report.dead_letters += sum(emit[i] for i, _ in scored.rejected)
-                report.predictions += [r for r, i in zip(scored.predictions, scored.prediction_sources) if emit[i]]
-                report.signals += [r for r, i in zip(scored.signals, scored.signal_sources) if emit[i]]
-                report.candles += sum(emit)
-                report.warmup_candles += len(emit) - sum(emit)
+                    learner = learners[tp.partition] = (f"partition-{tp.partition}", OutcomeLearner())
+                _replay_messages(messages, window, warmup, codec, timeframe, settings, skew_ms, serving, book,
+                                 config, learner, report)
                 bar.update(len(messages))
+                # The report's records only grow: keep the collector from scanning them again and again
+                # (a quarter of a 120,000-candle replay went to collections that found nothing).
+                gc.freeze()
             if batch:
                 last_data = time.monotonic()
             for p, tp in tps.items():
                 high = consumer.highwater(tp)
-                stop = rng.end[p] if rng.end[p] is not None else high
+                stop = window.end[p] if window.end[p] is not None else high
                 if high is not None and stop is not None and await consumer.position(tp) >= min(stop, high):
                     done.add(p)
             if not batch and time.monotonic() - last_data > idle_timeout_s:
                 break  # a partition never answered with a high-water mark: stop rather than hang
         bar.close()
     finally:
+        gc.unfreeze()
         await consumer.stop()
     report.elapsed_s = time.monotonic() - started
     return report
+
+
+async def _deployments(settings: Settings) -> DeploymentTimeline:
+    from training.registry import read_model_events
+
+    return DeploymentTimeline(await read_model_events(settings, idle_s=0.5, timed=True))
+
+
+def _replay_messages(messages: list[Any], window: ReplayWindow, warmup: bool, codec: MultiCodec, timeframe: str | None,
+                     settings: Settings, skew_ms: int, serving: ServingTimeline, book: SeriesBook, config: StepConfig,
+                     learner: tuple[str, OutcomeLearner], report: ReplayReport) -> None:
+    """One partition's take of messages: decoded as the candle agent decodes them, then stepped in runs
+    that share their models (a deployment change cuts a run), the range's outputs kept in ``report``."""
+    runs: list[tuple[Models, list[SourcedCandle], list[bool]]] = []
+    for m in messages:
+        end = window.end[m.partition]
+        if window.by != "candle_time" and end is not None and m.offset >= end:
+            break
+        try:
+            decoded = decode_candle_message(codec, m.value, timeframe, settings.max_message_bytes, m.timestamp + skew_ms)
+        except InvalidInput:
+            report.dead_letters += window.holds(m.partition, m.offset)
+            continue
+        models = serving.at(m.timestamp)
+        if not runs or runs[-1][0] is not models:
+            runs.append((models, [], []))
+        for item in decoded:
+            if isinstance(item, InvalidInput):
+                report.dead_letters += window.holds(m.partition, m.offset)
+                continue
+            report.saw(item.open_time)
+            if not warmup and window.before(m.partition, m.offset, item.open_time):
+                continue
+            runs[-1][1].append((item, m.timestamp, Position(m.topic, m.partition, m.offset)))
+            runs[-1][2].append(window.emits(m.partition, m.offset, item.open_time))
+    for models, candles, emit in runs:
+        learner[1].arm_models([models.active, models.candidate])
+        scored = process_batch(candles, book, models, config, lambda i: learner)
+        report.dead_letters += sum(emit[i] for i, _ in scored.rejected)
+        report.predictions += [r for r, i in zip(scored.predictions, scored.prediction_sources) if emit[i]]
+        report.signals += [r for r, i in zip(scored.signals, scored.signal_sources) if emit[i]]
+        report.candles += sum(emit)
+        report.warmup_candles += len(emit) - sum(emit)
 
 
 async def publish_report(settings: Settings, report: ReplayReport, prefix: str) -> None:

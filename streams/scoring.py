@@ -25,7 +25,7 @@ from streams.features import FEATURE_NAMES, FeatureState
 from streams.online_member import Blend, blend
 from streams.series import series_key as state_key  # one home for the key of a series
 
-__all__ = ["ScoredBatch", "ProbabilityModel", "Scorable", "SequenceStates", "needs_windows", "score_candles", "score_rows",
+__all__ = ["ModelOutput", "ScoredBatch", "ProbabilityModel", "Scorable", "model_outputs", "SequenceStates", "needs_windows", "score_candles", "score_rows",
            "state_key", "serving_version", "step_members", "WINDOW"]
 
 WINDOW = 60  # feature vectors a sequence model reads
@@ -184,28 +184,14 @@ def score_candles(
     return score_rows(accepted, threshold, batch=batch)
 
 
-def score_rows(
-    accepted: Sequence[Scorable],
-    threshold: float,
-    members: Mapping[int, Blend] | None = None,
-    batch: ScoredBatch | None = None,
-    thresholds: Mapping[int, float] | None = None,
-    sequences: SequenceStates | None = None,
-) -> ScoredBatch:
-    """Score rows whose features are computed (one call per serving model) and build the records.
+ModelOutput = tuple[float, float, list[dict], dict[str, str]]  # P(up), confidence, every horizon, member versions
 
-    ``accepted``: (index, candle, produced_at, ready, feature row, window or None, serving model) in
-    arrival order; ``members``: index -> the online member's part in that row's main horizon
-    (:func:`streams.online_member.blend`), appended to ``batch`` when given; ``thresholds``: index -> the
-    signal threshold of that row where it is not ``threshold`` (learning/threshold.py); ``sequences``:
-    the recurrent states of step members (:class:`SequenceStates`), advanced one candle per row (a
-    series with several candles here goes through one call per candle of it, in order).
-    """
-    batch = batch if batch is not None else ScoredBatch()
-    if not accepted:
-        return batch
 
-    results: dict[int, tuple[float, float, list[dict], dict[str, str]]] = {}
+def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None = None) -> dict[int, ModelOutput]:
+    """Each row's serving-model output by its index, with one call per serving model (see :func:`score_rows`).
+    The batch models read nothing but the row (and the step members their series' state), so rows may be
+    scored together however the records are cut later."""
+    results: dict[int, ModelOutput] = {}
     for serving in {id(a[6]): a[6] for a in accepted}.values():  # one call per model
         mine = [a for a in accepted if a[6] is serving]
         features = np.vstack([a[4] for a in mine])
@@ -215,6 +201,33 @@ def score_rows(
         p, confidence, per_row, versions = _run(serving, features, windows, given)
         for a, q, c, h in zip(mine, p, confidence, per_row):
             results[a[0]] = (float(q), float(c), h, versions)
+    return results
+
+
+def score_rows(
+    accepted: Sequence[Scorable],
+    threshold: float,
+    members: Mapping[int, Blend] | None = None,
+    batch: ScoredBatch | None = None,
+    thresholds: Mapping[int, float] | None = None,
+    sequences: SequenceStates | None = None,
+    outputs: Mapping[int, ModelOutput] | None = None,
+) -> ScoredBatch:
+    """Score rows whose features are computed (one call per serving model) and build the records.
+
+    ``accepted``: (index, candle, produced_at, ready, feature row, window or None, serving model) in
+    arrival order; ``members``: index -> the online member's part in that row's main horizon
+    (:func:`streams.online_member.blend`), appended to ``batch`` when given; ``thresholds``: index -> the
+    signal threshold of that row where it is not ``threshold`` (learning/threshold.py); ``sequences``:
+    the recurrent states of step members (:class:`SequenceStates`), advanced one candle per row (a
+    series with several candles here goes through one call per candle of it, in order); ``outputs``:
+    the serving models' outputs for these rows, from :func:`model_outputs` on a larger set of rows (the
+    batch step scores a whole batch in one call per model, then builds its records run by run).
+    """
+    batch = batch if batch is not None else ScoredBatch()
+    if not accepted:
+        return batch
+    results = outputs if outputs is not None else model_outputs(accepted, sequences)
 
     for index, candle, produced_at, ready, row, _, serving in (a[:7] for a in accepted):
         p_up, confidence, horizons, versions = results[index]

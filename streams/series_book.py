@@ -34,8 +34,11 @@ from streams.series import Position, SeriesState, covers, encode_series
 
 __all__ = ["SeriesBook"]
 
-# A series with more candles than this in one batch is folded on its own (scalar), not in rounds.
+# A series with more candles than this in one batch is folded on its own (scalar), not in rounds...
 DEEP = 4
+# ...unless at least this many series are that deep (a replay's take of many closes of many symbols):
+# then the rounds are wide enough for the vectorised step to win.
+WIDE = 32
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -181,7 +184,7 @@ class SeriesBook:
 
         Each round takes the next candle of every series of a timeframe, so one series' candles stay
         in arrival order and each round is one vectorised step over all its symbols; a series with more
-        than ``DEEP`` candles in the batch is folded on its own instead. Rows of rejected
+        than ``DEEP`` candles in the batch is folded on its own instead, unless ``WIDE`` series or more are. Rows of rejected
         candles are NaN. ``windows``, an (n, WINDOW, features) float32 array, receives each candle's
         window as of that candle, NaN rows in front while shorter (what a sequence model reads).
         """
@@ -194,8 +197,9 @@ class SeriesBook:
             self._keys.add(key)
             by_series.setdefault(key, []).append(i)
         rounds: dict[tuple[str, int], list[int]] = {}
+        few_deep = sum(len(members) > DEEP for members in by_series.values()) < WIDE
         for key, members in by_series.items():
-            if len(members) > DEEP:  # many candles of one series (a backfill, a few symbols at full speed)
+            if few_deep and len(members) > DEEP:  # many candles of a few series (a backfill, a few symbols at full speed)
                 self._fold_one(key, members, candles, rows, ready, rejected, windows)
                 continue
             for n, i in enumerate(members):

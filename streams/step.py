@@ -47,7 +47,8 @@ from streams.errors import InvalidInput
 from streams.features.names import N_FEATURES
 from streams.online_member import blend_segment
 from streams.partition_clock import advance, segments
-from streams.scoring import WINDOW, ScoredBatch, SequenceStates, needs_windows, score_rows, serving_version, step_members
+from streams.scoring import (WINDOW, ScoredBatch, SequenceStates, model_outputs, needs_windows, score_rows, serving_version,
+                             step_members)
 from streams.series import Position, covers, series_key
 from streams.series_book import SeriesBook
 
@@ -185,6 +186,10 @@ def process_batch(
     keep = frozenset(m.model.version for model in (models.active, models.candidate) if model is not None
                      for m in step_members(model))
     sequences = SequenceStates(book, keep)
+    # The models read only the rows: the whole batch in one call per model, then records run by run (a
+    # one-series backtest is a run per candle).
+    outputs = model_outputs(accepted, sequences)
+    shadow_outputs = model_outputs([(*a[:6], shadow_model) for a in accepted], sequences) if shadow_model is not None else None
     for run in runs:  # one run unless clocked (streams/partition_clock.py)
         mine = [by_index[i] for i in run]
         members = thresholds = None
@@ -198,12 +203,12 @@ def process_batch(
         if adaptive:
             thresholds = {a[0]: learner_for(a[0])[1].threshold(a[6].version, config.threshold) for a in mine}
         first, first_signal = len(scored.predictions), len(scored.signals)
-        score_rows(mine, config.threshold, members, scored, thresholds, sequences)
+        score_rows(mine, config.threshold, members, scored, thresholds, outputs=outputs)
         shadow: dict[int, dict[str, Any]] = {}
         if shadow_model is not None:
             # Never traded (its signals are dropped here): only labelled, for the paired comparison. The
             # online member joins it as it joins the active model: the pair differs only in the batch model.
-            shadowed = score_rows([(*a[:6], shadow_model) for a in mine], 1.0, members, sequences=sequences)
+            shadowed = score_rows([(*a[:6], shadow_model) for a in mine], 1.0, members, outputs=shadow_outputs)
             shadow = dict(zip(shadowed.sources, shadowed.predictions))
         if learning:
             rows_in_order = [(i, candles[i][0], p) for i, p in zip(scored.sources[first:], scored.predictions[first:])]

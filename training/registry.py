@@ -90,9 +90,11 @@ class EventPublisher:
         await self.stop()
 
 
-async def read_model_events(settings, idle_s: float = 1.0) -> list[dict[str, Any]]:
+async def read_model_events(settings, idle_s: float = 1.0, timed: bool = False) -> list[Any]:
     """Every event on ``model-events`` from the beginning, as a worker reads them (no group, all partitions),
-    in offset order per partition; stops once nothing new arrived for ``idle_s``."""
+    in offset order per partition; stops once nothing new arrived for ``idle_s``. ``timed``: (message
+    time in ms, event) pairs, leaving out what is not a JSON object as a worker ignores it (the replay's
+    :class:`models.deployment.DeploymentTimeline`)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = settings.topic("model-events")
@@ -105,15 +107,26 @@ async def read_model_events(settings, idle_s: float = 1.0) -> list[dict[str, Any
         if not partitions:
             await consumer._client.force_metadata_update()  # a fresh client may not have the topic's metadata yet
             partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            return []  # no model-events topic: nothing was ever deployed through it
         consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         await consumer.seek_to_beginning()
-        events: list[dict[str, Any]] = []
+        events: list[Any] = []
         while True:
             batch = await consumer.getmany(timeout_ms=int(idle_s * 1000))
             if not batch:
                 return events
             for records in batch.values():
-                events += [json.loads(r.value) for r in records]
+                if not timed:
+                    events += [json.loads(r.value) for r in records]
+                    continue
+                for r in records:
+                    try:
+                        event = json.loads(r.value) if r.value is not None else None
+                    except ValueError:
+                        event = None
+                    if isinstance(event, dict):
+                        events.append((r.timestamp, event))
     finally:
         await consumer.stop()
 

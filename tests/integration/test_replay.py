@@ -10,6 +10,7 @@ from models.direction import DirectionModel
 from streams.replay import replay
 from tests.waiting import wait_for
 from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
+from tests.integration.test_hot_reload import second_model  # noqa: F401  (a fixture: another real model)
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +128,37 @@ def test_training_data_from_a_candle_topic_equals_the_files(app_settings, tmp_pa
     a = train_on_series(series, tmp_path / "from-topic", progress=False, num_boost_round=10)
     b = train_on_series(by_symbol, tmp_path / "from-files", progress=False, num_boost_round=10)
     assert a.version == b.version
+
+
+@pytest.mark.parametrize("ab_mode", ["split", "shadow"])
+def test_a_replay_equals_the_live_run_under_an_ab_candidate(app_settings, worker_factory, second_model, ab_mode):
+    """The candidate deployed on model-events before the candles: the replay follows the same deployment
+    (DeploymentTimeline), so each symbol gets the version that served it live; in shadow, the candidate's
+    outcomes sit beside the active model's, and the published records are the active model's alone."""
+    from models.loading import load_model
+    from tests.integration.test_hot_reload import many_symbols, publish_event
+
+    settings = app_settings(ab_mode=ab_mode)
+    worker = worker_factory(settings)
+    active = worker.get("/models")["active"]["version"]
+    candidate = load_model(second_model).version
+    asyncio.run(publish_event(settings, {"version": candidate, "action": "candidate", "artifact_dir": str(second_model),
+                                         "traffic_share": 0.5}))
+    wait_for(lambda: (worker.get("/models").get("candidate") or {}).get("version") == candidate)
+    candles = many_symbols(8, 50)
+    asyncio.run(publish(settings, candles, batch_every=30))
+    live = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    live_by_id = {p["id"]: p for p in live["predictions"]}
+    assert len(live_by_id) == len(candles)
+    versions = {p["model_version"] for p in live["predictions"]}
+    assert versions == ({active, candidate} if ab_mode == "split" else {active})
+
+    start = DirectionModel.load(settings.model_dir)  # what the worker started with; the candidate comes from the topic
+    replayed = asyncio.run(replay(settings, start, settings.candle_topic("5m"), from_offset=0, progress=False))
+    assert replayed.deployments == 1 and len(replayed.predictions) == len(candles)
+    assert all(same(p, live_by_id[p["id"]]) for p in replayed.predictions)
+    assert {s["id"] for s in replayed.signals} == {s["id"] for s in live["signals"]}
+    # Pinned to the starting model, a split replay is a what-if: every symbol on the active version.
+    pinned = asyncio.run(replay(settings, start, settings.candle_topic("5m"), from_offset=0, progress=False,
+                                follow_deployments=False))
+    assert {p["model_version"] for p in pinned.predictions} == {active}

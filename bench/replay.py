@@ -1,0 +1,129 @@
+"""Replay speed against the batch step's in-process rate (issue 20), side by side in one run.
+
+Run: ``python -m bench.replay [--json] [--symbols N] [--steps N]`` (``candleflow bench replay``).
+
+On one embedded broker, two topics are written and replayed from their start with
+:func:`streams.replay.replay` (the worker's decode and batch step, learners and online member on):
+
+- ``universe``: ``--symbols`` symbols (default 2,000) closing together on one 5m grid for ``--steps``
+  candles each (``bench._pipeline_data.Universe``: real series, shifted and scaled), one CandleBatch
+  message per partition per close, as the pipeline bench's (e) row feeds a worker;
+- ``files``: the bundled real files, one Candle message each (one series per symbol: every candle moves
+  its partition's clock, so the online member makes it one step per candle by nature).
+
+Beside them, the ``compute`` row (``bench.compute``: the batch step in-process, 2,000 symbols, CPU
+time per candle). Goal: the universe replay reaches at least 80 % of the compute row's rate.
+Figures: candles/s over the wall time of the whole replay (fetching, decoding, stepping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "run"]
+
+GOAL_SHARE = 0.8
+
+
+async def _produce(settings: Any, batches: list[list[Any]]) -> None:
+    from streams.producer import CandleProducer
+
+    async with CandleProducer(settings) as producer:
+        for candles in batches:
+            await producer.send_batch(candles)
+        await producer.flush()
+
+
+async def _produce_each(settings: Any, candles: list[Any]) -> None:
+    from streams.producer import CandleProducer
+
+    async with CandleProducer(settings) as producer:
+        for c in candles:
+            await producer.send(c)
+        await producer.flush()
+
+
+def run(symbols: int, steps: int, model_dir: Path | None, log=lambda s: print(s, file=sys.stderr, flush=True)) -> dict[str, Any]:
+    from bench._pipeline_data import Universe
+    from bench.compute import compute_row
+    from bench.pipeline import ensure_model
+    from models.loading import load_model
+    from streams.broker import EmbeddedBroker
+    from streams.candle_files import read_candle_file
+    from streams.demo import BUNDLED_CANDLES
+    from streams.producer import merge_by_time
+    from streams.replay import replay
+    from streams.settings import Settings
+    from streams.topics import TopicSpec, ensure_topics
+
+    model_dir = ensure_model(model_dir, log)
+    model = load_model(model_dir)
+    figures: dict[str, Any] = {"model": model.version, "rows": {}}
+    compute = figures["rows"]["compute"] = compute_row(model_dir)  # first: its process holds nothing else yet
+    compute_rate = 1e6 / compute["cpu_us_per_candle"]
+    log(f"  compute: {compute['cpu_us_per_candle']} us/candle = {compute_rate:,.0f} candles/s")
+    with EmbeddedBroker() as broker:
+        run_id = uuid.uuid4().hex[:8]
+        universe = Settings.from_env(broker=broker.bootstrap, model_dir=model_dir, topic_prefix=f"bench-universe-{run_id}")
+        files = Settings.from_env(broker=broker.bootstrap, model_dir=model_dir, topic_prefix=f"bench-files-{run_id}")
+        for s in (universe, files):
+            ensure_topics(broker.bootstrap, [TopicSpec(s.candle_topic("5m"), s.partitions)])
+        u = Universe(symbols)
+        log(f"universe: {u.describe()}; {steps} closes")
+        asyncio.run(_produce(universe, [[u.candle(k, step) for k in range(symbols)] for step in range(steps)]))
+        real = list(merge_by_time([read_candle_file(p).candles for p in sorted(BUNDLED_CANDLES.glob("*.csv.gz"))]))
+        asyncio.run(_produce_each(files, real))
+        for name, settings, n in (("universe", universe, symbols * steps), ("files", files, len(real))):
+            report = asyncio.run(replay(settings, model, settings.candle_topic("5m"), from_offset=0, progress=False))
+            assert report.candles == n, (name, report.candles, n)
+            figures["rows"][name] = {"candles": report.candles, "elapsed_s": round(report.elapsed_s, 2),
+                                     "candles_per_s": round(report.candles_per_s), "predictions": len(report.predictions),
+                                     "signals": len(report.signals)}
+            log(f"  replay {name}: {figures['rows'][name]}")
+            del report
+    share = figures["rows"]["universe"]["candles_per_s"] / compute_rate
+    figures["goals"] = {"universe_vs_compute": round(share, 2), "universe_vs_compute_ok": share >= GOAL_SHARE,
+                        "files_vs_compute": round(figures["rows"]["files"]["candles_per_s"] / compute_rate, 2)}
+    return figures
+
+
+def report(figures: dict[str, Any]) -> str:
+    rows = figures["rows"]
+    compute_rate = 1e6 / rows["compute"]["cpu_us_per_candle"]
+    lines = [f"replay speed, model {figures['model']} (candles/s; compute = the batch step in-process, CPU time)",
+             f"{'what':<52} {'candles':>8} {'candles/s':>10} {'vs compute':>11}"]
+    for name, label in (("universe", "replay: 2,000-symbol universe, CandleBatch messages"),
+                        ("files", "replay: the real files, one candle per message")):
+        r = rows[name]
+        lines.append(f"{label:<52} {r['candles']:>8} {r['candles_per_s']:>10,} {r['candles_per_s'] / compute_rate:>10.2f}x")
+    lines.append(f"{'compute row (f)':<52} {rows['compute']['symbols']:>8} {compute_rate:>10,.0f} {1.0:>10.2f}x")
+    ok = figures["goals"]["universe_vs_compute_ok"]
+    lines.append(f"goal: universe replay >= {GOAL_SHARE:.0%} of compute: {'met' if ok else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.replay", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="also print every figure as one JSON object, last line")
+    parser.add_argument("--symbols", type=int, default=2000, help="symbols of the universe topic (default 2,000)")
+    parser.add_argument("--steps", type=int, default=150, help="closes of every symbol (default 150: the first ~50 of a "
+                        "series are its warm-up, computed apart from the vectorised step)")
+    parser.add_argument("--model-dir", type=Path, default=None, help="model (default: the one make demo trains)")
+    args = parser.parse_args(argv)
+    if args.symbols < 1 or args.steps < 2:
+        parser.error("--symbols must be at least 1 and --steps at least 2")
+    figures = run(args.symbols, args.steps, args.model_dir)
+    print(report(figures))
+    if args.json:
+        print(json.dumps(figures, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
