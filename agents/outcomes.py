@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from learning.learner import OutcomeLearner
+from learning.learner import OutcomeLearner, partition_key
 from schemas import MultiCodec, store_from_url, unbatch
 from streams.app import Pipeline
 from streams.errors import InvalidInput
@@ -33,7 +33,7 @@ def learner_for_partition(pipeline: Pipeline, partition: int) -> tuple[str, Outc
     """(key, learner) of ``partition``; a partition without one starts a fresh learner. The versions
     serving now (the active model and any candidate, including those a hot reload brought) are armed
     with their training profiles, so their drift watches run from their first outcome."""
-    key = f"partition-{partition}"
+    key = partition_key(partition)
     cache = pipeline.checkpoint.learners
     learner = cache.get(key)
     if learner is None:

@@ -22,7 +22,7 @@ ROUNDS = 5
 
 def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -> dict[str, Any]:
     from bench.inference import _symbols
-    from learning.learner import OutcomeLearner
+    from learning.learner import OutcomeLearner, partition_key
     from models.loading import load_model
     from streams.series import Position
     from streams.series_book import SeriesBook
@@ -34,7 +34,7 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
     armed = OutcomeLearner()  # as a worker's: drift watches armed from the model's training profile
     if hasattr(model, "profile"):
         armed.arm(model.version, model.profile)
-    book, learner = SeriesBook(), ("partition-0", armed)
+    book, learner = SeriesBook(), (partition_key(0), armed)
     config = StepConfig.from_settings(Settings(signal_threshold=0.3))  # a worker's defaults
     by_round: dict[int, list] = defaultdict(list)
     seen: dict[str, int] = defaultdict(int)

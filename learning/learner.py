@@ -38,12 +38,17 @@ from learning.threshold import AdaptiveThreshold, ThresholdConfig
 from learning.trades import TradeResults
 from streams.errors import DecodeError
 
-__all__ = ["OutcomeLearner", "trigger_key"]
+__all__ = ["OutcomeLearner", "partition_key", "trigger_key"]
 
 log = logging.getLogger(__name__)
 
 # Page-Hinkley needs the scale of returns; until a version has this many outcomes it is estimated, not watched.
 _RETURN_SAMPLE = 200
+
+
+def partition_key(partition: int) -> str:
+    """The key of a partition's learner (the worker's ``learners`` table, the replay's): ``partition-N``."""
+    return f"partition-{partition}"
 
 
 def trigger_key(version: str, horizon: int) -> str:

@@ -299,7 +299,8 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     when it was produced (the model-events topic: A/B candidates included), as the live worker scored it.
     """
     from models.loading import load_model
-    from streams.replay import parse_time, publish_report, replay as run_replay
+    from streams.replay import publish_report, replay as run_replay
+    from streams.timestamps import parse_time
 
     if from_offset is not None and from_time is not None:
         raise click.UsageError("give at most one of --from-offset and --from-time")

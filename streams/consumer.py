@@ -18,7 +18,15 @@ from streams.errors import ConfigError, DecodeError
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
-__all__ = ["read_topic", "json_safe"]
+__all__ = ["offsets_at_time", "read_topic", "json_safe"]
+
+
+async def offsets_at_time(consumer: AIOKafkaConsumer, tps: list[TopicPartition], ms: int) -> dict[TopicPartition, int | None]:
+    """Per partition, the first offset whose message time is ``ms`` or later; None where none is (a time
+    past the partition's last message). Kafka answers "none" with offset -1 (aiokafka: None), Tansu with
+    an offset and timestamp -1: both read as None here."""
+    found = await consumer.offsets_for_times({tp: max(ms, 0) for tp in tps})
+    return {tp: (found[tp].offset if found.get(tp) is not None and found[tp].timestamp >= 0 else None) for tp in tps}
 
 
 def json_safe(value: Any) -> Any:

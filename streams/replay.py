@@ -30,21 +30,22 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from learning.learner import OutcomeLearner
+from learning.learner import OutcomeLearner, partition_key
 from models.deployment import DeploymentTimeline, Slot
 from schemas import MultiCodec, store_from_url
 from streams.consumer import json_safe
 from streams.errors import CandleflowError, ConfigError, InvalidInput
 from streams.ingest import decode_candle_message
 from streams.kafka_security import aiokafka_security
-from streams.replay_window import ReplayWindow, format_time, parse_time, resolve_window
+from streams.replay_window import ReplayWindow, resolve_window
+from streams.timestamps import format_time
 from streams.scoring import ProbabilityModel
 from streams.series import Position
 from streams.series_book import SeriesBook
 from streams.settings import Settings
 from streams.step import Models, SourcedCandle, StepConfig, process_batch
 
-__all__ = ["ReplayReport", "ServingTimeline", "replay", "parse_time", "publish_report"]
+__all__ = ["ReplayReport", "ServingTimeline", "replay", "publish_report"]
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +119,11 @@ class ServingTimeline:
         if self.timeline is None or not len(self.timeline):
             return self.pinned
         slots = self.timeline.at(ms)
-        models = self._models.get(slots)
-        if models is None:
-            active, candidate = slots
-            serving = self._load(active) if active is not None else None
-            models = self._models[slots] = Models(serving or self.model, *((self._load(candidate), candidate.share)
-                                                  if candidate is not None else (None, 0.0)), shadow=self.shadow)
-            if models.candidate is None and candidate is not None:
-                models = self._models[slots] = Models(models.active)
-        return models
+        if slots not in self._models:
+            active, candidate = (self._load(slot) if slot is not None else None for slot in slots)
+            share = slots[1].share if candidate is not None else 0.0
+            self._models[slots] = Models(active if active is not None else self.model, candidate, share, shadow=self.shadow)
+        return self._models[slots]
 
     def _load(self, slot: Slot) -> Any:
         from models.loading import load_model
@@ -184,7 +181,7 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
             for tp, messages in batch.items():
                 learner = learners.get(tp.partition)
                 if learner is None:
-                    learner = learners[tp.partition] = (f"partition-{tp.partition}", OutcomeLearner())
+                    learner = learners[tp.partition] = (partition_key(tp.partition), OutcomeLearner())
                 _replay_messages(messages, window, warmup, codec, timeframe, settings, skew_ms, serving, book,
                                  config, learner, report)
                 bar.update(len(messages))
@@ -221,8 +218,8 @@ def _replay_messages(messages: list[Any], window: ReplayWindow, warmup: bool, co
     that share their models (a deployment change cuts a run), the range's outputs kept in ``report``."""
     runs: list[tuple[Models, list[SourcedCandle], list[bool]]] = []
     for m in messages:
-        end = window.end[m.partition]
-        if window.by != "candle_time" and end is not None and m.offset >= end:
+        end = window.end[m.partition]  # by candle time always None: its end is a time
+        if end is not None and m.offset >= end:
             break
         try:
             decoded = decode_candle_message(codec, m.value, timeframe, settings.max_message_bytes, m.timestamp + skew_ms)

@@ -23,36 +23,15 @@ selects nothing there, never "everything".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.consumer import offsets_at_time
 from streams.errors import ConfigError
 
-__all__ = ["BY", "ReplayWindow", "format_time", "parse_time", "resolve_window"]
+__all__ = ["BY", "ReplayWindow", "resolve_window"]
 
 BY = ("offset", "candle_time", "message_time")
-
-
-def parse_time(text: str) -> int:
-    """ISO-8601 time (UTC unless it says otherwise) to epoch milliseconds.
-
-    >>> parse_time("2018-01-10T05:35:00Z"), parse_time("2018-01-10")
-    (1515562500000, 1515542400000)
-    """
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"not an ISO-8601 time: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
-
-
-def format_time(ms: int) -> str:
-    """Epoch milliseconds as ISO-8601 UTC: ``format_time(1515562500000)`` is ``'2018-01-10T05:35:00Z'``."""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -103,10 +82,7 @@ async def resolve_window(consumer: AIOKafkaConsumer, topic: str, by: str, from_o
     tps = [TopicPartition(topic, p) for p in sorted(ids)]
 
     async def first_at(ms: int) -> dict[int, int | None]:
-        """Per partition, the first offset stamped at or after ``ms``; None: none is (past the end)."""
-        found: dict[Any, Any] = await consumer.offsets_for_times({tp: max(ms, 0) for tp in tps})
-        # Kafka answers "none" with offset -1 (aiokafka: None); Tansu with offset 0 and timestamp -1.
-        return {tp.partition: (found[tp].offset if found.get(tp) and found[tp].timestamp >= 0 else None) for tp in tps}
+        return {tp.partition: offset for tp, offset in (await offsets_at_time(consumer, tps, ms)).items()}
 
     if by == "offset":
         return ReplayWindow(by, {tp.partition: from_offset or 0 for tp in tps}, {tp.partition: to_offset for tp in tps})

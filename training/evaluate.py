@@ -29,7 +29,6 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from models.metadata import BUNDLE_FILE, METADATA_FILE, BundleConfig, ModelMetad
 from streams.candle import TIMEFRAME_MS, Candle
 from streams.candle_files import read_candle_file
 from streams.errors import ConfigError
+from streams.timestamps import format_time, parse_time
 from training.backtest import BASELINES, backtest, baseline_positions, equity_curve, positions
 from training.dataset import Dataset, build_datasets
 from training.metrics import accuracy, log_loss, roc_auc
@@ -136,10 +136,6 @@ def read_series(files: Sequence[str | Path]) -> list[list[Candle]]:
     return series
 
 
-def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
-
-
 def _cuts(scorer: Scorer, holdout: str) -> tuple[dict[str, int], int | None]:
     """(first evaluated open time per known symbol, the cut for unknown symbols)."""
     if holdout == "all":
@@ -148,7 +144,7 @@ def _cuts(scorer: Scorer, holdout: str) -> tuple[dict[str, int], int | None]:
     per_symbol: dict[str, int] = {}
     for meta in scorer.metadata:  # a bundle's horizons: the latest cut of any member wins
         for symbol, rng in meta.training_range.items():
-            cut = _ms(rng[key]) + (1 if key == "last" else 0)
+            cut = parse_time(rng[key]) + (1 if key == "last" else 0)
             per_symbol[symbol] = max(per_symbol.get(symbol, cut), cut)
     if not per_symbol:
         return {}, None
@@ -249,7 +245,7 @@ def _horizon_report(ds: Dataset, p: np.ndarray, cfg: EvalConfig) -> dict[str, An
         sbt = _backtests(p[idx], sub.meta, h, timeframe, cfg)
         per_symbol[symbol] = {
             "rows": int(len(idx)),
-            "from": _iso(int(sub.meta.open_time.min())), "to": _iso(int(sub.meta.open_time.max())),
+            "from": format_time(int(sub.meta.open_time.min())), "to": format_time(int(sub.meta.open_time.max())),
             "classification": _classification(sub.y, p[idx]),
             "baselines": _classification_baselines(sub.y, sub.meta.last_return),
             "backtest": sbt,
@@ -270,10 +266,6 @@ def _equity(p: np.ndarray, meta, cfg: EvalConfig, points: int = EQUITY_POINTS) -
         out.setdefault("time", times[keep].tolist())
         out[name] = [round(float(v), 6) for v in curve[keep]]
     return out
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: EvalConfig = EvalConfig(),
@@ -298,7 +290,7 @@ def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: 
         notes.append("holdout 'all': rows the model was trained on are included; figures are optimistic")
     unknown = sorted({str(s) for s in datasets[scorer.horizons[0]].meta.symbol} - set(cuts))
     if unknown and default_cut is not None:
-        notes.append(f"symbols not in training ({', '.join(unknown)}) are evaluated from {_iso(default_cut)}"
+        notes.append(f"symbols not in training ({', '.join(unknown)}) are evaluated from {format_time(default_cut)}"
                      + (" (every row: unseen_symbols 'all')" if config.unseen_symbols == "all" else ""))
     if any(h > 1 for h in scorer.horizons):
         notes.append("horizons > 1: consecutive trades overlap; Sharpe is annualised by sqrt(periods/horizon)")

@@ -57,6 +57,7 @@ from models.mamba.windows import WINDOW, pad_windows
 from streams.candle import TIMEFRAME_MS, Candle
 from streams.errors import ConfigError
 from streams.features import FEATURE_NAMES, FeatureState
+from streams.timestamps import format_time
 from training.dataset import BUNDLED
 from training.metrics import direction_metrics
 
@@ -259,17 +260,13 @@ def _fit(model: MambaClassifier, train: Windows, valid: Windows, opts: dict[str,
     return history
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
 def _ranges(parts: dict[str, Windows]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for name, w in parts.items():
         for symbol in dict.fromkeys(w.symbol.tolist()):
             t = w.open_time[w.symbol == symbol]
-            out.setdefault(symbol, {})[f"{name}_first"] = _iso(int(t.min()))
-            out[symbol][f"{name}_last"] = _iso(int(t.max()))
+            out.setdefault(symbol, {})[f"{name}_first"] = format_time(int(t.min()))
+            out[symbol][f"{name}_last"] = format_time(int(t.max()))
     return out
 
 

@@ -25,9 +25,11 @@ from typing import Any
 
 from learning.promotion import PairedJudge, PromotionJudge
 from schemas import MultiCodec, store_from_url, unbatch
+from streams.consumer import offsets_at_time
 from streams.errors import InvalidInput
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
+from streams.timestamps import parse_time
 
 __all__ = ["PromotionWorker"]
 
@@ -64,19 +66,16 @@ class PromotionWorker:
 
     async def _rewind(self, since: str | None) -> None:
         """Read every partition of ``outcomes`` again from ``since`` (ISO time; None: from the start)."""
-        from datetime import datetime
-
         tps = sorted(self.consumer.assignment()) if self.consumer is not None else []
         if not tps:
             return
         if since is None:
             await self.consumer.seek_to_beginning(*tps)
             return
-        ms = int((datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp() - REWIND_MARGIN_S) * 1000)
-        found = await self.consumer.offsets_for_times({tp: ms for tp in tps})
+        found = await offsets_at_time(self.consumer, tps, parse_time(since) - int(REWIND_MARGIN_S * 1000))
         for tp in tps:
-            if found.get(tp) is not None:
-                self.consumer.seek(tp, found[tp].offset)
+            if found[tp] is not None:
+                self.consumer.seek(tp, found[tp])
             else:  # nothing on it since then
                 await self.consumer.seek_to_end(tp)
 

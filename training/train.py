@@ -34,6 +34,7 @@ from models.metadata import BUNDLE_FILE, LGBM_MEMBER, METADATA_FILE, ONNX_FILE, 
 from models.profile import REFERENCE_FILE, write_reference
 from streams.candle import Candle
 from streams.candle_files import read_candle_file
+from streams.timestamps import format_time
 from training.dataset import BUNDLED, Dataset, build_dataset, build_datasets, time_split
 from training.export import (
     INPUT_NAME,
@@ -95,18 +96,14 @@ class ModelInfo:
                 "parity_max_abs_diff": self.parity_max_abs_diff, "seconds": round(self.seconds, 2)}
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
 def _training_range(train: Dataset, valid: Dataset) -> dict[str, dict[str, str]]:
     ranges = {}
     for symbol in dict.fromkeys(train.meta.symbol.tolist() + valid.meta.symbol.tolist()):
         t = train.meta.open_time[train.meta.symbol == symbol]
         v = valid.meta.open_time[valid.meta.symbol == symbol]
         both = np.concatenate([t, v])
-        ranges[symbol] = {"first": _iso(int(both.min())), "last": _iso(int(both.max())),
-                          "valid_from": _iso(int(v.min()))}
+        ranges[symbol] = {"first": format_time(int(both.min())), "last": format_time(int(both.max())),
+                          "valid_from": format_time(int(v.min()))}
     return ranges
 
 

@@ -50,6 +50,13 @@ async def publish_event(settings, event: dict) -> None:
 
 
 
+def deploy_candidate(settings, worker, version: str, artifact_dir, share: float) -> None:
+    """Publish ``version`` as the candidate for ``share`` of the symbols and wait until ``worker`` holds it."""
+    asyncio.run(publish_event(settings, {"version": version, "action": "candidate", "artifact_dir": str(artifact_dir),
+                                         "traffic_share": share}))
+    wait_for(lambda: (worker.get("/models").get("candidate") or {}).get("version") == version)
+
+
 def test_new_version_mid_stream_then_candidate_split(app_settings, worker_factory, second_model):
     from models.loading import load_model
 
@@ -83,9 +90,7 @@ def test_new_version_mid_stream_then_candidate_split(app_settings, worker_factor
         assert switches <= 1 and (switches == 0 or versions[0] == old)
 
     # A candidate for half of the symbols: both versions serve, each symbol always the same one.
-    asyncio.run(publish_event(settings, {"version": old, "action": "candidate", "artifact_dir": str(worker.settings.model_dir),
-                                         "traffic_share": 0.5}))
-    wait_for(lambda: (worker.get("/models").get("candidate") or {}).get("version") == old)
+    deploy_candidate(settings, worker, old, worker.settings.model_dir, 0.5)
     later = [Candle(c.symbol, c.timeframe, c.open_time + 86_400_000, c.open, c.high, c.low, c.close, c.volume)
              for c in candles if c.open_time == candles[-1].open_time]
     asyncio.run(publish(settings, later))

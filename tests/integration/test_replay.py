@@ -136,15 +136,13 @@ def test_a_replay_equals_the_live_run_under_an_ab_candidate(app_settings, worker
     (DeploymentTimeline), so each symbol gets the version that served it live; in shadow, the candidate's
     outcomes sit beside the active model's, and the published records are the active model's alone."""
     from models.loading import load_model
-    from tests.integration.test_hot_reload import many_symbols, publish_event
+    from tests.integration.test_hot_reload import deploy_candidate, many_symbols
 
     settings = app_settings(ab_mode=ab_mode)
     worker = worker_factory(settings)
     active = worker.get("/models")["active"]["version"]
     candidate = load_model(second_model).version
-    asyncio.run(publish_event(settings, {"version": candidate, "action": "candidate", "artifact_dir": str(second_model),
-                                         "traffic_share": 0.5}))
-    wait_for(lambda: (worker.get("/models").get("candidate") or {}).get("version") == candidate)
+    deploy_candidate(settings, worker, candidate, second_model, 0.5)
     candles = many_symbols(8, 50)
     asyncio.run(publish(settings, candles, batch_every=30))
     live = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))

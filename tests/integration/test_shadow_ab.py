@@ -10,9 +10,8 @@ import pytest
 from learning.promotion import PairedJudge
 from models.loading import load_model
 from tests.integration.test_candle_pipeline import collect, publish
-from tests.integration.test_hot_reload import many_symbols, publish_event
+from tests.integration.test_hot_reload import deploy_candidate, many_symbols
 from tests.integration.test_outcome_loop import _read_outcomes, expected_outcomes
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +32,7 @@ def test_a_shadow_candidate_is_judged_on_the_same_candles(app_settings, worker_f
     worker = worker_factory(settings)
     active = worker.get("/models")["active"]["version"]
     candidate = load_model(challenger).version
-    asyncio.run(publish_event(settings, {"version": candidate, "action": "candidate", "artifact_dir": str(challenger),
-                                         "traffic_share": 0.1}))
-    wait_for(lambda: (worker.get("/models").get("candidate") or {}).get("version") == candidate)
+    deploy_candidate(settings, worker, candidate, challenger, 0.1)
 
     candles = many_symbols(6, 50)
     asyncio.run(publish(settings, candles))
