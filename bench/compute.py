@@ -4,11 +4,12 @@
 :func:`streams.step.process_batch` one candle per symbol per batch, with the outcome loop on, as the
 worker runs it; the last ``ROUNDS`` batches (warm series, real next candles, so outcomes are labelled
 and learned) are timed. Reported: CPU microseconds per candle (process time,
-the best of a few rounds: the machine is shared) and the share of the step spent in each part.
+the best of a few rounds: the machine is shared; and their median).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -43,15 +44,19 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
         seen[c.symbol] += 1
     by_round[max(by_round) + 1] = list(closing)
     rounds_in_order = [by_round[k] for k in sorted(by_round)]
-    best, result = float("inf"), None
+    timed: list[float] = []
+    result = None
     for offset, candles in enumerate(rounds_in_order):  # the last `rounds` batches are timed: real next candles
         batch = [(c, None, Position("candles", 0, offset)) for c in candles]
         t0 = time.process_time()
         result = process_batch(batch, book, Models(model), config, lambda i: learner)
         if offset >= len(rounds_in_order) - rounds:
-            best = min(best, time.process_time() - t0)
+            timed.append(time.process_time() - t0)
     assert result is not None and len(result.predictions) == symbols
     return {"row": "compute", "label": "(f) the batch step in-process, no Kafka", "complete": True,
-            "symbols": symbols, "cpu_us_per_candle": round(best / symbols * 1e6, 1),
+            "symbols": symbols, "cpu_us_per_candle": round(min(timed) / symbols * 1e6, 1),
+            # Rounds differ by 2x here (every other one labels and learns more): the median says what a
+            # round typically costs, beside the best one the pipeline's goals are judged by.
+            "cpu_us_per_candle_median": round(statistics.median(timed) / symbols * 1e6, 1),
             "outcomes_per_candle": round(len(result.outcomes) / symbols, 2),
             "model": getattr(model, "version", None)}

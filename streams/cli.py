@@ -299,7 +299,8 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     when it was produced (the model-events topic: A/B candidates included), as the live worker scored it.
     """
     from models.loading import load_model
-    from streams.replay import publish_report, replay as run_replay
+    from streams.replay import replay as run_replay
+    from streams.replay_output import JsonlFile, NoRecords, Tee, TopicOutput
     from streams.timestamps import parse_time
 
     if from_offset is not None and from_time is not None:
@@ -318,17 +319,16 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     if start is not None and end is not None and end <= start:
         raise click.UsageError("--to-time must be after --from-time")
     model = load_model(settings.model_dir)
+    # Records are written and sent as the replay makes them: a long range never has to fit in memory.
+    outputs = [*([JsonlFile(out)] if out else []), *([TopicOutput(settings, to_topics)] if to_topics else [])]
+    output = Tee(*outputs) if len(outputs) > 1 else outputs[0] if outputs else NoRecords()
     report = asyncio.run(run_replay(settings, model, full, from_offset=from_offset, from_time=start, to_offset=to_offset,
                                     to_time=end, by_message_time=by_message_time, warmup=not cold,
-                                    follow_deployments=model_dir is None))
-    if out:
-        report.write_jsonl(out)
-    if to_topics:
-        asyncio.run(publish_report(settings, report, to_topics))
+                                    follow_deployments=model_dir is None, output=output))
     followed = f", following {report.deployments} model deployments" if report.deployments else ""
     click.echo(f"replayed {report.candles} candles ({report.warmup_candles} more for warm-up) in {report.elapsed_s:.1f} s "
-               f"({report.candles_per_s:,.0f} candles/s{followed}): {len(report.predictions)} predictions, "
-               f"{len(report.signals)} signals, {report.dead_letters} invalid", err=True)
+               f"({report.candles_per_s:,.0f} candles/s{followed}): {report.predicted} predictions, "
+               f"{report.signalled} signals, {report.dead_letters} invalid", err=True)
     for note in report.notes():
         click.echo(note, err=True)
 

@@ -21,7 +21,6 @@ ListOffsets request: some brokers (Tansu) answer ListOffsets wrongly after batch
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,10 +32,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from learning.learner import OutcomeLearner, partition_key
 from models.deployment import DeploymentTimeline, Slot
 from schemas import MultiCodec, store_from_url
-from streams.consumer import json_safe
 from streams.errors import CandleflowError, ConfigError, InvalidInput
 from streams.ingest import decode_candle_message
 from streams.kafka_security import aiokafka_security
+from streams.replay_output import KeptRecords, ReplayOutput
 from streams.replay_window import ReplayWindow, resolve_window
 from streams.timestamps import format_time
 from streams.scoring import ProbabilityModel
@@ -45,16 +44,18 @@ from streams.series_book import SeriesBook
 from streams.settings import Settings
 from streams.step import Models, SourcedCandle, StepConfig, process_batch
 
-__all__ = ["ReplayReport", "ServingTimeline", "replay", "publish_report"]
+__all__ = ["ReplayReport", "ServingTimeline", "replay"]
 
 log = logging.getLogger(__name__)
+
+STEP_CANDLES = 4096
 
 
 @dataclass
 class ReplayReport:
     candles: int = 0
-    predictions: list[dict[str, Any]] = field(default_factory=list)
-    signals: list[dict[str, Any]] = field(default_factory=list)
+    predicted: int = 0  # predictions and signals of the range, handed to ``output``
+    signalled: int = 0
     dead_letters: int = 0
     warmup_candles: int = 0
     elapsed_s: float = 0.0
@@ -65,12 +66,26 @@ class ReplayReport:
     last_open_time: int | None = None
     read_from_start: bool = True  # every partition was read from its first message
     deployments: int = 0  # model-events changes the replay followed (0: one model throughout)
+    output: ReplayOutput = field(default_factory=KeptRecords)
 
     def __repr__(self) -> str:
         # Short: asyncio.run formats the main task's result when it restores the SIGINT handler
-        # (the handler is a partial holding the task), and the records would take a second to print.
-        return (f"ReplayReport(candles={self.candles}, predictions={len(self.predictions)}, "
-                f"signals={len(self.signals)}, by={self.by!r})")
+        # (the handler is a partial holding the task), and kept records would take a second to print.
+        return f"ReplayReport(candles={self.candles}, predicted={self.predicted}, signalled={self.signalled}, by={self.by!r})"
+
+    @property
+    def predictions(self) -> list[dict[str, Any]]:
+        """The range's predictions, where the replay kept them (:class:`~streams.replay_output.KeptRecords`)."""
+        return self._kept().predictions
+
+    @property
+    def signals(self) -> list[dict[str, Any]]:
+        return self._kept().signals
+
+    def _kept(self) -> KeptRecords:
+        if not isinstance(self.output, KeptRecords):
+            raise ConfigError(f"this replay sent its records to {type(self.output).__name__}, it did not keep them")
+        return self.output
 
     @property
     def candles_per_s(self) -> float:
@@ -95,13 +110,6 @@ class ReplayReport:
                 and self.to_time > self.last_open_time + 1:
             notes.append(f"the range ends after the topic's last candle ({format_time(self.last_open_time)})")
         return notes
-
-    def write_jsonl(self, path: Path) -> None:
-        """Predictions then signals, one JSON object a line, in a stable order (replays diff cleanly)."""
-        with open(path, "w") as out:
-            for kind, records in (("prediction", self.predictions), ("signal", self.signals)):
-                for r in sorted(records, key=lambda r: (r["open_time"], r["symbol"], r["timeframe"])):
-                    out.write(json.dumps({"kind": kind, **json_safe(r)}, sort_keys=True, separators=(",", ":")) + "\n")
 
 
 class ServingTimeline:
@@ -140,9 +148,10 @@ class ServingTimeline:
 async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, from_offset: int | None = None,
                  from_time: int | None = None, to_offset: int | None = None, to_time: int | None = None,
                  by_message_time: bool = False, warmup: bool = True, follow_deployments: bool = True,
-                 progress: bool = True, idle_timeout_s: float = 10.0) -> ReplayReport:
+                 progress: bool = True, idle_timeout_s: float = 10.0, output: ReplayOutput | None = None) -> ReplayReport:
     """Run the candle pipeline over a range of ``topic``; see the module docstring. Times select by
-    candle open time (``[from_time, to_time)``) unless ``by_message_time``; without times, offsets."""
+    candle open time (``[from_time, to_time)``) unless ``by_message_time``; without times, offsets.
+    The range's records go to ``output`` as they are made (default: kept, ``report.predictions``)."""
     from tqdm import tqdm
 
     timed = from_time is not None or to_time is not None
@@ -156,11 +165,13 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False, **aiokafka_security(settings),
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, max_poll_records=5000)
     await consumer.start()
-    report = ReplayReport(by=by, from_time=from_time, to_time=to_time, deployments=len(serving.timeline or ()))
+    report = ReplayReport(by=by, from_time=from_time, to_time=to_time, deployments=len(serving.timeline or ()),
+                          output=output if output is not None else KeptRecords())
     book, learners = SeriesBook(), {}
     config = StepConfig.from_settings(settings)
     skew_ms = int(settings.max_clock_skew_s * 1000)
     started = time.monotonic()
+    complete = False
     try:
         window = await resolve_window(consumer, topic, by, from_offset, to_offset, from_time, to_time, skew_ms)
         tps = {p: TopicPartition(topic, p) for p in window.start}
@@ -185,10 +196,11 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
                 _replay_messages(messages, window, warmup, codec, timeframe, settings, skew_ms, serving, book,
                                  config, learner, report)
                 bar.update(len(messages))
-                # The report's records only grow: keep the collector from scanning them again and again
-                # (a quarter of a 120,000-candle replay went to collections that found nothing).
+                # Series states and kept records only grow: keep the collector from scanning them again
+                # and again (a quarter of a 120,000-candle replay went to collections that found nothing).
                 gc.freeze()
             if batch:
+                await report.output.drain()
                 last_data = time.monotonic()
             for p, tp in tps.items():
                 high = consumer.highwater(tp)
@@ -198,9 +210,11 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
             if not batch and time.monotonic() - last_data > idle_timeout_s:
                 break  # a partition never answered with a high-water mark: stop rather than hang
         bar.close()
+        complete = True
     finally:
         gc.unfreeze()
         await consumer.stop()
+        await report.output.close(complete)
     report.elapsed_s = time.monotonic() - started
     return report
 
@@ -240,31 +254,19 @@ def _replay_messages(messages: list[Any], window: ReplayWindow, warmup: bool, co
             runs[-1][2].append(window.emits(m.partition, m.offset, item.open_time))
     for models, candles, emit in runs:
         learner[1].arm_models([models.active, models.candidate])
-        scored = process_batch(candles, book, models, config, lambda i: learner)
-        report.dead_letters += sum(emit[i] for i, _ in scored.rejected)
-        report.predictions += [r for r, i in zip(scored.predictions, scored.prediction_sources) if emit[i]]
-        report.signals += [r for r, i in zip(scored.signals, scored.signal_sources) if emit[i]]
-        report.candles += sum(emit)
-        report.warmup_candles += len(emit) - sum(emit)
+        for start in range(0, len(candles), STEP_CANDLES):
+            _step(candles[start:start + STEP_CANDLES], emit[start:start + STEP_CANDLES], models, book, config,
+                  learner, report)
 
 
-async def publish_report(settings: Settings, report: ReplayReport, prefix: str) -> None:
-    """Publish a replay's predictions and signals as Avro to ``<prefix>.predictions`` / ``<prefix>.signals``."""
-    from aiokafka import AIOKafkaProducer
-
-    from schemas import AvroCodec
-    from streams.topics import TopicSpec, ensure_topics
-
-    store = store_from_url(settings.schema_registry_url or None)
-    targets = {"predictions": ("Prediction", report.predictions), "signals": ("Signal", report.signals)}
-    ensure_topics(settings.broker, [TopicSpec(f"{prefix}.{name}", settings.partitions) for name in targets])
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, linger_ms=5, **aiokafka_security(settings))
-    await producer.start()
-    try:
-        for name, (schema, records) in targets.items():
-            codec = AvroCodec(schema, store)
-            for r in records:
-                await producer.send(f"{prefix}.{name}", codec.encode(r), key=r["symbol"].encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
+def _step(candles: list[SourcedCandle], emit: list[bool], models: Models, book: SeriesBook, config: StepConfig,
+          learner: tuple[str, OutcomeLearner], report: ReplayReport) -> None:
+    scored = process_batch(candles, book, models, config, lambda i: learner)
+    report.dead_letters += sum(emit[i] for i, _ in scored.rejected)
+    predictions = [r for r, i in zip(scored.predictions, scored.prediction_sources) if emit[i]]
+    signals = [r for r, i in zip(scored.signals, scored.signal_sources) if emit[i]]
+    report.predicted, report.signalled = report.predicted + len(predictions), report.signalled + len(signals)
+    report.output.add("prediction", predictions)
+    report.output.add("signal", signals)
+    report.candles += sum(emit)
+    report.warmup_candles += len(emit) - sum(emit)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from models.direction import DirectionModel
 from streams.replay import replay
+from streams.replay_output import JsonlFile
 from tests.waiting import wait_for
 from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
 from tests.integration.test_hot_reload import second_model  # noqa: F401  (a fixture: another real model)
@@ -33,10 +35,15 @@ def test_replays_are_identical_and_equal_the_live_run(app_settings, worker_facto
     model = DirectionModel.load(settings.model_dir)
     topic = settings.candle_topic("5m")
     first = asyncio.run(replay(settings, model, topic, from_offset=0, progress=False))
-    second = asyncio.run(replay(settings, model, topic, from_offset=0, progress=False))
-    first.write_jsonl(tmp_path / "first.jsonl")
-    second.write_jsonl(tmp_path / "second.jsonl")
-    assert (tmp_path / "first.jsonl").read_bytes() == (tmp_path / "second.jsonl").read_bytes()
+    files = [tmp_path / "first.jsonl", tmp_path / "second.jsonl"]
+    for path, run_lines in zip(files, (7, 100_000)):  # sorted runs spilled and merged, or one in memory
+        written = asyncio.run(replay(settings, model, topic, from_offset=0, progress=False,
+                                     output=JsonlFile(path, run_lines=run_lines)))
+        assert written.predicted == len(candles) and written.signalled == len(first.signals)
+    assert files[0].read_bytes() == files[1].read_bytes()
+    in_file = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert [r["id"] for r in in_file if r["kind"] == "prediction"] == \
+        [p["id"] for p in sorted(first.predictions, key=lambda p: (p["open_time"], p["symbol"]))]
 
     assert len(first.predictions) == len(candles) and first.warmup_candles == 0
     assert all(same(p, live_by_id[p["id"]]) for p in first.predictions)
@@ -73,6 +80,21 @@ def test_a_replay_equals_the_live_run_with_the_online_member_in(app_settings, wo
     assert {s["id"] for s in replayed.signals} == {s["id"] for s in live["signals"]}
 
 
+async def read_until(settings, topics: list[str], n: int, timeout_s: float = 60.0) -> list[dict]:
+    from streams.consumer import read_topic
+
+    records: list[dict] = []
+
+    async def consume() -> None:
+        async for _, record, _ in read_topic(settings, topics):
+            records.append(record)
+            if len(records) >= n:
+                return
+
+    await asyncio.wait_for(consume(), timeout_s)
+    return records
+
+
 def test_cli_produce_tail_with_filters_and_replay_to_a_file(app_settings, worker_factory, tmp_path):
     """The commands a person types: produce a real file, tail signals with filters, replay into a file."""
     import json
@@ -106,10 +128,15 @@ def test_cli_produce_tail_with_filters_and_replay_to_a_file(app_settings, worker
     assert tailed.returncode == 0 and wanted and [s["id"] for s in lines] == [s["id"] for s in wanted]
 
     out = tmp_path / "replay.jsonl"
-    replayed = cli("replay", "--topic", "candles.5m", "--from-offset", "0", "--out", str(out))
+    replayed = cli("replay", "--topic", "candles.5m", "--from-offset", "0", "--out", str(out), "--to-topics", "backtest")
     assert replayed.returncode == 0 and "replayed 200 candles" in replayed.stderr
-    kinds = [json.loads(line)["kind"] for line in out.read_text().splitlines()]
-    assert kinds.count("prediction") == 200
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["kind"] for r in written].count("prediction") == 200
+    # The same records, published as Avro while the replay ran.
+    published = asyncio.run(read_until(settings, ["backtest.predictions", "backtest.signals"], len(written)))
+    assert {r["id"] for r in published} == {r["id"] for r in written}
+    missing = cli("replay", "--topic", "candles.5m", "--from-offset", "0", "--out", str(tmp_path / "no" / "such.jsonl"))
+    assert missing.returncode != 0 and "is not a directory" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_training_data_from_a_candle_topic_equals_the_files(app_settings, tmp_path):
