@@ -100,7 +100,8 @@ class EmbeddedBroker:
                "--storage-engine", "memory://tansu/"]
         with open(self.log_path, "ab") as logfile:
             self._process = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             preexec_fn=_die_with_parent if os.name == "posix" else None)
+                                             preexec_fn=_die_with_parent if os.name == "posix" else None,
+                                             start_new_session=True)  # a terminal's Ctrl-C is for its parent
         try:
             wait_for_broker(self.bootstrap, timeout_s, alive=lambda: self.running)
         except TimeoutError:

@@ -261,17 +261,40 @@ def distill(teacher: Path, data: tuple[Path, ...], out: Path, temperature: float
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as one JSON object on the last line.")
 @click.option("--regime-change", is_flag=True,
               help="Feed a held-out real series whose market changes halfway; report the learning loop's response.")
-def demo(n_candles: int, bad: int, rate: float, as_json: bool, regime_change: bool) -> None:
-    """Run everything on this machine: broker, worker, model, real candles; print a summary."""
+@click.option("--live/--no-live", default=None,
+              help="After the summary, keep the broker and worker up, replaying the candles in a loop for the "
+                   "dashboard, until Ctrl-C (default: live in a terminal, unless --json).")
+@click.option("--live-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Candles per second once live (default 20).")
+def demo(n_candles: int, bad: int, rate: float, as_json: bool, regime_change: bool, live: bool | None,
+         live_rate: float | None) -> None:
+    """Run everything on this machine: broker, worker, model, real candles; print a summary, then (in a
+    terminal) keep it all running with the dashboard live until Ctrl-C."""
     from dataclasses import asdict
 
-    from streams.demo import run_demo
+    from streams.demo import LIVE_RATE, run_demo
+
+    if live is None:
+        live = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
+    if live_rate is not None and not live:
+        raise click.UsageError("--live-rate needs a live demo (--live)")
+
+    def show(summary) -> None:
+        click.echo(summary.text())
+        if as_json:
+            click.echo(json.dumps(asdict(summary), separators=(",", ":")))
+        sys.stdout.flush()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up in run_demo's finally
-    summary = run_demo(n_candles=n_candles, bad=bad, rate=rate, regime_change=regime_change)
-    click.echo(summary.text())
-    if as_json:
-        click.echo(json.dumps(asdict(summary), separators=(",", ":")))
+    try:
+        summary = run_demo(n_candles=n_candles, bad=bad, rate=rate, regime_change=regime_change, show=show,
+                           live_rate=(live_rate or LIVE_RATE) if live else None)
+    except KeyboardInterrupt:
+        if not live:
+            raise
+        # Ctrl-C is how a live demo ends: run_demo has stopped the worker and the broker.
+        click.echo("demo stopped: the worker and the broker are down", err=True)
+        return
     if not summary.complete:
         sys.exit(1)
 

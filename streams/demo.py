@@ -2,20 +2,26 @@
 
 Starts the embedded broker and a worker process, trains the model if none exists, replays the
 bundled real candles (plus a few deliberately invalid messages), waits until every candle is
-accounted for, and reports. Every process it starts is stopped when it ends or is interrupted.
+accounted for, and reports. Live (``live=True``: what ``make demo`` does in a terminal), it then keeps
+the broker and worker up and goes on replaying the same candles in a loop at a gentle pace, each loop
+with later open times (:func:`loop_candles`), so the dashboard's series keep moving, until Ctrl-C.
+Every process it starts is stopped when it ends or is interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import os
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.candle import Candle
@@ -29,7 +35,9 @@ from streams.stats import percentile
 from streams.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 
-__all__ = ["run_demo", "DemoSummary", "BUNDLED_CANDLES"]
+__all__ = ["run_demo", "DemoSummary", "BUNDLED_CANDLES", "loop_candles", "LIVE_RATE"]
+
+LIVE_RATE = 20.0  # candles per second once live: the charts move, the laptop stays idle
 
 BUNDLED_CANDLES = Path(__file__).resolve().parent.parent / "data" / "candles"
 REGIME_SERIES = BUNDLED_CANDLES / "held-out" / "ETC-BTC_5m.csv.gz"  # real candles no bundled model is trained on
@@ -50,6 +58,9 @@ class DemoSummary:
     elapsed_s: float
     complete: bool
     regime_change: dict[str, Any] | None = None  # --regime-change: what the learning loop did (_regime_report)
+    signals_by_direction: dict[str, int] = field(default_factory=dict)
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # reason (its first clause) -> messages
+    members: dict[str, str] = field(default_factory=dict)  # ensemble member -> version, as the predictions name them
 
     def text(self) -> str:
         lat = lambda v: "n/a" if v is None else f"{v:.1f} ms"  # noqa: E731
@@ -59,8 +70,11 @@ class DemoSummary:
             f"  model               {self.model_version}",
             f"  candles in          {self.candles} ({self.valid_candles} valid, {self.candles - self.valid_candles} invalid on purpose)",
             f"  predictions out     {self.predictions}",
-            f"  signals out         {self.signals}",
+            f"  model members       {', '.join(f'{k} {v}' for k, v in sorted(self.members.items())) or 'n/a'}",
+            f"  signals out         {self.signals}" + (f" ({', '.join(f'{n} {d}' for d, n in sorted(self.signals_by_direction.items()))})"
+                                                       if self.signals_by_direction else ""),
             f"  dead letters        {self.dead_letters}",
+            *(f"    {n} x {reason}" for reason, n in sorted(self.dead_letter_reasons.items())),
             f"  candle->signal      p50 {lat(self.latency_ms_p50)}, p99 {lat(self.latency_ms_p99)}",
             f"  candle->prediction  p50 {lat(self.prediction_latency_ms_p50)}",
             f"  elapsed             {self.elapsed_s:.1f} s" + ("" if self.complete else "  (INCOMPLETE: timed out)"),
@@ -121,6 +135,9 @@ async def _collect(settings: Settings, expected_predictions: int, expected_dead:
     topics = [settings.topic("predictions"), settings.topic("signals"), settings.topic("dead-letters"),
               settings.topic("retrain-requests")]
     counts = {t: 0 for t in topics}
+    directions: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    members: dict[str, str] = {}
     requests: list[dict[str, Any]] = []
     signal_latency: list[float] = []
     prediction_latency: list[float] = []
@@ -129,8 +146,15 @@ async def _collect(settings: Settings, expected_predictions: int, expected_dead:
     async def consume() -> None:
         async for topic, record, received in read_topic(settings, topics):
             counts[topic] += 1
-            if topic == topics[3] and isinstance(record, dict):
-                requests.append(record)
+            if isinstance(record, dict):
+                if topic == topics[0]:
+                    members.update(record.get("model_versions") or {})
+                elif topic == topics[1]:
+                    directions[record["direction"]] += 1
+                elif topic == topics[2]:
+                    reasons[_reason(record)] += 1
+                elif topic == topics[3]:
+                    requests.append(record)
             produced = record.get("candle_produced_at") if isinstance(record, dict) else None
             if produced:
                 latency = received * 1000 - produced
@@ -149,16 +173,63 @@ async def _collect(settings: Settings, expected_predictions: int, expected_dead:
         await asyncio.gather(task, return_exceptions=True)
     return {"predictions": counts[topics[0]], "signals": counts[topics[1]], "dead_letters": counts[topics[2]],
             "signal_latency": signal_latency, "prediction_latency": prediction_latency, "complete": done.is_set(),
-            "retrain_requests": requests}
+            "retrain_requests": requests, "directions": dict(directions), "reasons": dict(reasons), "members": members}
+
+
+def _reason(dead_letter: dict[str, Any]) -> str:
+    """A dead letter's kind and reason, on one line of the summary."""
+    reason = " ".join(str(dead_letter.get("reason") or "unknown").split())
+    return f"{dead_letter.get('error_type', 'validation')}: {reason if len(reason) <= 90 else reason[:87] + '...'}"
+
+
+def loop_candles(candles: list[Candle], loop: int) -> list[Candle]:
+    """``candles`` again for the ``loop``-th time (1, 2, ...), every open time moved on by the span they
+    cover plus one candle, so each series continues where the last loop ended.
+
+    >>> c = [Candle("ETH-BTC", "5m", 0, 1.0, 1.0, 1.0, 1.0, 1.0), Candle("ETH-BTC", "5m", 300_000, 1.0, 1.0, 1.0, 1.0, 1.0)]
+    >>> [x.open_time for x in loop_candles(c, 2)]
+    [1200000, 1500000]
+    """
+    step = min((b.open_time - a.open_time for a, b in zip(candles, candles[1:]) if b.open_time > a.open_time), default=0)
+    span = max(c.open_time for c in candles) - min(c.open_time for c in candles) + (step or 300_000)
+    return [dataclasses.replace(c, open_time=c.open_time + loop * span) for c in candles]
+
+
+async def _live(settings: Settings, candles: list[Candle], rate: float) -> None:
+    """The demo's candles in a loop at ``rate`` candles/s (later open times each loop), until cancelled."""
+    async with CandleProducer(settings) as producer:
+        pacer = Pacer(rate=rate)
+        for loop in itertools.count(1):
+            for candle in loop_candles(candles, loop):
+                await pacer.wait(candle)
+                await producer.send(candle)
+
+
+def live_help(settings: Settings, symbol: str, rate: float) -> str:
+    """What to look at while the demo runs live: the dashboard and the commands worth trying."""
+    web = f"http://{settings.web_host}:{settings.web_port}"
+    env = f"CANDLEFLOW_BROKER={settings.broker} CANDLEFLOW_TOPIC_PREFIX={settings.topic_prefix}"
+    return "\n".join([
+        f"Live: replaying the candles in a loop at {rate:g} candles/s. Ctrl-C stops everything.",
+        f"  dashboard         {web}/",
+        f"  latest signals    curl {web}/signals/latest",
+        f"  its features      curl {web}/features/{symbol}/5m",
+        f"  models, drift     curl {web}/models",
+        f"  signals as sent   {env} candleflow tail signals --from-end",
+    ])
 
 
 def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, model_dir: Path | None = None,
              files: list[Path] | None = None, timeout_s: float = 180.0, progress: bool = True,
-             regime_change: bool = False) -> DemoSummary:
+             regime_change: bool = False, show: Callable[[DemoSummary], None] | None = None,
+             live_rate: float | None = None) -> DemoSummary:
     """``regime_change``: instead of ``n_candles`` of the bundled files, a real series no model was trained
     on (:data:`REGIME_SERIES`) whose market changes halfway (:func:`streams.regime_change.alternate_moves`);
     the summary then says whether and when the worker asked for a retrain, and what a retrain on the
-    candle topic from the change it saw gives against the serving model."""
+    candle topic from the change it saw gives against the serving model.
+
+    ``show`` is given the summary as soon as it is made. ``live_rate``: then stay up, replaying the candles
+    in a loop at that many candles/s, until interrupted (KeyboardInterrupt propagates, after clean-up)."""
     files = files or sorted(BUNDLED_CANDLES.glob("*.csv.gz"))
     if not files:
         raise ConfigError(f"no candle files in {BUNDLED_CANDLES}")
@@ -196,13 +267,20 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
         regime = None
         if regime_change:
             regime = _regime_report(settings, model_dir, candles, changed_at, result["retrain_requests"], workdir)
-        return DemoSummary(
+        summary = DemoSummary(
             candles=len(candles) + bad, valid_candles=len(candles), predictions=result["predictions"],
             signals=result["signals"], dead_letters=result["dead_letters"],
             latency_ms_p50=percentile(result["signal_latency"], 50), latency_ms_p99=percentile(result["signal_latency"], 99),
             prediction_latency_ms_p50=percentile(result["prediction_latency"], 50),
             symbols=sorted({c.symbol for c in candles}), model_version=str(health.get("model_version")),
-            elapsed_s=time.monotonic() - started, complete=result["complete"], regime_change=regime)
+            elapsed_s=time.monotonic() - started, complete=result["complete"], regime_change=regime,
+            signals_by_direction=result["directions"], dead_letter_reasons=result["reasons"], members=result["members"])
+        if show is not None:
+            show(summary)
+        if live_rate is not None:
+            print(live_help(settings, candles[0].symbol, live_rate), file=sys.stderr, flush=True)
+            asyncio.run(_live(settings, candles, live_rate))
+        return summary
     finally:
         if worker is not None:
             worker.stop()

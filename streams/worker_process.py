@@ -32,7 +32,9 @@ class WorkerProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            preexec_fn=_die_with_parent)
+                                            # Its own session: a Ctrl-C at the terminal reaches the parent,
+                                            # which stops the worker before the broker it flushes to.
+                                            preexec_fn=_die_with_parent, start_new_session=True)
         return self
 
     def health(self) -> dict[str, Any] | None:
