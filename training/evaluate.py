@@ -151,6 +151,25 @@ def _cuts(scorer: Scorer, holdout: str) -> tuple[dict[str, int], int | None]:
     return per_symbol, max(per_symbol.values())
 
 
+def fitted_spans(scorer: Scorer) -> dict[str, tuple[int, int]]:
+    """{symbol: (first, end)} open times of the rows the model was fit on, ``[first, end)`` (end: the
+    validation cut); a bundle's horizons: the widest span of any member."""
+    spans: dict[str, tuple[int, int]] = {}
+    for meta in scorer.metadata:
+        for symbol, rng in meta.training_range.items():
+            first, end = parse_time(rng["first"]), parse_time(rng["valid_from"])
+            known = spans.get(symbol, (first, end))
+            spans[symbol] = (min(known[0], first), max(known[1], end))
+    return spans
+
+
+def _fitted_mask(meta, spans: Mapping[str, tuple[int, int]]) -> np.ndarray:
+    """Which rows the model was fit on (see :func:`fitted_spans`)."""
+    first = np.array([spans.get(s, (0, 0))[0] for s in meta.symbol], dtype=np.int64)
+    end = np.array([spans.get(s, (0, 0))[1] for s in meta.symbol], dtype=np.int64)
+    return (meta.open_time >= first) & (meta.open_time < end)
+
+
 def _holdout_rows(ds: Dataset, cuts: dict[str, int], default: int | None) -> np.ndarray:
     if default is None:
         return np.arange(len(ds))
@@ -226,7 +245,8 @@ def _backtests(y_p: np.ndarray, meta, h: int, timeframe: str, cfg: EvalConfig) -
     return out
 
 
-def _horizon_report(ds: Dataset, p: np.ndarray, cfg: EvalConfig) -> dict[str, Any]:
+def _horizon_report(ds: Dataset, p: np.ndarray, cfg: EvalConfig,
+                    spans: Mapping[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     y, meta, h = ds.y, ds.meta, ds.horizon
     timeframes = sorted(set(meta.timeframe.tolist()), key=TIMEFRAME_MS.__getitem__)
     timeframe = timeframes[0]  # Sharpe is annualised by the shortest timeframe when files mix them
@@ -243,13 +263,20 @@ def _horizon_report(ds: Dataset, p: np.ndarray, cfg: EvalConfig) -> dict[str, An
         idx = np.flatnonzero(meta.symbol == symbol)
         sub = ds.take(idx)
         sbt = _backtests(p[idx], sub.meta, h, timeframe, cfg)
+        fitted = _fitted_mask(sub.meta, spans or {})
         per_symbol[symbol] = {
             "rows": int(len(idx)),
             "from": format_time(int(sub.meta.open_time.min())), "to": format_time(int(sub.meta.open_time.max())),
+            # Rows the model was fit on score better than it will live: counted apart, and the unseen
+            # rows' own figures given where both kinds are in the report.
+            "trained_rows": int(fitted.sum()), "unseen_rows": int((~fitted).sum()),
             "classification": _classification(sub.y, p[idx]),
             "baselines": _classification_baselines(sub.y, sub.meta.last_return),
             "backtest": sbt,
         }
+        if fitted.any() and (~fitted).sum() >= 2 and len(set(sub.y[~fitted].tolist())) == 2:
+            per_symbol[symbol]["unseen"] = {"rows": int((~fitted).sum()),
+                                            "classification": _classification(sub.y[~fitted], p[idx][~fitted])}
     return {"rows": int(len(y)), "classification": cls, "calibration": calibration(y, p, cfg.bins),
             "baselines": base, "backtest": bt, "threshold_sweep": sweep, "per_symbol": per_symbol,
             "equity": _equity(p, meta, cfg), "verdict": _verdict(cls, base, bt)}
@@ -286,8 +313,7 @@ def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: 
     notes = list(scorer.notes)
     if config.holdout != "all" and default_cut is None:
         notes.append("the model's metadata has no training_range: every row was evaluated (may be in-sample)")
-    if config.holdout == "all":
-        notes.append("holdout 'all': rows the model was trained on are included; figures are optimistic")
+    spans = fitted_spans(scorer)
     unknown = sorted({str(s) for s in datasets[scorer.horizons[0]].meta.symbol} - set(cuts))
     if unknown and default_cut is not None:
         notes.append(f"symbols not in training ({', '.join(unknown)}) are evaluated from {format_time(default_cut)}"
@@ -301,8 +327,14 @@ def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: 
         if len(ds) < 2 or len(set(ds.y.tolist())) < 2:
             raise ConfigError(f"horizon {h}: {len(ds)} rows to evaluate after the training range "
                               f"(holdout {config.holdout!r}); give later candles or --holdout all")
-        horizons[str(h)] = _horizon_report(ds, scorer.predict(ds.X, h), config)
+        horizons[str(h)] = _horizon_report(ds, scorer.predict(ds.X, h), config, spans)
     first = horizons[str(scorer.horizons[0])]
+    trained = {s: v["trained_rows"] for s, v in first["per_symbol"].items() if v["trained_rows"]}
+    if trained:
+        never = [s for s, v in first["per_symbol"].items() if not v["trained_rows"]]
+        notes.append("rows the model was trained on are included for " + ", ".join(f"{s} ({n})" for s, n in trained.items())
+                     + ": their figures are optimistic; per symbol, the rows it never saw are scored apart"
+                     + (f"; {', '.join(never)}: never seen" if never else ""))
     reversal = first["baselines"]["last_return_sign"]["accuracy"]
     if reversal is not None and reversal < _BOUNCE_ACCURACY:
         notes.append(f"the next candle reverses the last one {1 - reversal:.0%} of the time: typical of bid-ask "

@@ -60,10 +60,23 @@ def summary_text(report: dict[str, Any]) -> str:
             sb = s["backtest"]["model"]
             out.append(f"  {symbol:<10} rows {s['rows']:>6}  accuracy {_f(s['classification']['accuracy'])} "
                        f"(always up {_f(s['baselines']['always_up']['accuracy'])})  AUC {_f(s['classification']['auc'])}"
-                       f"  trades {sb['trades']}  avg {_f(sb['avg_return_bps'], '+.2f')} bps")
+                       f"  trades {sb['trades']}  avg {_f(sb['avg_return_bps'], '+.2f')} bps  {_seen(s)}")
         out += ["  " + line for line in r["verdict"]["lines"]]
     out += [f"note: {n}" for n in report.get("notes", [])]
     return "\n".join(out)
+
+
+def _seen(symbol_report: dict[str, Any]) -> str:
+    """Whether a symbol's rows were ones the model was trained on, and the unseen rows' own figures."""
+    trained, unseen = symbol_report.get("trained_rows", 0), symbol_report.get("unseen_rows", symbol_report["rows"])
+    if not trained:
+        return "[unseen]"
+    if not unseen:
+        return "[all trained on: optimistic]"
+    apart = symbol_report.get("unseen")
+    figures = (f": unseen accuracy {_f(apart['classification']['accuracy'])} AUC {_f(apart['classification']['auc'])}"
+               if apart else "")
+    return f"[{trained} trained on, {unseen} unseen{figures}]"
 
 
 def _polyline(xs: list[float], ys: list[float], colour: str) -> str:

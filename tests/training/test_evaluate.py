@@ -60,6 +60,25 @@ def test_only_rows_after_the_fitted_range_are_evaluated(report, trained_model):
     assert any("optimistic" in n for n in everything["notes"])
 
 
+def test_rows_the_model_was_trained_on_are_told_apart_per_symbol(report, trained_model):
+    """Every row of the default report comes after the fitted range; with holdout 'all' and a pair the
+    model never saw, each symbol says which of its rows were fitted, and the unseen ones are scored apart."""
+    assert all(s["trained_rows"] == 0 and s["unseen_rows"] == s["rows"] for s in report["horizons"]["1"]["per_symbol"].values())
+    assert not any("optimistic" in n for n in report["notes"])
+    held_out = BUNDLED / "held-out" / "ETC-BTC_5m.csv.gz"
+    everything = evaluate_files(trained_model, [*FILES, held_out], EvalConfig(holdout="all"))
+    per_symbol = everything["horizons"]["1"]["per_symbol"]
+    assert per_symbol["ETC-BTC"]["trained_rows"] == 0 and "unseen" not in per_symbol["ETC-BTC"]
+    for symbol in ("ETH-BTC", "LTC-BTC"):
+        s = per_symbol[symbol]
+        assert s["trained_rows"] > 0 and s["unseen_rows"] > 0 and s["trained_rows"] + s["unseen_rows"] == s["rows"]
+        assert s["unseen"]["rows"] == s["unseen_rows"] and 0 <= s["unseen"]["classification"]["accuracy"] <= 1
+    note = next(n for n in everything["notes"] if "optimistic" in n)
+    assert "ETH-BTC" in note and "ETC-BTC: never seen" in note
+    text = summary_text(everything)
+    assert "[unseen]" in text and "trained on," in text and "unseen accuracy" in text
+
+
 def test_a_bundle_reports_every_horizon(tmp_path):
     eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:2000]
     train_horizons_on_series([eth[:1500]], tmp_path, horizons=(1, 3), progress=False, num_boost_round=5)
