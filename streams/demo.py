@@ -2,7 +2,7 @@
 
 Starts the embedded broker and a worker process, trains the model if none exists, replays the
 bundled real candles (plus a few deliberately invalid messages), waits until every candle is
-accounted for, and reports. Live (``live=True``: what ``make demo`` does in a terminal), it then keeps
+accounted for, and reports. Live (``live_rate``: what ``make demo`` does in a terminal), it then keeps
 the broker and worker up and goes on replaying the same candles in a loop at a gentle pace, each loop
 with later open times (:func:`loop_candles`), so the dashboard's series keep moving, until Ctrl-C.
 Every process it starts is stopped when it ends or is interrupted.
@@ -59,7 +59,7 @@ class DemoSummary:
     complete: bool
     regime_change: dict[str, Any] | None = None  # --regime-change: what the learning loop did (_regime_report)
     signals_by_direction: dict[str, int] = field(default_factory=dict)
-    dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # reason (its first clause) -> messages
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # 'kind: reason' -> messages
     members: dict[str, str] = field(default_factory=dict)  # ensemble member -> version, as the predictions name them
 
     def text(self) -> str:
@@ -205,7 +205,7 @@ async def _live(settings: Settings, candles: list[Candle], rate: float) -> None:
                 await producer.send(candle)
 
 
-def live_help(settings: Settings, symbol: str, rate: float) -> str:
+def live_help(settings: Settings, candle: Candle, rate: float) -> str:
     """What to look at while the demo runs live: the dashboard and the commands worth trying."""
     web = f"http://{settings.web_host}:{settings.web_port}"
     env = f"CANDLEFLOW_BROKER={settings.broker} CANDLEFLOW_TOPIC_PREFIX={settings.topic_prefix}"
@@ -213,7 +213,7 @@ def live_help(settings: Settings, symbol: str, rate: float) -> str:
         f"Live: replaying the candles in a loop at {rate:g} candles/s. Ctrl-C stops everything.",
         f"  dashboard         {web}/",
         f"  latest signals    curl {web}/signals/latest",
-        f"  its features      curl {web}/features/{symbol}/5m",
+        f"  its features      curl {web}/features/{candle.symbol}/{candle.timeframe}",
         f"  models, drift     curl {web}/models",
         f"  signals as sent   {env} candleflow tail signals --from-end",
     ])
@@ -278,7 +278,7 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
         if show is not None:
             show(summary)
         if live_rate is not None:
-            print(live_help(settings, candles[0].symbol, live_rate), file=sys.stderr, flush=True)
+            print(live_help(settings, candles[0], live_rate), file=sys.stderr, flush=True)
             asyncio.run(_live(settings, candles, live_rate))
         return summary
     finally:

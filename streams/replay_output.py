@@ -196,5 +196,11 @@ class Tee(ReplayOutput):
             await output.drain()
 
     async def close(self, complete: bool = True) -> None:
-        for output in self.outputs:
-            await output.close(complete)
+        failed: BaseException | None = None
+        for output in self.outputs:  # each is closed, even after one failed
+            try:
+                await output.close(complete and failed is None)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, once the others are closed
+                failed = failed or exc
+        if failed is not None:
+            raise failed

@@ -23,6 +23,9 @@ def test_demo_runs_to_completion_and_leaves_nothing_behind(trained_model, tmp_pa
     assert summary["complete"] and summary["candles"] == 302
     assert summary["predictions"] == summary["valid_candles"] == 300
     assert summary["dead_letters"] == 2
+    assert sum(summary["dead_letter_reasons"].values()) == 2 and any(r.startswith("decode: ") for r in summary["dead_letter_reasons"])
+    assert sum(summary["signals_by_direction"].values()) == summary["signals"] and summary["members"]
+    assert "dead letters        2\n    1 x " in result.stdout
     assert summary["signals"] >= 0 and (summary["latency_ms_p50"] is None) == (summary["signals"] == 0)
     for key in ("latency_ms_p50", "latency_ms_p99"):
         assert key in summary
