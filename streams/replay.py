@@ -174,6 +174,8 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
     skew_ms = int(settings.max_clock_skew_s * 1000)
     started = time.monotonic()
     complete = False
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         window = await resolve_window(consumer, topic, by, from_offset, to_offset, from_time, to_time, skew_ms)
         tps = {p: TopicPartition(topic, p) for p in window.start}
@@ -198,8 +200,10 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
                 _replay_messages(messages, window, warmup, codec, timeframe, settings, skew_ms, serving, book,
                                  config, learner, report)
                 bar.update(len(messages))
-                # Series states and kept records only grow: keep the collector from scanning them again
-                # and again (a quarter of a 120,000-candle replay went to collections that found nothing).
+                # Series states and kept records only grow: the collector would scan them again and again
+                # (a quarter of a 120,000-candle replay went to collections that found nothing). Collected
+                # here instead, once a take, the young objects only; what survives is frozen out of later scans.
+                gc.collect(1)
                 gc.freeze()
             if batch:
                 await report.output.drain()
@@ -215,6 +219,8 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
         complete = True
     finally:
         gc.unfreeze()
+        if collecting:
+            gc.enable()
         await consumer.stop()
         await report.output.close(complete)
     report.elapsed_s = time.monotonic() - started
