@@ -55,8 +55,9 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
     assert result is not None and len(result.predictions) == symbols
     return {"row": "compute", "label": "(f) the batch step in-process, no Kafka", "complete": True,
             "symbols": symbols, "cpu_us_per_candle": round(min(timed) / symbols * 1e6, 1),
-            # Rounds differ by 2x here (every other one labels and learns more): the median says what a
-            # round typically costs, beside the best one the pipeline's goals are judged by.
+            # Rounds differ by 2x here (the slow ones are the cyclic garbage collector's: with gc.disable()
+            # every round costs the best's): the median says what a round typically costs, beside the best
+            # one the pipeline's goals are judged by.
             "cpu_us_per_candle_median": round(statistics.median(timed) / symbols * 1e6, 1),
             "outcomes_per_candle": round(len(result.outcomes) / symbols, 2),
             "model": getattr(model, "version", None)}
