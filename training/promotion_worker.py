@@ -72,12 +72,12 @@ class PromotionWorker:
         if since is None:
             await self.consumer.seek_to_beginning(*tps)
             return
+        # The ends are taken before the lookup, and sought to as numbers: a lazy seek_to_end would resolve
+        # "the end" later and skip whatever outcomes were written in between.
+        ends = await self.consumer.end_offsets(tps)
         found = await offsets_at_time(self.consumer, tps, parse_time(since) - int(REWIND_MARGIN_S * 1000))
         for tp in tps:
-            if found[tp] is not None:
-                self.consumer.seek(tp, found[tp])
-            else:  # nothing on it since then
-                await self.consumer.seek_to_end(tp)
+            self.consumer.seek(tp, found[tp] if found[tp] is not None else ends[tp])  # None: nothing since then
 
     async def decide(self, decision: dict[str, Any]) -> None:
         note = json.dumps({k: v for k, v in decision.items() if k != "reason"} | {"why": decision.get("reason")},
@@ -106,6 +106,9 @@ class PromotionWorker:
                 if time.monotonic() - refreshed > self.refresh_s:
                     if not consumer.assignment():  # the topic did not exist yet
                         await _assign_all(consumer, topic)
+                        if consumer.assignment():
+                            # Assigned at its end: an experiment that began before is read again from its start.
+                            self.judge = None
                     await self._refresh()
                     refreshed = time.monotonic()
                 batch = await consumer.getmany(timeout_ms=500)

@@ -111,3 +111,42 @@ async def test_a_restarted_judge_keeps_the_experiments_counts(pg_session_dsn, sm
             assert (await registry.active(name))["version"] == better
         finally:
             await store.close()
+
+
+
+async def test_outcomes_written_while_the_judge_rewinds_are_counted(pg_session_dsn, small_models, app_settings,
+                                                                      tmp_path, monkeypatch):  # noqa: F811
+    """The dangerous moment, forced: every outcome is written between the judge's look for where the
+    experiment begins (nothing yet) and its seek there."""
+    import training.promotion_worker as promotion_worker
+
+    settings = app_settings()
+    name = f"ab-{uuid.uuid4().hex[:6]}"
+    store = PostgresStore(pg_session_dsn)
+    async with EventPublisher(settings) as publisher:
+        registry = ModelRegistry(store, ArtifactStore(tmp_path / "artifacts"), publisher)
+        try:
+            active, better = [await registry.register(m, name=name) for m in small_models[7:9]]
+            await registry.activate(active)
+            await registry.set_candidate(better, 0.5)
+            looked_up = promotion_worker.offsets_at_time
+
+            async def outcomes_arrive_after_the_lookup(consumer, tps, at_ms):
+                found = await looked_up(consumer, tps, at_ms)
+                assert all(offset is None for offset in found.values())  # nothing since the candidate began
+                await send_outcomes(settings, {active: 0.52, better: 0.60}, 300)
+                return found
+
+            monkeypatch.setattr(promotion_worker, "offsets_at_time", outcomes_arrive_after_the_lookup)
+            judge, stop = PromotionWorker(settings, registry, name, refresh_s=0.5, min_outcomes=500,
+                                          check_every=50), asyncio.Event()
+            run = asyncio.create_task(judge.run(stop))
+            for _ in range(600):
+                if judge.judge is not None and judge.judge.n[better] >= 300:
+                    break
+                await asyncio.sleep(0.05)
+            assert judge.judge.n[better] == 300 and not judge.decisions
+            stop.set()
+            await asyncio.wait_for(run, 30)
+        finally:
+            await store.close()

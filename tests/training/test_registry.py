@@ -48,7 +48,7 @@ def small_models(tmp_path_factory) -> list[Path]:
     one model name, so each test registers its own."""
     eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles
     dirs = []
-    for i, end in enumerate((1200, 1400, 1600, 1800, 2000, 2200, 2400)):
+    for i, end in enumerate((1200, 1400, 1600, 1800, 2000, 2200, 2400, 2600, 2800)):
         out = tmp_path_factory.mktemp(f"small-model-{i}")
         train_on_series([eth[:end]], out, progress=False, num_boost_round=5)
         dirs.append(out)
