@@ -188,3 +188,30 @@ def test_encode_reasons_are_bounded(record):
     with pytest.raises(InvalidInput) as info:
         CANDLES.encode("Candle", record)
     assert_reason(info.value)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_records, st.booleans())
+def test_the_quick_check_never_passes_what_the_full_one_refuses(changes, over_valid):
+    """``candle_from_record`` tries a quick check for records as the decoder makes them: it may only say
+    "not sure" (None, the full check then decides), never accept a candle the full check refuses or alter one."""
+    from streams.candle import _valid_as_decoded, _validated
+
+    record = {**VALID, **changes} if over_valid else changes
+    quick = _valid_as_decoded(record)
+    try:
+        full = _validated(record)
+    except InvalidInput:
+        assert quick is None
+    else:
+        assert quick is None or quick == full
+
+
+def test_the_quick_check_passes_real_candles_as_decoded():
+    from streams.candle import _valid_as_decoded
+    from streams.candle_files import read_candle_file
+    from streams.demo import BUNDLED_CANDLES
+
+    candles = read_candle_file(sorted(BUNDLED_CANDLES.glob("*.csv.gz"))[0]).candles[:2000]
+    decoded = [CANDLES.decode(CANDLES.encode("Candle", c.to_record()))[1] for c in candles]
+    assert [_valid_as_decoded(r) for r in decoded] == candles
