@@ -12,6 +12,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from learning.promotion import assign_version
 from streams.candle import Candle
 from tests.integration.test_candle_pipeline import collect, publish, real_candles
 from tests.waiting import wait_for
@@ -30,11 +31,23 @@ def second_model(tmp_path_factory, trained_model):
     return out
 
 
-def many_symbols(n_symbols: int, per_symbol: int) -> list[Candle]:
-    """The real series under several symbol names (so a traffic share splits them)."""
+def many_symbols(n_symbols: int, per_symbol: int, split: tuple[str, str, float] | None = None) -> list[Candle]:
+    """The real series under several symbol names (so a traffic share splits them).
+
+    With ``split=(active, candidate, share)`` the names are chosen so that both versions serve some of them: which
+    symbols a share sends to the candidate hangs on the candidate's version (a hash), and a version that sent all
+    eight names one way made a split test fail by luck."""
     base = real_candles(per_symbol)
+    bases = sorted({c.symbol for c in base})
+    suffixes = list(range(n_symbols // len(bases)))
+    if split is not None:
+        active, candidate, share = split
+        sides = {k: {assign_version(f"{b}-{k}", active, candidate, share) for b in bases} for k in range(1000)}
+        first_of = {v: next(k for k in sides if v in sides[k]) for v in (active, candidate)}
+        chosen = sorted(set(first_of.values()))
+        suffixes = chosen + [k for k in sides if k not in chosen][:len(suffixes) - len(chosen)]
     out = [Candle(f"{c.symbol}-{k}", c.timeframe, c.open_time, c.open, c.high, c.low, c.close, c.volume)
-           for k in range(n_symbols // 2) for c in base]
+           for k in suffixes for c in base]
     return sorted(out, key=lambda c: (c.open_time, c.symbol))
 
 
@@ -65,7 +78,7 @@ def test_new_version_mid_stream_then_candidate_split(app_settings, worker_factor
     old = worker.get("/models")["active"]["version"]
     new = load_model(second_model).version
     assert old != new
-    candles = many_symbols(8, 60)
+    candles = many_symbols(8, 60, split=(new, old, 0.5))  # later: the old version as a candidate for half
     half = len(candles) // 2
 
     def stream_second_half() -> None:  # keeps candles flowing while the reload happens

@@ -170,7 +170,7 @@ def test_a_replay_equals_the_live_run_under_an_ab_candidate(app_settings, worker
     active = worker.get("/models")["active"]["version"]
     candidate = load_model(second_model).version
     deploy_candidate(settings, worker, candidate, second_model, 0.5)
-    candles = many_symbols(8, 50)
+    candles = many_symbols(8, 50, split=(active, candidate, 0.5))
     asyncio.run(publish(settings, candles, batch_every=30))
     live = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
     live_by_id = {p["id"]: p for p in live["predictions"]}
