@@ -1,9 +1,11 @@
 """The ``.avsc`` files next to this module, loaded as self-contained schemas.
 
-The files reference each other by name (``CandleBatch`` uses ``candleflow.Candle``, ``Signal`` uses
-``candleflow.Direction``) so that each type is written once. A schema registry, and any reader that
-only gets one schema, needs the definitions inline, so :func:`load_schema` inlines every named type
-the first time it is used and leaves later uses as plain names, as Avro requires.
+The files reference each other by name (``CandleBatch`` uses ``candleflow.Candle``, ``Prediction`` and
+``Signal`` use ``candleflow.Direction``) so that each type is written once, in the file named after it. A
+schema registry, and any reader that only gets one schema, needs the definitions inline, so
+:func:`load_schema` inlines every named type the first time it is used and leaves later uses as plain
+names, as Avro requires (a name defined twice is refused by every implementation). That self-contained
+form is what a schema id is computed from (docs/schemas.md).
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import re
 from importlib import resources
 from typing import Any
 
-__all__ = ["BATCHES", "NAMESPACE", "SCHEMA_NAMES", "full_name", "load_schema", "schema_file", "unbatch"]
+__all__ = ["BATCHES", "NAMESPACE", "SCHEMA_NAMES", "TYPE_NAMES", "full_name", "load_schema", "schema_file", "unbatch"]
 
 NAMESPACE = "candleflow"
 
 #: Every top-level record of the wire contract, in dependency order.
 SCHEMA_NAMES: tuple[str, ...] = ("Candle", "CandleBatch", "Prediction", "Signal", "Outcome", "DeadLetter",
                                  "PredictionBatch", "OutcomeBatch")
+
+#: Named types with a file of their own that no message is written with alone (records use them by name).
+TYPE_NAMES: tuple[str, ...] = ("Direction",)
 
 #: Batch records: many records of one type in one message, read as the same records one by one.
 BATCHES: dict[str, tuple[str, str]] = {"CandleBatch": ("Candle", "candles"),
@@ -46,12 +51,12 @@ _NAMED = frozenset({"record", "error", "enum", "fixed"})
 
 
 def schema_file(name: str) -> str:
-    """The file that defines record ``name``: ``CandleBatch`` -> ``candle_batch.avsc``.
+    """The file that defines type ``name``: ``CandleBatch`` -> ``candle_batch.avsc``.
 
     >>> schema_file("DeadLetter")
     'dead_letter.avsc'
     """
-    if name not in SCHEMA_NAMES:
+    if name not in SCHEMA_NAMES and name not in TYPE_NAMES:
         raise KeyError(f"unknown schema {name!r}; expected one of {', '.join(SCHEMA_NAMES)}")
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() + ".avsc"
 
@@ -102,7 +107,7 @@ def _named_definitions() -> dict[str, dict[str, Any]]:
             else:
                 visit(kind, namespace)
 
-    for schema_name in SCHEMA_NAMES:
+    for schema_name in (*SCHEMA_NAMES, *TYPE_NAMES):
         visit(_read_file(schema_name), None)
     return found
 

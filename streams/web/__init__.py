@@ -12,6 +12,7 @@
 | ``GET /models`` | the model in use; accuracy per version and horizon; the online model |
 | ``POST /predict`` | score candles given in the request |
 | ``GET /`` | the dashboard |
+| ``GET /schemas/ids/{id}``, ``GET /subjects/...`` | the Confluent Schema Registry read API for the schemas it writes (:mod:`.schema_registry`) |
 | ``POST /admin/{promote,candidate,rollback,retrain}`` | admin actions; need ``Authorization: Bearer $CANDLEFLOW_ADMIN_TOKEN`` |
 
 Errors are JSON ``{"error": "..."}`` with the right status code; request bodies are limited in size.
@@ -23,6 +24,7 @@ from streams.web.features import attach_feature_views
 from streams.web.health import attach_health_views
 from streams.web.models import attach_model_views
 from streams.web.predict import attach_predict_view
+from streams.web.schema_registry import attach_schema_registry_views
 from streams.web.signals import attach_signal_views
 
 __all__ = ["attach_web_views"]
@@ -35,4 +37,5 @@ def attach_web_views(pipeline) -> None:
     attach_predict_view(pipeline)
     attach_model_views(pipeline)
     attach_admin_views(pipeline)
+    attach_schema_registry_views(pipeline)
     attach_dashboard(pipeline)
