@@ -149,6 +149,12 @@ class RegistryAnswers:
         status, body = self.version(subject, version)
         return (status, json.loads(body["schema"])) if status == 200 else (status, body)
 
+    def config(self, subject: str | None = None) -> Answer:
+        """``GET /config`` and ``GET /config/{subject}``: the compatibility rule docs/schemas.md describes."""
+        if subject is not None and subject not in self._subjects:
+            return _error(404, SUBJECT_NOT_FOUND, f"Subject '{subject}' not found.")
+        return 200, {"compatibilityLevel": "BACKWARD"}
+
     # ---- POST: look up, and registration of what is already there ------------------------------
 
     def _matching(self, subject: str, body: Any) -> Answer:

@@ -10,7 +10,7 @@ Point any Confluent (de)serializer's ``schema.registry.url`` at the worker (``ht
 | ``GET /subjects/{subject}/versions`` (``/{version}``, ``/{version}/schema``) | version 1 of each, ``latest`` too |
 | ``POST /subjects/{subject}`` | look a schema up |
 | ``POST /subjects/{subject}/versions`` | the id of a schema already there; anything else: 422, read-only |
-| ``GET /config``, ``GET /mode`` | ``BACKWARD``, ``READONLY`` |
+| ``GET /config`` (``/{subject}``), ``GET /mode`` | ``BACKWARD``, ``READONLY`` |
 
 No token: nothing here changes state or tells more than the ``.avsc`` files do. Answers come from
 :class:`schemas.registry_api.RegistryAnswers`, typed ``application/vnd.schemaregistry.v1+json``.
@@ -103,7 +103,12 @@ def attach_schema_registry_views(pipeline: Any) -> None:
     @app.page("/config")
     class Config(View):
         async def get(self, request: Request) -> Response:
-            return answer(self, 200, {"compatibilityLevel": "BACKWARD"})
+            return answer(self, *api.config())
+
+    @app.page("/config/{subject}")
+    class SubjectConfig(View):
+        async def get(self, request: Request, subject: str) -> Response:
+            return answer(self, *api.config(subject))
 
     @app.page("/mode")
     class Mode(View):
