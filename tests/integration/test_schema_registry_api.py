@@ -3,6 +3,8 @@ worker scores, its AvroDeserializer decodes every topic the worker writes, with 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import time
 
@@ -13,7 +15,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from schemas.loader import load_schema
-from tests.integration.test_candle_pipeline import real_candles
+from tests.integration.test_candle_pipeline import publish, real_candles
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +76,20 @@ def test_confluent_clients_need_only_the_workers_url(app_settings, worker_factor
     assert len(dead) == 1 and "high" in dead[0]["reason"]
     outcomes = decoded("outcomes", lambda ms: len(ms) >= 1)
     assert outcomes and all(o["outcomes"] for o in outcomes)
+    # The candle topic too: what the serializer wrote, and CandleBatch messages of Candleflow's own producer.
+    later = [dataclasses.replace(c, open_time=c.open_time + 86_400_000) for c in candles[-2:]]
+    asyncio.run(publish(settings, later, batch_every=2))
+
+    def candles_in(ms) -> int:
+        return sum(len(r.get("candles", [r])) for r in
+                   (deserializer(m.value(), SerializationContext(m.topic(), MessageField.VALUE)) for m in ms))
+
+    on_topic = decoded("candles.5m", lambda ms: candles_in(ms) >= len(candles) + 1 + len(later))
+    singles = [r for r in on_topic if "candles" not in r]
+    batched = [c for r in on_topic if "candles" in r for c in r["candles"]]
+    key = lambda r: (r["symbol"], r["open_time"])  # noqa: E731
+    assert sorted(singles, key=key) == sorted([c.to_record() for c in candles] + [bad], key=key)
+    assert sorted(batched, key=key) == sorted((c.to_record() for c in later), key=key)
 
     # The registry's answers as the client reads them: errors with Confluent's codes, registration read-only.
     with pytest.raises(SchemaRegistryError) as missing:
