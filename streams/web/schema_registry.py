@@ -24,6 +24,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from schemas.registry_api import RegistryAnswers, topic_subjects
+from streams.errors import Retryable
 from streams.web.errors import read_json_body
 
 __all__ = ["attach_schema_registry_views"]
@@ -38,12 +39,18 @@ def attach_schema_registry_views(pipeline: Any) -> None:
     def answer(view: View, status: int, body: Any) -> Response:
         return view.bytes(json.dumps(body).encode(), content_type=CONTENT_TYPE, status=status)
 
+    def ask(view: View, method, *args) -> Response:
+        try:
+            return answer(view, *method(*args))
+        except Retryable as exc:  # a worker on a real registry that cannot reach it: say so, as a registry would
+            return answer(view, 503, {"error_code": 50003, "message": f"the worker's schema registry is unavailable: {exc}"})
+
     def by_id(view: View, schema_id: str, method) -> Response:
         try:
             number = int(schema_id)
         except ValueError:
             return answer(view, 404, {"error_code": 40403, "message": f"Schema {schema_id} not found"})
-        return answer(view, *method(number))
+        return ask(view, method, number)
 
     @app.page("/schemas/ids/{schema_id}")
     class SchemaById(View):
@@ -73,42 +80,42 @@ def attach_schema_registry_views(pipeline: Any) -> None:
     @app.page("/subjects")
     class Subjects(View):
         async def get(self, request: Request) -> Response:
-            return answer(self, *api.subjects())
+            return ask(self, api.subjects)
 
     @app.page("/subjects/{subject}")
     class LookUp(View):
         async def post(self, request: Request, subject: str) -> Response:
             body, failed = await read_json_body(self, request)
-            return failed if failed is not None else answer(self, *api.lookup(subject, body))
+            return failed if failed is not None else ask(self, api.lookup, subject, body)
 
     @app.page("/subjects/{subject}/versions")
     class Versions(View):
         async def get(self, request: Request, subject: str) -> Response:
-            return answer(self, *api.versions(subject))
+            return ask(self, api.versions, subject)
 
         async def post(self, request: Request, subject: str) -> Response:
             body, failed = await read_json_body(self, request)
-            return failed if failed is not None else answer(self, *api.register(subject, body))
+            return failed if failed is not None else ask(self, api.register, subject, body)
 
     @app.page("/subjects/{subject}/versions/{version}")
     class Version(View):
         async def get(self, request: Request, subject: str, version: str) -> Response:
-            return answer(self, *api.version(subject, version))
+            return ask(self, api.version, subject, version)
 
     @app.page("/subjects/{subject}/versions/{version}/schema")
     class RawVersion(View):
         async def get(self, request: Request, subject: str, version: str) -> Response:
-            return answer(self, *api.raw_version(subject, version))
+            return ask(self, api.raw_version, subject, version)
 
     @app.page("/config")
     class Config(View):
         async def get(self, request: Request) -> Response:
-            return answer(self, *api.config())
+            return ask(self, api.config)
 
     @app.page("/config/{subject}")
     class SubjectConfig(View):
         async def get(self, request: Request, subject: str) -> Response:
-            return answer(self, *api.config(subject))
+            return ask(self, api.config, subject)
 
     @app.page("/mode")
     class Mode(View):
