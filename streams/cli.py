@@ -311,10 +311,12 @@ def demo(n_candles: int, bad: int, rate: float, as_json: bool, regime_change: bo
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Score every candle with this model (default: CANDLEFLOW_MODEL_DIR, then what model-events deployed, as live).")
 @click.option("--cold", is_flag=True, help="Start feature states empty instead of warming them up on the candles before the range.")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Processes, each replaying a share of the partitions (default: one per core, at most one per partition; 1: in this process).")
 @click.option("--broker", "broker_", default=None, help="Kafka bootstrap host:port (CANDLEFLOW_BROKER).")
 def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset: int | None, to_time: str | None,
            by_message_time: bool, out: Path | None, to_topics: str | None, model_dir: Path | None, cold: bool,
-           broker_: str | None) -> None:
+           workers: int | None, broker_: str | None) -> None:
     """Replay a range of a candle topic through the pipeline as a deterministic backtest.
 
     --from-time/--to-time select candles by their own open time: 2018-01-25 to 2018-01-26 is that day's
@@ -323,7 +325,7 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     """
     from models.loading import load_model
     from streams.replay import replay as run_replay
-    from streams.replay_output import JsonlFile, NoRecords, Tee, TopicOutput
+    from streams.replay_parallel import ReplayOutputs, default_workers, replay_in_processes, topic_partitions
     from streams.timestamps import parse_time
 
     if from_offset is not None and from_time is not None:
@@ -341,13 +343,18 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     start, end = (parse_time(t) if t else None for t in (from_time, to_time))
     if start is not None and end is not None and end <= start:
         raise click.UsageError("--to-time must be after --from-time")
-    model = load_model(settings.model_dir)
+    if out is not None and not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: {out.parent} is not a directory")
+    model = load_model(settings.model_dir)  # here too: a broken model fails before any process starts
     # Records are written and sent as the replay makes them: a long range never has to fit in memory.
-    outputs = [*([JsonlFile(out)] if out else []), *([TopicOutput(settings, to_topics)] if to_topics else [])]
-    output = Tee(*outputs) if len(outputs) > 1 else outputs[0] if outputs else NoRecords()
-    report = asyncio.run(run_replay(settings, model, full, from_offset=from_offset, from_time=start, to_offset=to_offset,
-                                    to_time=end, by_message_time=by_message_time, warmup=not cold,
-                                    follow_deployments=model_dir is None, output=output))
+    outputs = ReplayOutputs(out=out, to_topics=to_topics)
+    options = dict(from_offset=from_offset, from_time=start, to_offset=to_offset, to_time=end,
+                   by_message_time=by_message_time, warmup=not cold, follow_deployments=model_dir is None)
+    workers = workers or default_workers(len(topic_partitions(settings, full)))
+    if workers == 1:
+        report = asyncio.run(run_replay(settings, model, full, output=outputs.build(settings), **options))
+    else:
+        report = replay_in_processes(settings, settings.model_dir, full, workers=workers, outputs=outputs, **options)
     followed = f", following {report.deployments} model deployments" if report.deployments else ""
     click.echo(f"replayed {report.candles} candles ({report.warmup_candles} more for warm-up) in {report.elapsed_s:.1f} s "
                f"({report.candles_per_s:,.0f} candles/s{followed}): {report.predicted} predictions, "

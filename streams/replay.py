@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,10 +151,15 @@ class ServingTimeline:
 async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, from_offset: int | None = None,
                  from_time: int | None = None, to_offset: int | None = None, to_time: int | None = None,
                  by_message_time: bool = False, warmup: bool = True, follow_deployments: bool = True,
-                 progress: bool = True, idle_timeout_s: float = 10.0, output: ReplayOutput | None = None) -> ReplayReport:
+                 progress: bool = True, idle_timeout_s: float = 10.0, output: ReplayOutput | None = None,
+                 partitions: Collection[int] | None = None,
+                 on_messages: Callable[[int], None] | None = None) -> ReplayReport:
     """Run the candle pipeline over a range of ``topic``; see the module docstring. Times select by
     candle open time (``[from_time, to_time)``) unless ``by_message_time``; without times, offsets.
-    The range's records go to ``output`` as they are made (default: kept, ``report.predictions``)."""
+    The range's records go to ``output`` as they are made (default: kept, ``report.predictions``).
+    ``partitions``: only these (a series and its learner live on one partition, so replays of disjoint
+    partitions are independent: :mod:`streams.replay_parallel` runs them side by side); ``on_messages(n)``
+    after each take of ``n`` messages (progress reported elsewhere)."""
     from tqdm import tqdm
 
     timed = from_time is not None or to_time is not None
@@ -178,7 +184,7 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
     gc.disable()
     try:
         window = await resolve_window(consumer, topic, by, from_offset, to_offset, from_time, to_time, skew_ms)
-        tps = {p: TopicPartition(topic, p) for p in window.start}
+        tps = {p: TopicPartition(topic, p) for p in window.start if partitions is None or p in partitions}
         consumer.assign(list(tps.values()))
         done: set[int] = set()
         for p, tp in tps.items():
@@ -188,7 +194,7 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
                 done.add(p)  # nothing of the range can be there
             else:
                 consumer.seek(tp, window.start[p])
-        report.read_from_start = warmup or all(o == 0 for o in window.start.values())
+        report.read_from_start = warmup or all(window.start[p] == 0 for p in tps)
         bar = tqdm(unit="msg", desc="replay", disable=not progress)
         last_data = time.monotonic()
         while len(done) < len(tps):
@@ -200,6 +206,8 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
                 _replay_messages(messages, window, warmup, codec, timeframe, settings, skew_ms, serving, book,
                                  config, learner, report)
                 bar.update(len(messages))
+                if on_messages is not None:
+                    on_messages(len(messages))
                 # Series states and kept records only grow: the collector would scan them again and again
                 # (a quarter of a 120,000-candle replay went to collections that found nothing). Collected
                 # here instead, once a take, the young objects only; what survives is frozen out of later scans.

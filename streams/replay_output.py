@@ -27,7 +27,7 @@ import orjson
 from streams.consumer import json_safe
 from streams.errors import ConfigError
 
-__all__ = ["ReplayOutput", "KeptRecords", "NoRecords", "JsonlFile", "TopicOutput", "Tee", "KINDS"]
+__all__ = ["ReplayOutput", "KeptRecords", "NoRecords", "JsonlFile", "TopicOutput", "Tee", "KINDS", "merge_parts"]
 
 KINDS = ("prediction", "signal")  # the order of a JSON-lines file: every prediction, then every signal
 
@@ -92,10 +92,11 @@ class JsonlFile(ReplayOutput):
     then merged into ``path`` at :meth:`close` (written to a temporary name and renamed: an interrupted
     replay leaves no partial file)."""
 
-    def __init__(self, path: Path, run_lines: int = 100_000) -> None:
+    def __init__(self, path: Path, run_lines: int = 100_000, keyed: bool = False) -> None:
         if run_lines < 1:
             raise ConfigError(f"run_lines must be at least 1, got {run_lines}")
-        self.path, self.run_lines = Path(path), run_lines
+        # keyed: each line keeps its sort key in front (a part of a parallel replay, merged by merge_parts)
+        self.path, self.run_lines, self.keyed = Path(path), run_lines, keyed
         if not self.path.parent.is_dir():
             raise ConfigError(f"cannot write {self.path}: {self.path.parent} is not a directory")
         self._buffer: list[str] = []  # sort key, tab, JSON line
@@ -115,19 +116,37 @@ class JsonlFile(ReplayOutput):
         self._buffer = []
 
     async def close(self, complete: bool = True) -> None:
-        partial = self.path.with_name(f".{self.path.name}.partial")
         try:
             if complete:
                 self._buffer.sort()
-                with ExitStack() as runs, open(partial, "w") as out:
-                    sorted_runs = [runs.enter_context(open(r)) for r in self._runs]
-                    out.writelines(entry.split("\t", 1)[1] for entry in heapq.merge(*sorted_runs, self._buffer))
-                partial.replace(self.path)
+                _merge(self.path, self._runs, self._buffer, strip_keys=not self.keyed)
         finally:
-            partial.unlink(missing_ok=True)
             for run in self._runs:
                 run.unlink(missing_ok=True)
             self._runs, self._buffer = [], []
+
+
+def _merge(path: Path, runs: list[Path], buffer: list[str], strip_keys: bool) -> None:
+    """Merge sorted keyed ``runs`` (files) and ``buffer`` into ``path``, written under a temporary name
+    and renamed: an interrupted merge leaves no partial file."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with ExitStack() as files, open(partial, "w") as out:
+            merged = heapq.merge(*[files.enter_context(open(r)) for r in runs], buffer)
+            out.writelines((entry.split("\t", 1)[1] for entry in merged) if strip_keys else merged)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def merge_parts(path: Path, parts: list[Path]) -> None:
+    """One sorted JSON-lines file at ``path`` from the keyed parts (``JsonlFile(keyed=True)``) of a parallel
+    replay, each sorted by :func:`sort_key`; the parts are removed."""
+    try:
+        _merge(path, parts, [], strip_keys=True)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
 
 
 class TopicOutput(ReplayOutput):
