@@ -19,6 +19,7 @@ No token: nothing here changes state or tells more than the ``.avsc`` files do. 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -52,72 +53,32 @@ def attach_schema_registry_views(pipeline: Any) -> None:
             return answer(view, 404, {"error_code": 40403, "message": f"Schema {schema_id} not found"})
         return ask(view, method, number)
 
-    @app.page("/schemas/ids/{schema_id}")
-    class SchemaById(View):
-        async def get(self, request: Request, schema_id: str) -> Response:
-            return by_id(self, schema_id, api.schema_by_id)
+    def serve(path: str, get: Callable[..., Response] | None = None,
+              post: Callable[..., Response] | None = None) -> None:
+        """One page: ``get(view, **path_params)``, ``post(view, json_body, **path_params)``."""
+        methods: dict[str, Any] = {}
+        if get is not None:
+            async def on_get(self: View, request: Request, **params: str) -> Response:
+                return get(self, **params)
+            methods["get"] = on_get
+        if post is not None:
+            async def on_post(self: View, request: Request, **params: str) -> Response:
+                body, failed = await read_json_body(self, request)
+                return failed if failed is not None else post(self, body, **params)
+            methods["post"] = on_post
+        app.page(path)(type(f"Registry{path.replace('/', '_')}", (View,), methods))
 
-    @app.page("/schemas/ids/{schema_id}/schema")
-    class RawSchemaById(View):
-        async def get(self, request: Request, schema_id: str) -> Response:
-            return by_id(self, schema_id, api.raw_schema_by_id)
-
-    @app.page("/schemas/ids/{schema_id}/subjects")
-    class SubjectsOfId(View):
-        async def get(self, request: Request, schema_id: str) -> Response:
-            return by_id(self, schema_id, api.subjects_of_id)
-
-    @app.page("/schemas/ids/{schema_id}/versions")
-    class VersionsOfId(View):
-        async def get(self, request: Request, schema_id: str) -> Response:
-            return by_id(self, schema_id, api.versions_of_id)
-
-    @app.page("/schemas/types")
-    class SchemaTypes(View):
-        async def get(self, request: Request) -> Response:
-            return answer(self, 200, ["AVRO"])
-
-    @app.page("/subjects")
-    class Subjects(View):
-        async def get(self, request: Request) -> Response:
-            return ask(self, api.subjects)
-
-    @app.page("/subjects/{subject}")
-    class LookUp(View):
-        async def post(self, request: Request, subject: str) -> Response:
-            body, failed = await read_json_body(self, request)
-            return failed if failed is not None else ask(self, api.lookup, subject, body)
-
-    @app.page("/subjects/{subject}/versions")
-    class Versions(View):
-        async def get(self, request: Request, subject: str) -> Response:
-            return ask(self, api.versions, subject)
-
-        async def post(self, request: Request, subject: str) -> Response:
-            body, failed = await read_json_body(self, request)
-            return failed if failed is not None else ask(self, api.register, subject, body)
-
-    @app.page("/subjects/{subject}/versions/{version}")
-    class Version(View):
-        async def get(self, request: Request, subject: str, version: str) -> Response:
-            return ask(self, api.version, subject, version)
-
-    @app.page("/subjects/{subject}/versions/{version}/schema")
-    class RawVersion(View):
-        async def get(self, request: Request, subject: str, version: str) -> Response:
-            return ask(self, api.raw_version, subject, version)
-
-    @app.page("/config")
-    class Config(View):
-        async def get(self, request: Request) -> Response:
-            return ask(self, api.config)
-
-    @app.page("/config/{subject}")
-    class SubjectConfig(View):
-        async def get(self, request: Request, subject: str) -> Response:
-            return ask(self, api.config, subject)
-
-    @app.page("/mode")
-    class Mode(View):
-        async def get(self, request: Request) -> Response:
-            return answer(self, 200, {"mode": "READONLY"})
+    for suffix, method in (("", api.schema_by_id), ("/schema", api.raw_schema_by_id),
+                           ("/subjects", api.subjects_of_id), ("/versions", api.versions_of_id)):
+        serve(f"/schemas/ids/{{schema_id}}{suffix}", get=lambda view, schema_id, method=method: by_id(view, schema_id, method))
+    serve("/schemas/types", get=lambda view: answer(view, 200, ["AVRO"]))
+    serve("/subjects", get=lambda view: ask(view, api.subjects))
+    serve("/subjects/{subject}", post=lambda view, body, subject: ask(view, api.lookup, subject, body))
+    serve("/subjects/{subject}/versions", get=lambda view, subject: ask(view, api.versions, subject),
+          post=lambda view, body, subject: ask(view, api.register, subject, body))
+    serve("/subjects/{subject}/versions/{version}", get=lambda view, subject, version: ask(view, api.version, subject, version))
+    serve("/subjects/{subject}/versions/{version}/schema",
+          get=lambda view, subject, version: ask(view, api.raw_version, subject, version))
+    serve("/config", get=lambda view: ask(view, api.config))
+    serve("/config/{subject}", get=lambda view, subject: ask(view, api.config, subject))
+    serve("/mode", get=lambda view: answer(view, 200, {"mode": "READONLY"}))

@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -106,3 +108,30 @@ def test_confluent_clients_need_only_the_workers_url(app_settings, worker_factor
         registry.register_schema(f"{candle_topic}-value", Schema(json.dumps(changed), "AVRO"))
     assert refused.value.error_code == 42205
     assert worker.get("/ready")["ready"]
+
+    # Every read endpoint over plain HTTP, with the registry's content type.
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    candle_id = registry.get_latest_version(f"{candle_topic}-value").schema_id
+
+    def get(path: str) -> tuple[int, str, object]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=10) as r:
+                return r.status, r.headers["Content-Type"], json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers["Content-Type"], json.loads(exc.read())
+
+    subject = f"{candle_topic}-value"
+    expected = {f"/schemas/ids/{candle_id}/schema": (200, load_schema("Candle")),
+                f"/schemas/ids/{candle_id}/subjects": (200, ["candleflow.Candle", subject]),
+                f"/schemas/ids/{candle_id}/versions": (200, [{"subject": "candleflow.Candle", "version": 1},
+                                                              {"subject": subject, "version": 1}]),
+                "/schemas/ids/not-a-number": (404, {"error_code": 40403, "message": "Schema not-a-number not found"}),
+                "/schemas/types": (200, ["AVRO"]),
+                f"/subjects/{subject}/versions": (200, [1]),
+                f"/subjects/{subject}/versions/1/schema": (200, load_schema("Candle")),
+                "/config": (200, {"compatibilityLevel": "BACKWARD"}),
+                f"/config/{subject}": (200, {"compatibilityLevel": "BACKWARD"}),
+                "/mode": (200, {"mode": "READONLY"})}
+    for path, (status, body) in expected.items():
+        assert get(path) == (status, "application/vnd.schemaregistry.v1+json", body), path
+    assert subject in get("/subjects")[2]
