@@ -19,7 +19,7 @@ from typing import Any, Callable
 from faust.types import TP
 
 from streams.offset_guard import OffsetGuard
-from agents.outcomes import learner_for_partition
+from agents.outcomes import emit_retrain_requests, learner_for_partition
 from agents.patterns import add_consensus, remember_patterns
 from streams.app import Pipeline
 from streams.dead_letters import combined, dead_letter_record
@@ -174,7 +174,7 @@ async def _handle_locked(pipeline: Pipeline, events: list[Any]) -> None:
         await _emit_threshold_changes(pipeline, result)
         # Learning comes after the outputs are on their way: a close's signals do not wait for River.
         await _in_thread_if_big(len(chunk), functools.partial(learn_batch, result, learner_for))
-        await _emit_retrain_requests(pipeline, result)
+        await emit_retrain_requests(pipeline, result.retrain_requests)
         dirty.update({key: chunk_origin[i] for key, i in result.dirty.items()})
         learned.update({key: chunk_origin[i] for key, i in result.learners.items()})
         pipeline.stats.count(predictions=len(result.predictions), signals=len(result.signals))
@@ -239,15 +239,6 @@ async def _emit_threshold_changes(pipeline: Pipeline, result: BatchResult) -> No
                                         f"{change['from']} -> {change['to']} ({change['mode']})")
         await pipeline.checkpoint.send(pipeline.threshold_changes.get_topic_name(), change["model_version"].encode(),
                                        json.dumps(change).encode())
-
-
-async def _emit_retrain_requests(pipeline: Pipeline, result: BatchResult) -> None:
-    for request in result.retrain_requests:
-        log.warning("retrain requested for %s: %s", request["model_version"], ", ".join(request["reasons"]))
-        pipeline.learning_history.event(time.time(), "retrain request",
-                                        f"{request['model_version']}: {', '.join(request['reasons'])}")
-        await pipeline.checkpoint.send(pipeline.retrain_requests.get_topic_name(), request["model_version"].encode(),
-                                       json.dumps(request).encode())
 
 
 async def _emit_dead(pipeline: Pipeline, dead: list[tuple[Any, InvalidInput]]) -> None:

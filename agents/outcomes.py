@@ -7,7 +7,8 @@ learns from the labels, and a drift watch that fires yields a ``retrain-requests
 - :func:`learner_for_partition`: the live learner of a partition (kept by :mod:`agents.checkpoint`);
 - the ``trades`` agent: trade results (source TRADE) arriving on ``outcomes`` from trading engines are
   joined with the features of their candle (from the series' window of recent feature vectors) and
-  update the same learner (accuracy per version, drift watches).
+  update the same learner (P&L per version, the trade-loss drift watch), whose requests go out too;
+- :func:`emit_retrain_requests`: a drift watch's requests onto ``retrain-requests`` (both agents).
 
 Candles, predictions and outcomes are keyed by symbol on equally partitioned topics, so a symbol's
 series state and its partition's learner live on the worker that owns the symbol.
@@ -15,7 +16,9 @@ series state and its partition's learner live on the worker that owns the symbol
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any
 
 from learning.learner import OutcomeLearner, partition_key
@@ -24,7 +27,7 @@ from streams.app import Pipeline
 from streams.errors import InvalidInput
 from streams.series import series_key
 
-__all__ = ["attach_outcome_agents", "learner_for_partition"]
+__all__ = ["attach_outcome_agents", "emit_retrain_requests", "learner_for_partition"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,16 @@ def learner_for_partition(pipeline: Pipeline, partition: int) -> tuple[str, Outc
         learner = cache[key] = OutcomeLearner()
     learner.arm_models([pipeline.model, pipeline.candidate[0] if pipeline.candidate else None])
     return key, learner
+
+
+async def emit_retrain_requests(pipeline: Pipeline, requests: list[dict[str, Any]]) -> None:
+    """Publish ``requests`` on ``retrain-requests`` (keyed by version) and mark them on the dashboard."""
+    for request in requests:
+        log.warning("retrain requested for %s: %s", request["model_version"], ", ".join(request["reasons"]))
+        pipeline.learning_history.event(time.time(), "retrain request",
+                                        f"{request['model_version']}: {', '.join(request['reasons'])}")
+        await pipeline.checkpoint.send(pipeline.retrain_requests.get_topic_name(), request["model_version"].encode(),
+                                       json.dumps(request).encode())
 
 
 def attach_outcome_agents(pipeline: Pipeline) -> None:
@@ -60,7 +73,11 @@ def attach_outcome_agents(pipeline: Pipeline) -> None:
                 continue
             async with pipeline.checkpoint.batch_lock:  # the candle agent's step may be using the same learner
                 key, learner = learner_for_partition(pipeline, event.message.partition)
+                requests = []
                 for outcome in trades:
                     series = pipeline.checkpoint.current(series_key(outcome["symbol"], outcome["timeframe"]))
-                    learner.update(outcome, series.features_at(outcome["open_time"]) if series is not None else None)
+                    request = learner.update(outcome, series.features_at(outcome["open_time"]) if series is not None else None)
+                    if request is not None:
+                        requests.append(request)
+                await emit_retrain_requests(pipeline, requests)
                 pipeline.checkpoint.learner_changed(key, event)

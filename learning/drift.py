@@ -9,6 +9,9 @@
   on ordinary trends; 200 fired once in ~44,000 outcomes (UNITTEST-BTC 1m), hence the default.
 - :class:`AccuracyFloor`: rolling accuracy below ``fraction`` x the training-time accuracy, judged only on
   a full window (a 500-outcome window has a standard error of ~2.2 points).
+- :class:`TradeLosses`: what a trading engine made of the signals (TRADE outcomes): the mean P&L of the
+  last ``window`` trades significantly below zero (one-sided t statistic under ``-z``). Labels say whether
+  a direction was right; trades say whether acting on it paid, costs and sizing included.
 
 Feature-distribution drift is in :mod:`learning.features_drift`; :mod:`learning.retrain` combines them.
 
@@ -19,6 +22,12 @@ Feature-distribution drift is in :mod:`learning.features_drift`; :mod:`learning.
 >>> floor = AccuracyFloor(training_accuracy=0.7, fraction=0.8, window=100)
 >>> [floor.update(i % 2 == 0) for i in range(100)][-1]
 {'rolling_accuracy': 0.5, 'training_accuracy': 0.7, 'floor': 0.56, 'window': 100}
+>>> losses = TradeLosses(window=50)
+>>> [losses.update(1.0 if i % 2 else -0.9) for i in range(50)][-1] is None     # winning on average
+True
+>>> evidence = [losses.update(0.5 if i % 3 == 0 else -1.0) for i in range(50)][-1]
+>>> evidence["trades"], evidence["mean_pnl"], evidence["hit_rate"]
+(50, -0.49, 0.34)
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from typing import Any
 
 from river import drift
 
-__all__ = ["AccuracyFloor", "ErrorDrift", "ReturnDrift"]
+__all__ = ["AccuracyFloor", "ErrorDrift", "ReturnDrift", "TradeLosses"]
 
 
 class ErrorDrift:
@@ -126,3 +135,30 @@ class AccuracyFloor:
     def reset(self) -> None:
         self._recent: deque[int] = deque(maxlen=self.window)
         self._correct = 0
+
+
+class TradeLosses:
+    """The last ``window`` trades' mean P&L below zero with a one-sided t statistic under ``-z``
+    (z = 2.33: about 1 % of windows of a strategy that breaks even would cross it by chance)."""
+
+    def __init__(self, window: int = 100, z: float = 2.33) -> None:
+        if window < 10 or z <= 0.0:
+            raise ValueError(f"window must be at least 10 and z positive, got {window}, {z}")
+        self.window, self.z = window, z
+        self.reset()
+
+    def update(self, pnl: float) -> dict[str, Any] | None:
+        self._pnl.append(float(pnl))
+        n = len(self._pnl)
+        if n < self.window:
+            return None
+        mean = sum(self._pnl) / n
+        var = sum((x - mean) ** 2 for x in self._pnl) / (n - 1)
+        t = mean / (var / n) ** 0.5 if var > 0.0 else (-float("inf") if mean < 0.0 else 0.0)
+        if mean < 0.0 and t < -self.z:
+            return {"trades": n, "mean_pnl": round(mean, 10), "hit_rate": round(sum(x > 0.0 for x in self._pnl) / n, 4),
+                    "t_statistic": round(t, 4) if t != -float("inf") else None, "z": self.z}
+        return None
+
+    def reset(self) -> None:
+        self._pnl: deque[float] = deque(maxlen=self.window)

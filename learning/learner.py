@@ -154,11 +154,14 @@ class OutcomeLearner:
 
     def update(self, outcome: Mapping[str, Any], features: Sequence[float] | None,
                learn_online: bool = True, confidence: float | None = None) -> dict[str, Any] | None:
-        """Count ``outcome`` (accuracy, trade results, drift watches); queue it for the online model unless
-        ``learn_online`` is False (a shadow model's outcome of a candle the active one's also labels)."""
+        """Count ``outcome`` (accuracy, trade results, drift watches: a TRADE outcome feeds its version's
+        trade-loss watch); queue it for the online model unless ``learn_online`` is False (a shadow model's
+        outcome of a candle the active one's also labels). Returns a retrain request or None."""
         if outcome.get("source") == "TRADE":  # a trade's verdict is its P&L, kept apart from the labels' accuracy
             self.trades.update(outcome)
-            return None
+            trigger = self.triggers.get(trigger_key(outcome.get("model_version"), outcome.get("horizon")))
+            # a version's trades are watched once its labels armed the watch (its return scale known)
+            return trigger.update_trade(outcome) if trigger is not None else None
         self.accuracy.update(outcome)
         if learn_online:
             self.queue(outcome, features, confidence)

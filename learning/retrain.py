@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from learning._state import dump_pickle, load_pickle
-from learning.drift import AccuracyFloor, ErrorDrift, ReturnDrift
+from learning.drift import AccuracyFloor, ErrorDrift, ReturnDrift, TradeLosses
 from learning.features_drift import FeatureDrift
 from streams.candle import timeframe_ms
 
@@ -68,6 +68,8 @@ class TriggerConfig:
     ks_alpha: float = 0.01
     ks_min_statistic: float = 0.3
     ks_min_fraction: float = 0.5
+    trade_window: int = 100  # TRADE outcomes judged together (learning.drift.TradeLosses)
+    trade_z: float = 2.33
 
 
 class RetrainTrigger:
@@ -81,6 +83,7 @@ class RetrainTrigger:
         self.error = ErrorDrift(config.adwin_delta, 1.0 - training_accuracy, config.error_min_rise)
         self.returns = ReturnDrift(return_std, threshold=config.ph_threshold)
         self.floor = AccuracyFloor(training_accuracy, config.accuracy_fraction, config.accuracy_window)
+        self.trade_losses = TradeLosses(config.trade_window, config.trade_z)
         self.features: FeatureDrift | None = None
         if reference is not None:
             self.attach_reference(reference)
@@ -113,6 +116,7 @@ class RetrainTrigger:
             "latched": sorted(self.latched),
             "rolling_accuracy": self.floor.rolling_accuracy(), "accuracy_floor": self.floor.floor,
             "error_drift_width": self.error.width(), "return_drift_statistic": self.returns.statistic(),
+            "trades_judged": len(self.trade_losses._pnl), "trade_window": self.trade_losses.window,
             "feature_drift": None if self.features is None else
             ("waiting for the model's reference" if self.features.reference is None else "watching"),
         }
@@ -149,6 +153,22 @@ class RetrainTrigger:
             return None
         return self._request(reasons, below, now_ms)
 
+    def update_trade(self, outcome: Mapping[str, Any], now_ms: int | None = None) -> dict[str, Any] | None:
+        """Feed one TRADE outcome (a trading engine's result of acting on a signal); a request or None.
+        Trades are few beside labels, so the label count gate (``min_samples``) does not apply: the
+        detector judges a full window of trades; the cooldown does."""
+        if outcome.get("model_version") != self.model_version or outcome.get("pnl") is None or (
+                self.horizon is not None and outcome.get("horizon") != self.horizon):
+            return None
+        if now_ms is None:
+            now_ms = int(outcome["open_time"]) + (int(outcome["horizon"]) + 1) * timeframe_ms(outcome["timeframe"])
+        self._latch("trades_losing", self.trade_losses.update(float(outcome["pnl"])))
+        if "trades_losing" not in self.latched:
+            return None
+        if self.last_request_ms is not None and now_ms - self.last_request_ms < self.config.cooldown_ms:
+            return None
+        return self._request(dict(self.latched), None, now_ms)
+
     def _latch(self, reason: str, evidence: dict[str, Any] | None) -> None:
         if evidence is not None:
             self.latched[reason] = evidence  # the latest evidence of each kind is the one reported
@@ -183,7 +203,7 @@ class RetrainTrigger:
         self.requests += 1
         self.last_request_ms, self.since_last, self.latched = now_ms, 0, {}
         self.last_request = {"id": record["id"], "time": now_ms, "reasons": record["reasons"]}
-        for detector in (self.error, self.returns, self.floor, self.features):
+        for detector in (self.error, self.returns, self.floor, self.features, self.trade_losses):
             if detector is not None:
                 detector.reset()
         return record
@@ -194,4 +214,7 @@ class RetrainTrigger:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> RetrainTrigger:
-        return load_pickle("retrain-trigger", _FORMAT, blob)
+        trigger = load_pickle("retrain-trigger", _FORMAT, blob)
+        if not hasattr(trigger, "trade_losses"):  # written before trades were watched: that watch starts now
+            trigger.trade_losses = TradeLosses(trigger.config.trade_window, trigger.config.trade_z)
+        return trigger

@@ -57,3 +57,35 @@ def test_trade_results_become_pnl_and_hit_rate_per_version(app_settings, worker_
     assert row["hit_rate"] == pytest.approx(4 / 12, abs=1e-4)
     # Trade verdicts are kept apart from the labels' accuracy.
     assert all(a["outcomes"] <= len(candles) for a in worker.get("/models")["accuracy"])
+
+
+def test_losing_trades_make_the_worker_ask_for_a_retrain(app_settings, worker_factory):
+    """A trading engine that loses on a version's signals: the worker's trade-loss watch (learning.drift.
+    TradeLosses, 100 trades, one-sided t test) publishes a retrain request naming the trades as the reason."""
+    from tests.integration.test_live_drift import first_request
+
+    settings = app_settings()
+    worker = worker_factory(settings)
+    candles = real_candles(300)  # 300 labels per symbol: the version's watch exists (it needs 200)
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold), timeout_s=180))
+    by_symbol: dict[str, list[dict]] = {}
+    for s in got["signals"]:
+        by_symbol.setdefault(s["symbol"], []).append(s)
+    symbol, signals = max(by_symbol.items(), key=lambda kv: len(kv[1]))
+    assert len(signals) >= 100, {k: len(v) for k, v in by_symbol.items()}
+    watched = lambda: any(w.get("trade_window") and w["model_version"] == signals[0]["model_version"]  # noqa: E731
+                          for w in worker.get("/models")["drift"]["watches"])
+    wait_for(watched, what="the version's drift watch")
+
+    async def send() -> None:
+        async with TradeProducer(settings) as producer:
+            for i, signal in enumerate(sorted(signals, key=lambda s: s["open_time"])[:100]):
+                await producer.send(trade_for(signal, 0.3 if i % 3 == 0 else -0.5))
+
+    asyncio.run(send())
+    request = asyncio.run(first_request(settings, 60))
+    assert request is not None and "trades_losing" in request["reasons"], request
+    evidence = request["evidence"]["trades_losing"]
+    assert evidence["trades"] == 100 and evidence["mean_pnl"] < 0 and request["model_version"] == signals[0]["model_version"]
+    assert worker.get("/ready")["ready"]
