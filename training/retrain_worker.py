@@ -74,6 +74,7 @@ class RetrainConfig:
     num_boost_round: int = 100
     valid_fraction: float = 0.2
     walk_forward_folds: int = 3        # the decision's folds (training/walk_forward.py); 0: the holdout alone
+    mamba_epochs: int = 20             # a retrained sequence member (when the active bundle has one)
     threshold: float = 0.3
     cost_bps: float = 10.0
     group_id: str = "candleflow-retrain"
@@ -85,8 +86,8 @@ class RetrainConfig:
             raise ConfigError(f"{_PREFIX}METRIC must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if not 0.0 < self.share <= 1.0:
             raise ConfigError(f"{_PREFIX}SHARE must be in (0, 1], got {self.share}")
-        if self.window < 200 or self.num_boost_round < 1 or self.cooldown_s < 0:
-            raise ConfigError(f"{_PREFIX}WINDOW must be >= 200, NUM_BOOST_ROUND >= 1, COOLDOWN_S >= 0")
+        if self.window < 200 or self.num_boost_round < 1 or self.cooldown_s < 0 or self.mamba_epochs < 1:
+            raise ConfigError(f"{_PREFIX}WINDOW must be >= 200, NUM_BOOST_ROUND >= 1, COOLDOWN_S >= 0, MAMBA_EPOCHS >= 1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RetrainConfig:
@@ -197,6 +198,22 @@ class RetrainTrial:
     walk_forward: dict[str, Any] | None = None  # training.walk_forward.WalkForward.to_dict()
 
 
+def sequence_config(active_scorer: Any) -> Any:
+    """The architecture (``MambaConfig``) of the active bundle's sequence member, which a retrain trains
+    again on the new data; None when the active model has none."""
+    if active_scorer is None or active_scorer.kind != "bundle":
+        return None
+    from models.bundle import SEQUENCE_DIR
+    from models.mamba.metadata import METADATA_FILE, MambaMetadata
+
+    meta = Path(active_scorer.path) / SEQUENCE_DIR / METADATA_FILE
+    if not meta.is_file():
+        return None
+    from models.mamba.classifier import MambaConfig
+
+    return MambaConfig.from_dict(MambaMetadata.from_json(meta.read_text("utf-8")).config)
+
+
 def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, out_dir: Path,
                         config: RetrainConfig) -> RetrainTrial:
     """Train the kind of model ``active_scorer`` is (a bundle with its horizons, or one horizon; horizon 1
@@ -207,14 +224,23 @@ def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, 
     horizons = active_scorer.horizons if active_scorer else (1,)
     opts = dict(progress=sys.stderr.isatty(),  # tqdm bars on a terminal, log lines only in a service
                 valid_fraction=config.valid_fraction, num_boost_round=config.num_boost_round)
+    sequence = sequence_config(active_scorer)
 
-    def train(data: Sequence[Sequence[Candle]], where: Path) -> None:
+    def train(data: Sequence[Sequence[Candle]], where: Path, with_sequence: bool = False) -> None:
         if active_scorer is not None and active_scorer.kind == "bundle":
             train_horizons_on_series(data, where, horizons, **opts)
+            if with_sequence:
+                from models.bundle import SEQUENCE_DIR
+                from training.mamba import train_mamba_on_series
+
+                train_mamba_on_series(data, where / SEQUENCE_DIR, progress=opts["progress"], config=sequence,
+                                      epochs=config.mamba_epochs)
         else:
             train_on_series(data, where, horizons[0], **opts)
 
-    train(series, out_dir)
+    # Every member the active bundle has; the comparisons (the holdout, the walk-forward folds) score feature
+    # rows, the LightGBM members, so the folds train those alone.
+    train(series, out_dir, with_sequence=sequence is not None)
     candidate = load_scorer(out_dir)
     trained_on = {"series": len(series), "candles": sum(map(len, series)),
                   "from": min(s[0].open_time for s in series), "to": max(s[-1].open_time for s in series)}
