@@ -161,9 +161,9 @@ def process_batch(
         return result
 
     serving = [models.serving(candles[i][0].symbol) for i in fresh]
-    shadow_model = models.in_shadow
+    in_shadow = models.in_shadow
     windows = np.full((len(fresh), WINDOW, N_FEATURES), np.nan, dtype=np.float32) \
-        if any(needs_windows(m) for m in {id(m): m for m in [*serving, shadow_model] if m is not None}.values()) else None
+        if any(needs_windows(m) for m in {id(m): m for m in [*serving, in_shadow] if m is not None}.values()) else None
     rows, ready, rejected = book.fold([candles[i][0] for i in fresh], windows)
     result.rejected = [(fresh[j], exc) for j, exc in rejected]
     refused = {j for j, _ in rejected}
@@ -178,7 +178,7 @@ def process_batch(
         if clocked else [[a[0] for a in accepted]]
     by_index = {a[0]: a for a in accepted}
     scored = ScoredBatch()
-    shadow_model = models.in_shadow if learning else None
+    shadow_model = in_shadow if learning else None  # scored only where its outcomes are judged
     result.shadow_version = shadow_model.version if shadow_model is not None else None
     loop = LoopResult()
     touched: dict[Any, Any] = {}
