@@ -27,6 +27,7 @@ from streams.broker import EmbeddedBroker, free_port
 from streams.candle import Candle
 from streams.candle_files import read_candle_file
 from streams.consumer import read_topic
+from streams.demo_loop import regime_loop
 from streams.errors import ConfigError
 from streams.producer import CandleProducer, Pacer, merge_by_time
 from streams.regime_change import alternate_moves
@@ -57,7 +58,7 @@ class DemoSummary:
     model_version: str
     elapsed_s: float
     complete: bool
-    regime_change: dict[str, Any] | None = None  # --regime-change: what the learning loop did (_regime_report)
+    regime_change: dict[str, Any] | None = None  # --regime-change: what the learning loop did (streams.demo_loop)
     signals_by_direction: dict[str, int] = field(default_factory=dict)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # 'kind: reason' -> messages
     members: dict[str, str] = field(default_factory=dict)  # ensemble member -> version, as the predictions name them
@@ -94,8 +95,16 @@ class DemoSummary:
                   f"  change seen since   {q['since_from_change']:+d} candles from the true change"]
         if trial:
             lines += [f"  retrained on        {trial['candles']} candles from the candle topic (since {trial['from_change']:+d})",
-                      f"  new model           {trial['version']}: {trial['decision']} ({trial['reason']})",
-                      "  (a retrain worker with the registry registers it and starts the A/B test: `candleflow retrain-worker`)"]
+                      f"  new model           {trial['version']}: {trial['decision']} ({trial['reason']})"]
+        promotion = r.get("promotion")
+        if promotion:
+            lines.append(f"  shadow A/B test     {promotion['decision']}: {promotion['reason']}")
+            if promotion.get("paired_outcomes"):
+                lines.append(f"  on the same candles accuracy {promotion['accuracy_active']:.3f} (serving) vs "
+                             f"{promotion['accuracy_candidate']:.3f} (candidate), {promotion['paired_outcomes']:,} paired outcomes")
+            if promotion.get("serving"):
+                state = "serving it" if promotion.get("worker_serves_it") else "NOT serving it yet"
+                lines.append(f"  the worker          {state}: {promotion['serving']}")
         return lines
 
 
@@ -225,8 +234,9 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
              live_rate: float | None = None) -> DemoSummary:
     """``regime_change``: instead of ``n_candles`` of the bundled files, a real series no model was trained
     on (:data:`REGIME_SERIES`) whose market changes halfway (:func:`streams.regime_change.alternate_moves`);
-    the summary then says whether and when the worker asked for a retrain, and what a retrain on the
-    candle topic from the change it saw gives against the serving model.
+    the summary then says whether and when the worker asked for a retrain, what the retrain on the candle
+    topic from the change it saw gives, and (with the registry in PostgreSQL) what the shadow A/B test
+    decided and which version the worker serves at the end (:mod:`streams.demo_loop`).
 
     ``show`` is given the summary as soon as it is made. ``live_rate``: then stay up, replaying the candles
     in a loop at that many candles/s, until interrupted (KeyboardInterrupt propagates, after clean-up)."""
@@ -258,15 +268,23 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
         print(f"worker ready at http://{settings.web_host}:{settings.web_port} (model {health.get('model_version')}); "
               f"publishing {len(candles)} candles + {bad} invalid", file=sys.stderr)
 
-        async def run() -> dict[str, Any]:
-            collector = asyncio.create_task(_collect(settings, len(candles), bad, timeout_s))
-            await _publish(settings, candles, bad, rate)
-            return await collector
+        async def run() -> tuple[dict[str, Any], dict[str, Any] | None]:
+            # The loop (a retrain, a shadow A/B test) adds minutes between the first candle and the last.
+            collector = asyncio.create_task(_collect(settings, len(candles), bad, timeout_s + (900 if regime_change else 0)))
+            if not regime_change:
+                await _publish(settings, candles, bad, rate)
+                return await collector, None
+            parts: list[int] = []
 
-        result = asyncio.run(run())
-        regime = None
-        if regime_change:
-            regime = _regime_report(settings, model_dir, candles, changed_at, result["retrain_requests"], workdir)
+            async def publish_part(part: list[Candle]) -> None:  # the invalid messages go with the first part
+                if part:
+                    await _publish(settings, part, 0 if parts else bad, rate)
+                    parts.append(len(part))
+
+            loop = await regime_loop(settings, model_dir, candles, changed_at, workdir, publish_part)
+            return await collector, loop
+
+        result, regime = asyncio.run(run())
         summary = DemoSummary(
             candles=len(candles) + bad, valid_candles=len(candles), predictions=result["predictions"],
             signals=result["signals"], dead_letters=result["dead_letters"],
@@ -287,27 +305,3 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-
-def _regime_report(settings: Settings, model_dir: Path, candles: list[Candle], changed_at: int,
-                   requests: list[dict[str, Any]], workdir: Path) -> dict[str, Any]:
-    """When the first retrain request came, and the retrain it asks for, judged like the retrain worker does."""
-    from training.evaluate import load_scorer
-    from training.retrain_worker import RetrainConfig, load_window, retrain_and_compare
-
-    step, t0 = candles[1].open_time - candles[0].open_time, candles[changed_at].open_time
-    report: dict[str, Any] = {"symbol": candles[0].symbol, "candles": len(candles), "changed_at": changed_at,
-                              "request": None, "retrain": None}
-    if not requests:
-        return report
-    first = min(requests, key=lambda r: r["time"])
-    since = (first.get("scope") or {}).get("since")
-    # The request's time is the close of the label candle of the outcome that fired it.
-    report["request"] = {"after_candles": (first["time"] - t0) // step - 1, "reasons": first["reasons"],
-                         "since_from_change": (since - t0) // step if since is not None else 0}
-    print(f"retrain request {first['id'][:12]}: retraining on the candle topic ...", file=sys.stderr)
-    config = RetrainConfig(use_postgres=False)
-    series = asyncio.run(load_window(config, None, first.get("scope"), settings))
-    trial = retrain_and_compare(series, load_scorer(model_dir), workdir / "retrained", config)
-    report["retrain"] = {"version": trial.version, "decision": trial.decision, "reason": trial.reason,
-                         "candles": trial.trained_on["candles"], "from_change": (trial.trained_on["from"] - t0) // step}
-    return report

@@ -67,7 +67,8 @@ def test_interrupted_demo_stops_its_broker_and_worker(trained_model, tmp_path):
 
 def test_demo_regime_change_reports_the_learning_loop(default_bundle, tmp_path):
     """`candleflow demo --regime-change`: the worker serving the default bundle asks for a retrain on its
-    own, and the summary says when, from where, and what the retrain on the topic gives."""
+    own; the retrain on the topic is a candidate, the shadow A/B test promotes it, the worker serves it;
+    the summary says when, from where, and what each step decided."""
     import os
 
     result = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--regime-change", "--rate", "2000", "--json"],
@@ -78,8 +79,13 @@ def test_demo_regime_change_reports_the_learning_loop(default_bundle, tmp_path):
     regime = summary["regime_change"]
     assert summary["complete"] and regime["symbol"] == "ETC-BTC" and regime["changed_at"] == regime["candles"] // 2
     assert 0 <= regime["request"]["after_candles"] <= 1500 and abs(regime["request"]["since_from_change"]) <= 200
-    assert regime["retrain"]["decision"] in ("candidate", "rejected", "unchanged") and regime["retrain"]["version"]
+    assert regime["retrain"]["decision"] == "candidate" and regime["retrain"]["version"]
+    # With the registry (PostgreSQL on 127.0.0.1 here): the shadow A/B test decides, the worker serves the result.
+    promotion = regime["promotion"]
+    assert promotion["decision"] == "promote" and promotion["serving"] == regime["retrain"]["version"], promotion
+    assert promotion["worker_serves_it"] and promotion["accuracy_candidate"] > promotion["accuracy_active"]
     assert "Regime change (the learning loop)" in result.stdout and "retrain request" in result.stdout
+    assert "shadow A/B test     promote" in result.stdout
 
 
 def test_make_demo_in_a_terminal_stays_live_until_ctrl_c(trained_model, tmp_path):
