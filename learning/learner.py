@@ -159,6 +159,9 @@ class OutcomeLearner:
         outcome of a candle the active one's also labels). Returns a retrain request or None."""
         if outcome.get("source") == "TRADE":  # a trade's verdict is its P&L, kept apart from the labels' accuracy
             self.trades.update(outcome)
+            if self.threshold_config is not None and self.threshold_config.from_trades and outcome.get("pnl") is not None:
+                pnl = float(outcome["pnl"])  # judged when the partition's clock next moves, as label verdicts are
+                self._signal_verdicts.append((outcome["model_version"], None if pnl == 0 else pnl > 0, pnl))
             trigger = self.triggers.get(trigger_key(outcome.get("model_version"), outcome.get("horizon")))
             # a version's trades are watched once its labels armed the watch (its return scale known)
             return trigger.update_trade(outcome) if trigger is not None else None
@@ -174,8 +177,9 @@ class OutcomeLearner:
         configured threshold's signals, not only those a raised threshold lets through, lets a recovery
         show as fast as a decline did."""
         r = outcome.get("realized_log_return")
-        if self.threshold_config is not None and confidence is not None and confidence >= self.threshold_config.base \
-                and outcome.get("source") == "LABEL" and r is not None and math.isfinite(r):
+        if self.threshold_config is not None and not self.threshold_config.from_trades and confidence is not None \
+                and confidence >= self.threshold_config.base and outcome.get("source") == "LABEL" and r is not None \
+                and math.isfinite(r):
             right = outcome.get("direction_correct")
             # P&L in log return, in the signal's direction (a right call earns |r|, a wrong one loses it)
             pnl = 0.0 if right is None else (abs(r) if right else -abs(r))

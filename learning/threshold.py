@@ -38,6 +38,7 @@ class ThresholdConfig:
     every: int = 25  # new verdicts between two judgements
     hit_floor: float = 0.5
     recover_margin: float = 0.03  # hysteresis: lowered again only at hit_floor + this
+    from_trades: bool = False  # judged on trading engines' results (TRADE outcomes) instead of the labels
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.base <= self.ceiling <= 1.0:

@@ -86,6 +86,9 @@ class Settings:
     # with it and the online member both on, the pipeline benchmark's steady 1,000/s did not complete here.
     adaptive_threshold: bool = False
     signal_threshold_max: float = 0.6
+    # What the adaptive threshold judges a signal by: its label (the candle h later: deterministic, what a
+    # replay reproduces) or "trades", the P&L a trading engine reports on `outcomes` (live only).
+    adaptive_threshold_source: str = "labels"
     # A candidate version: "shadow" scores every candle beside the active model, never traded, and the
     # promotion judge pairs their outcomes candle by candle; "split" serves it to its traffic share of symbols.
     ab_mode: str = "shadow"
@@ -165,6 +168,8 @@ class Settings:
         if self.adaptive_threshold and not self.signal_threshold <= self.signal_threshold_max <= 1.0:
             raise ConfigError(f"CANDLEFLOW_SIGNAL_THRESHOLD_MAX must be within CANDLEFLOW_SIGNAL_THRESHOLD "
                               f"({self.signal_threshold})..1, got {self.signal_threshold_max} (or CANDLEFLOW_ADAPTIVE_THRESHOLD=false)")
+        if self.adaptive_threshold_source not in ("labels", "trades"):
+            raise ConfigError(f"CANDLEFLOW_ADAPTIVE_THRESHOLD_SOURCE must be labels or trades, got {self.adaptive_threshold_source!r}")
         if not 0 <= self.max_clock_skew_s <= 86_400:
             raise ConfigError(f"CANDLEFLOW_MAX_CLOCK_SKEW_S must be within 0..86400, got {self.max_clock_skew_s}")
         if self.max_message_bytes < 1024:

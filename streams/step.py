@@ -95,7 +95,8 @@ class StepConfig:
     @classmethod
     def from_settings(cls, settings: Any) -> "StepConfig":
         """What a worker (and the replay, and the compute benchmark) runs with (streams/settings.py)."""
-        adaptive = ThresholdConfig(base=settings.signal_threshold, ceiling=settings.signal_threshold_max) \
+        adaptive = ThresholdConfig(base=settings.signal_threshold, ceiling=settings.signal_threshold_max,
+                                   from_trades=settings.adaptive_threshold_source == "trades") \
             if settings.adaptive_threshold else None
         return cls(settings.signal_threshold, settings.outcome_loop, settings.online_weight, adaptive)
 

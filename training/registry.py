@@ -184,7 +184,20 @@ class ModelRegistry:
         out["evaluations"] = [_row(r) for r in await self.store.fetch(
             "SELECT id, kind, created_at, summary FROM model_evaluations WHERE model_version = $1 "
             "ORDER BY created_at", version)]
+        out["trades"] = await self.trades(version)
         return out
+
+    async def trades(self, version: str) -> dict[str, Any]:
+        """What trading engines made of ``version``'s signals: its TRADE outcomes in the ``outcomes`` table
+        (written by the PostgreSQL sink, ``CANDLEFLOW_SINKS=postgres``): count, wins, total and mean P&L."""
+        row = (await self.store.fetch(
+            "SELECT count(*) AS trades, count(*) FILTER (WHERE pnl > 0) AS wins, coalesce(sum(pnl), 0) AS pnl_total, "
+            "min(open_time) AS first, max(open_time) AS last FROM outcomes "
+            "WHERE source = 'TRADE' AND model_version = $1 AND pnl IS NOT NULL", version))[0]
+        n = int(row["trades"])
+        return {"trades": n, "wins": int(row["wins"]), "pnl_total": float(row["pnl_total"]),
+                "pnl_mean": float(row["pnl_total"]) / n if n else None, "hit_rate": int(row["wins"]) / n if n else None,
+                "first": row["first"], "last": row["last"]}
 
     async def _in_status(self, name: str, status: str) -> dict[str, Any] | None:
         rows = await self.store.fetch("SELECT * FROM model_versions WHERE name = $1 AND status = $2", name, status)

@@ -12,6 +12,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from learning.trades import TradeResults
 from streams.candle import timeframe_ms
 from streams.consumer import json_safe
 from streams.features import FEATURE_NAMES, FeatureState
@@ -57,6 +58,8 @@ def attach_dashboard(pipeline: Any) -> None:
                         continue
                     symbol = key.rsplit("|", 1)[0]
                     series.append(dashboard_series(key, state, pipeline.recent_signals.recent(symbol)))
+                # what trading engines reported, per version: the live learners of this worker's partitions
+                trades = TradeResults.merged([learner.trades for learner in checkpoint.learners.values()]).snapshot()
             model = pipeline.model
             return self.json(json_safe({
                 "series": sorted(series, key=lambda s: (s["symbol"], s["timeframe"])),
@@ -64,4 +67,5 @@ def attach_dashboard(pipeline: Any) -> None:
                 "stats": pipeline.stats.snapshot(),
                 "history": list(pipeline.stats.history),
                 "learning": pipeline.learning_history.snapshot(),
+                "trades": trades,
             }))

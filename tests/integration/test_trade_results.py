@@ -53,6 +53,8 @@ def test_trade_results_become_pnl_and_hit_rate_per_version(app_settings, worker_
         return rows and rows[0]["trades"] == 12 and rows[0]
 
     row = wait_for(counted, what="12 trades counted")
+    shown = [r for r in worker.get("/dashboard/data")["trades"] if r["model_version"] == version]
+    assert shown and shown[0]["trades"] == 12 and shown[0]["pnl_total"] == row["pnl_total"]  # the dashboard too
     assert row["wins"] == 4 and row["pnl_total"] == pytest.approx(sum(pnls) - 0.6)
     assert row["hit_rate"] == pytest.approx(4 / 12, abs=1e-4)
     # Trade verdicts are kept apart from the labels' accuracy.
@@ -89,3 +91,36 @@ def test_losing_trades_make_the_worker_ask_for_a_retrain(app_settings, worker_fa
     evidence = request["evidence"]["trades_losing"]
     assert evidence["trades"] == 100 and evidence["mean_pnl"] < 0 and request["model_version"] == signals[0]["model_version"]
     assert worker.get("/ready")["ready"]
+
+
+def test_the_adaptive_threshold_judged_by_trades_turns_conservative(app_settings, worker_factory):
+    """CANDLEFLOW_ADAPTIVE_THRESHOLD_SOURCE=trades: 100 losing trades on one partition's signals, and that
+    partition's next candle raises its version's threshold (an event on signal-thresholds)."""
+    from tests.integration.test_live_drift import first_request
+
+    settings = app_settings(adaptive_threshold=True, adaptive_threshold_source="trades", signal_threshold=0.05,
+                            signal_threshold_max=0.3)
+    worker = worker_factory(settings)
+    more = real_candles(302)
+    candles = [c for c in more if c.open_time < max(x.open_time for x in more) - 300_000]  # 300 per symbol
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold), timeout_s=180))
+    by_symbol: dict[str, list[dict]] = {}
+    for s in got["signals"]:
+        by_symbol.setdefault(s["symbol"], []).append(s)
+    symbol, signals = max(by_symbol.items(), key=lambda kv: len(kv[1]))
+    assert len(signals) >= 100
+
+    async def send() -> None:
+        async with TradeProducer(settings) as producer:
+            for i, signal in enumerate(sorted(signals, key=lambda s: s["open_time"])[:100]):
+                await producer.send(trade_for(signal, 0.2 if i % 4 == 0 else -0.3))
+
+    asyncio.run(send())
+    version = signals[0]["model_version"]
+    wait_for(lambda: any(r["model_version"] == version and r["trades"] == 100 for r in worker.get("/models")["trades"]),
+             what="the 100 trades counted")  # queued as verdicts before the clock moves on
+    asyncio.run(publish(settings, [c for c in more if c.symbol == symbol and c not in candles]))
+    event = asyncio.run(first_request(settings, 60, topic="signal-thresholds"))
+    assert event is not None and event["mode"] == "conservative" and event["to"] > event["from"], event
+    assert event["hit_rate"] == 0.25 and event["model_version"] == version

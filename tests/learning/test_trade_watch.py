@@ -86,3 +86,26 @@ def test_a_watch_written_before_trades_were_watched_is_restored():
 def test_bad_settings_are_refused(window, z):
     with pytest.raises(ValueError):
         TradeLosses(window, z)
+
+
+def test_the_adaptive_threshold_can_judge_signals_by_their_trades():
+    """CANDLEFLOW_ADAPTIVE_THRESHOLD_SOURCE=trades: a version's threshold rises on its trades' losses (judged
+    when the partition's clock moves), and labels no longer count for it; with labels, trades do not."""
+    from learning.threshold import ThresholdConfig
+
+    by_trades = OutcomeLearner()
+    by_trades.configure_thresholds(ThresholdConfig(base=0.3, ceiling=0.6, from_trades=True))
+    for i in range(100):
+        by_trades.update(trade(i, 0.2 if i % 4 == 0 else -0.3), None)
+        by_trades.queue(label(i), None, confidence=0.9)  # right 60 % of the time: no reason to be careful
+    by_trades.advance(10**12)
+    [event] = by_trades.threshold_events
+    assert (event["model_version"], event["from"], event["to"], event["mode"]) == ("v1", 0.3, 0.35, "conservative")
+    assert event["hit_rate"] == 0.25 and event["mean_pnl"] < 0
+
+    by_labels = OutcomeLearner()
+    by_labels.configure_thresholds(ThresholdConfig(base=0.3, ceiling=0.6))
+    for i in range(100):
+        by_labels.update(trade(i, -0.3), None)
+    by_labels.advance(10**12)
+    assert by_labels.threshold_events == []

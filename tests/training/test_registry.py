@@ -143,3 +143,25 @@ def test_a_damaged_artifact_is_refused(small_models, tmp_path):
         artifacts.open(sha)
     with pytest.raises(ConfigError, match="corrupt"):
         artifacts.store(small_models[0])
+
+
+async def test_a_versions_trades_come_from_the_outcomes_the_sink_stored(pg_session_dsn, tmp_path):
+    """`candleflow models show V` -> "trades": the TRADE outcomes the PostgreSQL sink stored for V (labels
+    and other versions left out)."""
+    from learning.trades import trade_outcome
+
+    store = PostgresStore(pg_session_dsn)
+    registry = ModelRegistry(store, ArtifactStore(tmp_path / "artifacts"))
+    version = f"v-{uuid.uuid4().hex[:8]}"
+    try:
+        assert (await registry.trades(version))["trades"] == 0
+        trades = [trade_outcome({"signal_id": f"s{i}", "symbol": "ETH-BTC", "timeframe": "5m", "open_time": 300_000 * i,
+                                 "horizon": 1, "model_version": v, "pnl": pnl, "status": "closed"})
+                  for i, (v, pnl) in enumerate([(version, 1.5), (version, -0.5), (version, 0.25), ("other", 9.0)])]
+        label = {**trades[0], "id": "label-1", "source": "LABEL", "pnl": None, "direction_correct": True}
+        await store.write("outcomes", [*trades, label])
+        got = await registry.trades(version)
+        assert (got["trades"], got["wins"], got["pnl_total"], got["hit_rate"]) == (3, 2, 1.25, 2 / 3)
+        assert got["pnl_mean"] == pytest.approx(1.25 / 3)
+    finally:
+        await store.close()
