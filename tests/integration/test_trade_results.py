@@ -61,6 +61,18 @@ def test_trade_results_become_pnl_and_hit_rate_per_version(app_settings, worker_
     assert all(a["outcomes"] <= len(candles) for a in worker.get("/models")["accuracy"])
 
 
+def busiest_symbols_signals(settings, candles) -> tuple[str, list[dict]]:
+    """Publish ``candles``; the symbol with the most signals, and its signals (at least 100), oldest first."""
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold), timeout_s=180))
+    by_symbol: dict[str, list[dict]] = {}
+    for s in got["signals"]:
+        by_symbol.setdefault(s["symbol"], []).append(s)
+    symbol, signals = max(by_symbol.items(), key=lambda kv: len(kv[1]))
+    assert len(signals) >= 100, {k: len(v) for k, v in by_symbol.items()}
+    return symbol, sorted(signals, key=lambda s: s["open_time"])
+
+
 def test_losing_trades_make_the_worker_ask_for_a_retrain(app_settings, worker_factory):
     """A trading engine that loses on a version's signals: the worker's trade-loss watch (learning.drift.
     TradeLosses, 100 trades, one-sided t test) publishes a retrain request naming the trades as the reason."""
@@ -69,20 +81,14 @@ def test_losing_trades_make_the_worker_ask_for_a_retrain(app_settings, worker_fa
     settings = app_settings()
     worker = worker_factory(settings)
     candles = real_candles(300)  # 300 labels per symbol: the version's watch exists (it needs 200)
-    asyncio.run(publish(settings, candles))
-    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold), timeout_s=180))
-    by_symbol: dict[str, list[dict]] = {}
-    for s in got["signals"]:
-        by_symbol.setdefault(s["symbol"], []).append(s)
-    symbol, signals = max(by_symbol.items(), key=lambda kv: len(kv[1]))
-    assert len(signals) >= 100, {k: len(v) for k, v in by_symbol.items()}
+    _, signals = busiest_symbols_signals(settings, candles)
     watched = lambda: any(w.get("trade_window") and w["model_version"] == signals[0]["model_version"]  # noqa: E731
                           for w in worker.get("/models")["drift"]["watches"])
     wait_for(watched, what="the version's drift watch")
 
     async def send() -> None:
         async with TradeProducer(settings) as producer:
-            for i, signal in enumerate(sorted(signals, key=lambda s: s["open_time"])[:100]):
+            for i, signal in enumerate(signals[:100]):
                 await producer.send(trade_for(signal, 0.3 if i % 3 == 0 else -0.5))
 
     asyncio.run(send())
@@ -103,17 +109,11 @@ def test_the_adaptive_threshold_judged_by_trades_turns_conservative(app_settings
     worker = worker_factory(settings)
     more = real_candles(302)
     candles = [c for c in more if c.open_time < max(x.open_time for x in more) - 300_000]  # 300 per symbol
-    asyncio.run(publish(settings, candles))
-    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold), timeout_s=180))
-    by_symbol: dict[str, list[dict]] = {}
-    for s in got["signals"]:
-        by_symbol.setdefault(s["symbol"], []).append(s)
-    symbol, signals = max(by_symbol.items(), key=lambda kv: len(kv[1]))
-    assert len(signals) >= 100
+    symbol, signals = busiest_symbols_signals(settings, candles)
 
     async def send() -> None:
         async with TradeProducer(settings) as producer:
-            for i, signal in enumerate(sorted(signals, key=lambda s: s["open_time"])[:100]):
+            for i, signal in enumerate(signals[:100]):
                 await producer.send(trade_for(signal, 0.2 if i % 4 == 0 else -0.3))
 
     asyncio.run(send())
