@@ -160,14 +160,17 @@ async def regime_loop(settings: Settings, model_dir: Path, candles: list[Candle]
               f"on the rest of the series ...", file=sys.stderr)
         judge = PromotionWorker(settings, registry, REGISTRY_NAME, refresh_s=0.5)
         judging = asyncio.create_task(judge.run(max_decisions=1))
-        await publish(candles[split:])
         try:
+            await publish(candles[split:])
             await asyncio.wait_for(asyncio.shield(judging), decision_timeout_s)
         except asyncio.TimeoutError:
-            judging.cancel()
             report["promotion"] = {"decision": "undecided", "reason": f"no decision {decision_timeout_s:.0f} s after "
                                    "the last candle (too few paired outcomes)"}
             return report
+        finally:
+            if not judging.done():  # its consumer is stopped before the registry closes
+                judging.cancel()
+                await asyncio.gather(judging, return_exceptions=True)
         decision = judge.decisions[0]
         serving = result["version"] if decision["decision"] == "promote" else request["model_version"]
         report["promotion"] = {"decision": decision["decision"], "reason": decision["reason"],
