@@ -160,5 +160,10 @@ class TradeLosses:
                     "t_statistic": round(t, 4) if t != -float("inf") else None, "z": self.z}
         return None
 
+    @property
+    def judged(self) -> int:
+        """Trades in the window now."""
+        return len(self._pnl)
+
     def reset(self) -> None:
         self._pnl: deque[float] = deque(maxlen=self.window)

@@ -159,7 +159,8 @@ class OutcomeLearner:
         outcome of a candle the active one's also labels). Returns a retrain request or None."""
         if outcome.get("source") == "TRADE":  # a trade's verdict is its P&L, kept apart from the labels' accuracy
             self.trades.update(outcome)
-            if self.threshold_config is not None and self.threshold_config.from_trades and outcome.get("pnl") is not None:
+            if self.threshold_config is not None and self.threshold_config.from_trades and outcome.get("pnl") is not None \
+                    and outcome.get("model_version"):
                 pnl = float(outcome["pnl"])  # judged when the partition's clock next moves, as label verdicts are
                 self._signal_verdicts.append((outcome["model_version"], None if pnl == 0 else pnl > 0, pnl))
             trigger = self.triggers.get(trigger_key(outcome.get("model_version"), outcome.get("horizon")))

@@ -116,7 +116,7 @@ class RetrainTrigger:
             "latched": sorted(self.latched),
             "rolling_accuracy": self.floor.rolling_accuracy(), "accuracy_floor": self.floor.floor,
             "error_drift_width": self.error.width(), "return_drift_statistic": self.returns.statistic(),
-            "trades_judged": len(self.trade_losses._pnl), "trade_window": self.trade_losses.window,
+            "trades_judged": self.trade_losses.judged, "trade_window": self.trade_losses.window,
             "feature_drift": None if self.features is None else
             ("waiting for the model's reference" if self.features.reference is None else "watching"),
         }
