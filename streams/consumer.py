@@ -6,6 +6,7 @@ chosen position and decode each message by its schema id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -18,7 +19,7 @@ from streams.errors import ConfigError, DecodeError
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
 
-__all__ = ["offsets_at_time", "read_topic", "json_safe"]
+__all__ = ["first_record", "offsets_at_time", "read_topic", "json_safe"]
 
 
 async def offsets_at_time(consumer: AIOKafkaConsumer, tps: list[TopicPartition], ms: int) -> dict[TopicPartition, int | None]:
@@ -100,3 +101,16 @@ async def read_topic(settings: Settings, topics: list[str], from_beginning: bool
                         yield tp.topic, record, now
     finally:
         await consumer.stop()
+
+
+async def first_record(settings: Settings, topic: str, timeout_s: float) -> Any:
+    """The first record of ``topic`` (a full name), decoded as :func:`read_topic` does; None after ``timeout_s``."""
+    async def read() -> Any:
+        async for _, record, _ in read_topic(settings, [topic]):
+            return record
+        return None
+
+    try:
+        return await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        return None

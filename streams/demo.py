@@ -141,13 +141,11 @@ async def _publish(settings: Settings, candles: list[Candle], bad: int, rate: fl
 
 
 async def _collect(settings: Settings, expected_predictions: int, expected_dead: int, timeout_s: float) -> dict[str, Any]:
-    topics = [settings.topic("predictions"), settings.topic("signals"), settings.topic("dead-letters"),
-              settings.topic("retrain-requests")]
+    topics = [settings.topic("predictions"), settings.topic("signals"), settings.topic("dead-letters")]
     counts = {t: 0 for t in topics}
     directions: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     members: dict[str, str] = {}
-    requests: list[dict[str, Any]] = []
     signal_latency: list[float] = []
     prediction_latency: list[float] = []
     done = asyncio.Event()
@@ -162,8 +160,6 @@ async def _collect(settings: Settings, expected_predictions: int, expected_dead:
                     directions[record["direction"]] += 1
                 elif topic == topics[2]:
                     reasons[_reason(record)] += 1
-                elif topic == topics[3]:
-                    requests.append(record)
             produced = record.get("candle_produced_at") if isinstance(record, dict) else None
             if produced:
                 latency = received * 1000 - produced
@@ -182,7 +178,7 @@ async def _collect(settings: Settings, expected_predictions: int, expected_dead:
         await asyncio.gather(task, return_exceptions=True)
     return {"predictions": counts[topics[0]], "signals": counts[topics[1]], "dead_letters": counts[topics[2]],
             "signal_latency": signal_latency, "prediction_latency": prediction_latency, "complete": done.is_set(),
-            "retrain_requests": requests, "directions": dict(directions), "reasons": dict(reasons), "members": members}
+            "directions": dict(directions), "reasons": dict(reasons), "members": members}
 
 
 def _reason(dead_letter: dict[str, Any]) -> str:
@@ -274,12 +270,13 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
             if not regime_change:
                 await _publish(settings, candles, bad, rate)
                 return await collector, None
-            parts: list[int] = []
+            invalid = bad  # sent with the first part
 
-            async def publish_part(part: list[Candle]) -> None:  # the invalid messages go with the first part
+            async def publish_part(part: list[Candle]) -> None:
+                nonlocal invalid
                 if part:
-                    await _publish(settings, part, 0 if parts else bad, rate)
-                    parts.append(len(part))
+                    await _publish(settings, part, invalid, rate)
+                    invalid = 0
 
             loop = await regime_loop(settings, model_dir, candles, changed_at, workdir, publish_part)
             return await collector, loop

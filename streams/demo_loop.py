@@ -26,30 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from streams.candle import Candle
+from streams.consumer import first_record
 from streams.errors import CandleflowError
 from streams.settings import Settings
 
-__all__ = ["AFTER_CHANGE", "REGISTRY_NAME", "first_retrain_request", "regime_loop"]
+__all__ = ["AFTER_CHANGE", "REGISTRY_NAME", "regime_loop"]
 
 log = logging.getLogger(__name__)
 
 REGISTRY_NAME = "candleflow-demo"  # the model name in the demo's own registry schema
 AFTER_CHANGE = 700  # candles of the new market on the topic when the retrain runs (as tests/integration/test_learning_loop.py)
-
-
-async def first_retrain_request(settings: Settings, timeout_s: float) -> dict[str, Any] | None:
-    """The first record on ``retrain-requests`` (None after ``timeout_s``)."""
-    from streams.consumer import read_topic
-
-    async def read() -> dict[str, Any] | None:
-        async for _, record, _ in read_topic(settings, [settings.topic("retrain-requests")]):
-            return record
-        return None
-
-    try:
-        return await asyncio.wait_for(read(), timeout_s)
-    except asyncio.TimeoutError:
-        return None
 
 
 def _in_schema(dsn: str, schema: str) -> str:
@@ -132,7 +118,7 @@ async def regime_loop(settings: Settings, model_dir: Path, candles: list[Candle]
         if registry is not None:
             await registry.activate(await registry.register(model_dir, name=REGISTRY_NAME), note="the demo's model")
         await publish(candles[:split])
-        request = await first_retrain_request(settings, request_timeout_s)
+        request = await first_record(settings, settings.topic("retrain-requests"), request_timeout_s)
         if request is None:
             await publish(candles[split:])
             return report

@@ -27,16 +27,9 @@ STEP_MS = 300_000
 
 
 async def first_request(settings, timeout_s: float, topic: str = "retrain-requests") -> dict | None:
-    from streams.consumer import read_topic
+    from streams.consumer import first_record
 
-    async def read():
-        async for _, record, _ in read_topic(settings, [settings.topic(topic)]):
-            return record
-
-    try:
-        return await asyncio.wait_for(read(), timeout_s)
-    except asyncio.TimeoutError:
-        return None
+    return await first_record(settings, settings.topic(topic), timeout_s)
 
 
 def test_a_regime_change_makes_the_worker_ask_for_a_retrain(app_settings, worker_factory, default_bundle):
