@@ -65,7 +65,6 @@ def run(symbols: int, steps: int, model_dir: Path | None, log=lambda s: print(s,
     from streams.demo import BUNDLED_CANDLES
     from streams.producer import merge_by_time
     from streams.replay import replay
-    from streams.replay_output import JsonlFile, NoRecords
     from streams.replay_parallel import ReplayOutputs, default_workers, replay_in_processes
     from streams.settings import Settings
     from streams.topics import TopicSpec, ensure_topics
@@ -95,13 +94,13 @@ def run(symbols: int, steps: int, model_dir: Path | None, log=lambda s: print(s,
                                   ("universe_to_file_processes", universe, symbols * steps), ("files", files, len(real))):
             topic = settings.candle_topic("5m")
             to_file = name.startswith("universe_to_file")
+            outputs = ReplayOutputs(out=scratch / "replay.jsonl" if to_file else None)
             if name.endswith("_processes"):
-                outputs = ReplayOutputs(out=scratch / "replay.jsonl" if to_file else None)
                 report = replay_in_processes(settings, model_dir, topic, workers=workers, outputs=outputs,
                                              progress=False, from_offset=0)
             else:
-                output = JsonlFile(scratch / "replay.jsonl") if to_file else NoRecords()
-                report = asyncio.run(replay(settings, model, topic, from_offset=0, progress=False, output=output))
+                report = asyncio.run(replay(settings, model, topic, from_offset=0, progress=False,
+                                            output=outputs.build(settings)))
             assert report.candles == n, (name, report.candles, n)
             figures["rows"][name] = {"candles": report.candles, "elapsed_s": round(report.elapsed_s, 2),
                                      "candles_per_s": round(report.candles_per_s), "predictions": report.predicted,
