@@ -312,7 +312,7 @@ def demo(n_candles: int, bad: int, rate: float, as_json: bool, regime_change: bo
               help="Score every candle with this model (default: CANDLEFLOW_MODEL_DIR, then what model-events deployed, as live).")
 @click.option("--cold", is_flag=True, help="Start feature states empty instead of warming them up on the candles before the range.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="Processes, each replaying a share of the partitions (default: one per core, at most one per partition; 1: in this process).")
+              help="Processes, each replaying a share of the partitions (default: one per core and per 75,000 candles, at most one per partition; 1: in this process).")
 @click.option("--broker", "broker_", default=None, help="Kafka bootstrap host:port (CANDLEFLOW_BROKER).")
 def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset: int | None, to_time: str | None,
            by_message_time: bool, out: Path | None, to_topics: str | None, model_dir: Path | None, cold: bool,
@@ -325,7 +325,8 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     """
     from models.loading import load_model
     from streams.replay import replay as run_replay
-    from streams.replay_parallel import ReplayOutputs, default_workers, replay_in_processes, topic_partitions
+    from streams.replay_parallel import (ReplayOutputs, default_workers, estimated_candles, replay_in_processes,
+                                         topic_partitions)
     from streams.timestamps import parse_time
 
     if from_offset is not None and from_time is not None:
@@ -350,7 +351,7 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     outputs = ReplayOutputs(out=out, to_topics=to_topics)
     options = dict(from_offset=from_offset, from_time=start, to_offset=to_offset, to_time=end,
                    by_message_time=by_message_time, warmup=not cold, follow_deployments=model_dir is None)
-    workers = workers or default_workers(len(topic_partitions(settings, full)))
+    workers = workers or default_workers(len(topic_partitions(settings, full)), asyncio.run(estimated_candles(settings, full)))
     if workers == 1:
         report = asyncio.run(run_replay(settings, model, full, output=outputs.build(settings), **options))
     else:

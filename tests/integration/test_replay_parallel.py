@@ -10,7 +10,7 @@ from models.loading import load_model
 from streams.errors import CandleflowError, ConfigError
 from streams.replay import replay
 from streams.replay_output import JsonlFile, KeptRecords
-from streams.replay_parallel import ReplayOutputs, replay_in_processes, topic_partitions
+from streams.replay_parallel import ReplayOutputs, default_workers, estimated_candles, replay_in_processes, topic_partitions
 from tests.integration.test_candle_pipeline import publish
 from tests.integration.test_hot_reload import many_symbols
 
@@ -28,6 +28,8 @@ def test_processes_replay_what_one_process_replays(app_settings, universe, tmp_p
     asyncio.run(publish(settings, universe, batch_every=16))
     model = load_model(settings.model_dir)
     assert topic_partitions(settings, topic) == [0, 1, 2, 3]
+    estimate = asyncio.run(estimated_candles(settings, topic))  # what candleflow replay sizes its processes by
+    assert 0.7 * len(universe) <= estimate <= 1.5 * len(universe) and default_workers(4, estimate) == 1
 
     one = asyncio.run(replay(settings, model, topic, from_offset=0, progress=False, output=JsonlFile(tmp_path / "one.jsonl")))
     for workers in (2, 3):  # 3: two partitions on one process, one on each of the others
