@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from streams.errors import ConfigError
-from streams.settings import from_env
+from streams.settings import Secret, from_env
 
 __all__ = ["StorageSettings", "masked_url"]
 
@@ -51,6 +51,7 @@ class StorageSettings:
     weaviate_url: str = ""
     weaviate_grpc_port: int = 50051
     weaviate_collection: str = "CandlePattern"
+    weaviate_api_key: Secret = Secret("")  # sent as a bearer key; the compose Weaviate refuses anonymous access
     sink_batch_size: int = 500
     sink_flush_interval_s: float = 0.2
     sink_max_buffer: int = 20_000

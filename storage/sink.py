@@ -5,11 +5,14 @@ An agent puts each record with the partition and offset it came from; the sink w
 ``write(records)`` callable such as :meth:`storage.postgres.PostgresStore.writer`. What happens on
 failure follows ``streams.errors``:
 
-- :class:`Retryable` (or any unexpected error): the *same* batch is retried with exponential backoff
-  (with jitter) until it is stored. Meanwhile the buffer fills and, once ``max_buffer`` records are
-  waiting, ``put`` waits too: backpressure instead of unbounded memory.
+- :class:`Retryable`: the *same* batch is retried with exponential backoff (with jitter) until it is
+  stored. Meanwhile the buffer fills and, once ``max_buffer`` records are waiting, ``put`` waits too:
+  backpressure instead of unbounded memory.
 - :class:`InvalidInput`: the batch is halved until the refused record is isolated; it goes to
   ``on_reject`` (the dead-letter hook) and the rest is stored.
+- any other error: retried like ``Retryable``, but only ``max_attempts`` times; then it is taken for a
+  poison row and handled like ``InvalidInput`` (halved, the row that keeps failing rejected), so one
+  row the code cannot write never holds the sink in an endless retry.
 - :class:`ConfigError`: nothing can succeed; the sink stops and ``put``/``flush`` raise it.
 
 :meth:`safe_offsets` gives, per partition, the highest offset at or below which every record is
@@ -42,7 +45,7 @@ from typing import Any, Awaitable, Callable, Hashable, Iterable, NamedTuple, Seq
 
 from storage.latency import LatencyWindow
 from storage.offsets import OffsetTracker
-from streams.errors import ConfigError, InvalidInput
+from streams.errors import ConfigError, InvalidInput, Retryable
 
 __all__ = ["BufferedSink"]
 
@@ -64,9 +67,12 @@ class BufferedSink:
 
     def __init__(self, write: Writer, *, name: str = "sink", batch_size: int = 500, flush_interval: float = 0.2,
                  max_buffer: int = 20_000, backoff_initial: float = 0.05, backoff_max: float = 5.0,
-                 on_reject: RejectHook | None = None) -> None:
+                 max_attempts: int = 5, on_reject: RejectHook | None = None) -> None:
         if batch_size < 1 or max_buffer < batch_size:
             raise ConfigError(f"sink {name}: need 1 <= batch_size ({batch_size}) <= max_buffer ({max_buffer})")
+        if max_attempts < 1:
+            raise ConfigError(f"sink {name}: max_attempts must be >= 1, got {max_attempts}")
+        self.max_attempts = max_attempts
         self.name, self._write, self._on_reject = name, write, on_reject
         self.batch_size, self.flush_interval, self.max_buffer = batch_size, flush_interval, max_buffer
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
@@ -203,11 +209,19 @@ class BufferedSink:
 
     async def _store(self, batch: list[_Item]) -> None:
         """Write ``batch`` until it is stored; isolate and reject records the database refuses."""
-        delay = self.backoff_initial
+        delay, unexplained = self.backoff_initial, 0
         while True:
             started = time.monotonic()
             try:
-                await self._write([item.record for item in batch])
+                try:
+                    await self._write([item.record for item in batch])
+                except (InvalidInput, ConfigError, Retryable):
+                    raise
+                except Exception as exc:
+                    unexplained += 1
+                    if unexplained < self.max_attempts:
+                        raise
+                    raise InvalidInput(f"write failed {unexplained} times: {type(exc).__name__}: {exc}") from exc
             except InvalidInput as exc:
                 if len(batch) == 1:
                     await self._reject(batch[0], exc)
@@ -218,7 +232,7 @@ class BufferedSink:
                 return
             except ConfigError:
                 raise
-            except Exception as exc:  # Retryable, or unknown: retrying loses nothing, giving up would
+            except Exception as exc:  # Retryable, or unknown (for now): retrying loses nothing, giving up would
                 self.errors += 1
                 self.retries += 1
                 self.healthy = False

@@ -57,6 +57,7 @@ class Pipeline:
     # The candle agent's live series and learners and their write-behind protocol (agents.checkpoint).
     checkpoint: Any = None
     patterns: Any = None  # a storage.patterns PatternStore when pattern search is on
+    signal_feed: Any = None  # the /signals/stream clients' shared consumer (streams.web.signal_stream)
 
 
 # Per table and partition, each its own RocksDB database. Faust's defaults (64 MB x 3 memtables and a
@@ -80,7 +81,7 @@ def faust_app(settings: Settings) -> faust.App:
         store=settings.store,
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,  # the changelogs too
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=6.0,

@@ -437,6 +437,7 @@ _bench_command("replay", "bench.replay", "Replay speed: a 2,000-symbol universe 
 _bench_command("pipeline", "bench.pipeline", "Whole pipeline vs raw aiokafka, a Faust forwarder and Quix Streams (--json, --quick).")
 _bench_command("recovery", "bench.recovery", "Worker restart with many symbols: time to ready, changelog records (--json).")
 _bench_command("soak", "bench.soak", "Stream real candles for minutes: throughput, latency and memory over time (--json).")
+_bench_command("hostile", "bench.hostile", "1 MiB messages of invalid candles and many symbols against a worker: dead letters, RSS (--json).")
 _bench_command("broker-growth", "bench.broker_growth", "The embedded broker alone: its CPU over time for small vs large produce batches (--json).")
 
 

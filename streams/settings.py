@@ -49,6 +49,7 @@ class Settings:
     app_id: str = "candleflow"
     topic_prefix: str = "candleflow"
     partitions: int = 4
+    replication_factor: int = 1  # of every topic the worker creates, changelogs included: 3 on a real cluster
     timeframes: tuple[str, ...] = ("1m", "5m")
     aggregate_to: tuple[str, ...] = ()  # e.g. 5m,15m,1h: built from candles.1m by the aggregation agent
     model_dir: Path = Path("var/models/candleflow")
@@ -61,6 +62,7 @@ class Settings:
     # What other workers use to reach this one's web views (routing by symbol); empty: web_host, or this
     # machine's host name when web_host is a wildcard (0.0.0.0 in containers).
     web_advertised_host: str = ""
+    sse_max_clients: int = 64  # /signals/stream clients at once (one shared consumer); beyond: 503
     max_message_bytes: int = MAX_MESSAGE_BYTES  # larger candle messages are dead-lettered undecoded
     # A candle opening later than this worker's clock plus this is dead-lettered (it would poison its series).
     max_clock_skew_s: float = 300.0
@@ -144,6 +146,10 @@ class Settings:
     def validate(self) -> None:
         if self.partitions < 1:
             raise ConfigError(f"CANDLEFLOW_PARTITIONS must be at least 1, got {self.partitions}")
+        if self.sse_max_clients < 1:
+            raise ConfigError(f"CANDLEFLOW_SSE_MAX_CLIENTS must be at least 1, got {self.sse_max_clients}")
+        if self.replication_factor < 1:
+            raise ConfigError(f"CANDLEFLOW_REPLICATION_FACTOR must be at least 1, got {self.replication_factor}")
         unknown = [tf for tf in self.timeframes if tf not in TIMEFRAME_MS]
         if unknown or not self.timeframes:
             raise ConfigError(f"CANDLEFLOW_TIMEFRAMES has unknown timeframes {unknown}; known: {', '.join(TIMEFRAME_MS)}")

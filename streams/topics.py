@@ -33,12 +33,14 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
+    replication: int = 1
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic Candleflow reads or writes (Faust's own changelog topics excluded)."""
-    specs = [TopicSpec(settings.candle_topic(tf), settings.partitions) for tf in settings.timeframes]
-    specs += [TopicSpec(settings.topic(name), settings.partitions, dict(config)) for name, config in OUTPUT_TOPICS.items()]
+    n, rf = settings.partitions, settings.replication_factor
+    specs = [TopicSpec(settings.candle_topic(tf), n, replication=rf) for tf in settings.timeframes]
+    specs += [TopicSpec(settings.topic(name), n, dict(config), rf) for name, config in OUTPUT_TOPICS.items()]
     return specs
 
 
@@ -54,7 +56,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config) for s in missing],
+        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.config) for s in missing],
         operation_timeout=timeout_s, request_timeout=timeout_s)
     created = []
     for name, future in futures.items():

@@ -46,7 +46,8 @@ async def open_pattern_store(settings: StorageSettings) -> PatternStore:
         from storage.patterns.weaviate_store import WeaviatePatternStore
 
         return await WeaviatePatternStore.connect(settings.weaviate_url, grpc_port=settings.weaviate_grpc_port,
-                                                  collection=settings.weaviate_collection)
+                                                  collection=settings.weaviate_collection,
+                                                  api_key=settings.weaviate_api_key or None)
     from storage.patterns.faiss_store import FaissPatternStore
 
     return FaissPatternStore()

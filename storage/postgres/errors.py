@@ -11,6 +11,9 @@
 'Retryable'
 >>> type(classify(asyncpg.exceptions.CheckViolationError("bad direction"))).__name__
 'InvalidInput'
+>>> refused = classify(asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence: 0x00"))
+>>> type(refused).__name__, refused.kind, str(refused)[:40]
+('InvalidInput', 'storage_refused', 'PostgreSQL refused the row (SQLSTATE 220')
 >>> type(classify(asyncpg.exceptions.UndefinedTableError("no such table"))).__name__
 'ConfigError'
 """
@@ -39,12 +42,13 @@ def classify(exc: BaseException) -> CandleflowError:
     if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.exceptions.InterfaceError,
                         asyncpg.exceptions.ConnectionDoesNotExistError)):
         err: CandleflowError = Retryable(f"PostgreSQL unavailable: {type(exc).__name__}: {exc}")
-    elif isinstance(exc, asyncpg.PostgresError):
+    elif isinstance(exc, asyncpg.PostgresError):  # DataError too: a value the client cannot encode is class 22
         state = (getattr(exc, "sqlstate", None) or "")[:2]
         if state in _RETRY_CLASSES:
             err = Retryable(f"PostgreSQL unavailable: {type(exc).__name__}: {exc}")
         elif state in _INPUT_CLASSES:
-            err = InvalidInput(f"PostgreSQL refused the row: {type(exc).__name__}: {exc}")
+            err = InvalidInput(f"PostgreSQL refused the row (SQLSTATE {exc.sqlstate}): {type(exc).__name__}: {exc}")
+            err.kind = "storage_refused"  # the dead letter's error_type
         else:
             err = ConfigError(f"PostgreSQL: {type(exc).__name__}: {exc}")
     else:

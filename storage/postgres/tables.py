@@ -17,6 +17,11 @@ corrected or change status, so they ``DO UPDATE``.
 Traceback (most recent call last):
 ...
 streams.errors.InvalidInput: signals record lacks prediction_id
+>>> TABLES["candles"].row({"symbol": "X", "timeframe": "5m", "open_time": 10**15, "open": 1, "high": 1, "low": 1,
+...                        "close": 1, "volume": 0})
+Traceback (most recent call last):
+...
+streams.errors.InvalidInput: candles.open_time cannot be stored: OverflowError: date value out of range
 """
 
 from __future__ import annotations
@@ -71,7 +76,10 @@ class Table:
             if value is None and column in self.required:
                 raise InvalidInput(f"{self.name} record lacks {column}")
             fn = self.convert.get(column)
-            values.append(fn(value) if fn is not None and value is not None else value)
+            try:
+                values.append(fn(value) if fn is not None and value is not None else value)
+            except (ValueError, TypeError, OverflowError) as exc:  # e.g. a time past the year 9999: a poison row
+                raise InvalidInput(f"{self.name}.{column} cannot be stored: {type(exc).__name__}: {exc}") from exc
         return tuple(values)
 
     def key_of(self, row: tuple) -> tuple:

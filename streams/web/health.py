@@ -85,14 +85,18 @@ def attach_health_views(pipeline: Any) -> None:
     class Ready(View):
         async def get(self, request: Request) -> Response:
             status = worker_status(pipeline)
-            return self.json({k: status[k] for k in ("ready", "assigned_partitions", "tables_recovered", "model_version")},
-                             status=200 if status["ready"] else 503)
+            shown = {k: status[k] for k in ("ready", "assigned_partitions", "tables_recovered", "model_version")}
+            # A sink behind (its database down) does not make the worker unready: predictions flow on.
+            shown["sinks_healthy"] = {name: bool(stats().get("healthy")) for name, stats in pipeline.sink_stats.items()}
+            return self.json(shown, status=200 if status["ready"] else 503)
 
     @app.page("/stats")
     class Stats(View):
         async def get(self, request: Request) -> Response:
             sinks = {name: _jsonable(stats()) for name, stats in pipeline.sink_stats.items()}
-            return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks})
+            feed = pipeline.signal_feed.stats() if pipeline.signal_feed is not None else None
+            return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks,
+                              "signal_stream": feed})
 
     @app.page("/metrics")
     class Metrics(View):

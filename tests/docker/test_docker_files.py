@@ -116,6 +116,27 @@ def test_compose_has_no_inline_secrets(compose):
                 assert INTERPOLATION.fullmatch(password), f"{name}: {key} has an inline password in its URL"
 
 
+def test_no_secret_on_a_command_line_and_no_anonymous_store(compose):
+    """A secret in a process's arguments is readable by every process of the host (ps, /proc/*/cmdline):
+    commands may only hand secrets on through files or the environment. Weaviate takes a key, not anyone."""
+    secrets = {k for service in compose["services"].values() for k in environment(service) if SECRET_NAME.search(k)}
+    for name, service in compose["services"].items():
+        command = service.get("command") or []
+        words = command if isinstance(command, list) else command.split()
+        for word in words:
+            for flag in ("--requirepass", "--password", "--pass "):
+                assert flag not in word, f"{name}: a secret passed on the command line ({flag.strip()})"
+            launched = word.split("> ", 1)[0] if "printf" in word else word  # printf is the shell's builtin
+            if "exec " in launched:
+                launched = launched.split("exec ", 1)[1]
+                assert not any(f"${secret}" in launched or f"$${secret}" in launched for secret in secrets), \
+                    f"{name}: the process started gets a secret in its arguments"
+    weaviate = environment(compose["services"]["weaviate"])
+    assert weaviate["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"] == "false"
+    assert weaviate["AUTHENTICATION_APIKEY_ENABLED"] == "true" and INTERPOLATION.fullmatch(weaviate["AUTHENTICATION_APIKEY_ALLOWED_KEYS"])
+    assert "CANDLEFLOW_WEAVIATE_API_KEY" in environment(compose["services"]["worker"])
+
+
 def test_env_example_holds_no_secret_and_env_is_ignored():
     example = dict(line.split("=", 1) for line in (DOCKER / ".env.example").read_text().splitlines()
                    if line.strip() and not line.startswith("#"))

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def running(app_settings, worker_factory):
-    settings = app_settings()
+    settings = app_settings(sse_max_clients=2)
     worker = worker_factory(settings)
     candles = real_candles(80)
     asyncio.run(publish(settings, candles))
@@ -63,35 +63,47 @@ def test_signal_views_and_live_stream(running):
     assert [s["id"] for s in recent] == [s["id"] for s in sorted(mine, key=lambda s: s["open_time"], reverse=True)[:5]]
     assert worker.get(f"/signals/{symbol}?limit=x", expect=400)["error"]
 
-    # Server-sent events: connect, then make a new signal happen, and see it arrive.
-    events: list[dict] = []
-    connected = threading.Event()
+    # Server-sent events: two clients connect (one shared consumer), a third is over the cap; then make a
+    # new signal happen, and see it arrive at both.
+    url = f"http://{settings.web_host}:{settings.web_port}/signals/stream"
+    events: list[list[dict]] = [[], []]
+    connected = [threading.Event(), threading.Event()]
 
-    def listen() -> None:
-        url = f"http://{settings.web_host}:{settings.web_port}/signals/stream"
+    def listen(i: int) -> None:
         with urllib.request.urlopen(url, timeout=60) as stream:
             for raw in stream:
                 line = raw.decode().strip()
                 if line.startswith(": connected"):
-                    connected.set()
+                    connected[i].set()
                 if line.startswith("data: "):
-                    events.append(json.loads(line[6:]))
+                    events[i].append(json.loads(line[6:]))
                     return
 
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    assert connected.wait(30)
-    time.sleep(0)  # the stream's consumer seeks to the end once connected
+    listeners = [threading.Thread(target=listen, args=(i,), daemon=True) for i in range(2)]
+    for listener in listeners:
+        listener.start()
+    assert all(c.wait(30) for c in connected)
+    feed = worker.get("/stats")["signal_stream"]
+    assert feed["clients"] == 2 and feed["consumer_running"] and feed["max_clients"] == 2
+    with pytest.raises(urllib.error.HTTPError) as over:
+        urllib.request.urlopen(url, timeout=10)
+    assert over.value.code == 503 and "CANDLEFLOW_SSE_MAX_CLIENTS" in json.loads(over.value.read())["error"]
     last = candles[-1]
     # A big move makes a confident prediction likely; keep adding candles until one is a signal.
     deadline = time.monotonic() + 60
     t = last.open_time
-    while not events and time.monotonic() < deadline:
+    while not all(events) and time.monotonic() < deadline:
         t += 300_000
         price = last.close * (0.97 if (t // 300_000) % 2 else 1.03)
         asyncio.run(publish(settings, [Candle(last.symbol, "5m", t, price, price * 1.001, price * 0.95, price * 0.96, 50.0)]))
-        listener.join(timeout=1.0)
-    assert events and events[0]["symbol"] == last.symbol
+        listeners[0].join(timeout=1.0)
+    assert all(events) and events[0][0]["symbol"] == last.symbol
+    assert events[0][0]["id"] == events[1][0]["id"]
+    # Both left: the shared consumer stops with the last of them.
+    wait = time.monotonic() + 30
+    while (f := worker.get("/stats")["signal_stream"])["clients"] and time.monotonic() < wait:
+        time.sleep(0.2)
+    assert f["clients"] == 0 and not f["consumer_running"]
 
 
 def test_predict_scores_a_request_and_refuses_bad_ones(running):

@@ -88,6 +88,11 @@ async def test_registry_tables_and_refused_rows(pg_dsn):
             await store.write("model_versions", [{**version, "status": "deleted"}])
         with pytest.raises(InvalidInput, match="lacks"):  # refused before reaching the database
             await store.write("signals", [{"id": "x"}])
+        with pytest.raises(InvalidInput, match="SQLSTATE 22021") as refused:  # a NUL byte: no text column takes it
+            await store.write("signals", [{**signal(0, "ETH-BTC"), "symbol": "ETH\x00BTC"}])
+        assert refused.value.kind == "storage_refused"
+        with pytest.raises(InvalidInput, match="open_time cannot be stored: OverflowError"):  # past the year 9999
+            await store.write("signals", [{**signal(0, "ETH-BTC"), "open_time": 10**15}])
     finally:
         await store.close()
 

@@ -87,6 +87,44 @@ async def test_a_refused_record_is_isolated_and_dead_lettered():
     assert sink.safe_offsets() == {3: 115} and sink.stats()["rows_rejected"] == 1
 
 
+async def test_a_row_that_keeps_failing_unexplained_is_dead_lettered_after_bounded_tries():
+    """An error outside the policy (a bug, a value the driver chokes on) is retried ``max_attempts`` times,
+    then taken for a poison row: isolated and rejected, the rest stored, the offsets move on."""
+    writer = FlakyWriter()
+
+    async def chokes_on_7(records):
+        if any(r["id"] == 7 for r in records):
+            raise OverflowError("date value out of range")
+        await writer(records)
+
+    dead = []
+    async with BufferedSink(chokes_on_7, batch_size=8, flush_interval=0.01, backoff_initial=0.001, backoff_max=0.002,
+                            max_attempts=3, on_reject=lambda rec, p, o, exc: dead.append((rec["id"], str(exc)))) as sink:
+        for i in range(8):
+            await sink.put({"id": i}, 0, i)
+        await asyncio.wait_for(sink.flush(), 5)
+        assert [i for i, _ in dead] == [7] and "write failed 3 times: OverflowError" in dead[0][1]
+        assert sorted(writer.rows) == list(range(7)) and sink.safe_offsets() == {0: 7}
+
+    # A database that is down (Retryable) is never taken for a poison row, however long it stays down.
+    writer.down = True
+    async with BufferedSink(writer, batch_size=2, flush_interval=0.01, backoff_initial=0.001, backoff_max=0.002,
+                            max_attempts=3, on_reject=lambda *a: dead.append(a)) as sink:
+        await sink.put({"id": 100}, 0, 0)
+        await wait_until(lambda: sink.stats()["retries"] >= 20)
+        assert len(dead) == 1 and sink.backlog == 1
+        writer.down = False
+        await asyncio.wait_for(sink.flush(), 5)
+    assert 100 in writer.rows
+
+
+async def wait_until(condition, timeout: float = 5.0) -> None:
+    async def poll():
+        while not condition():
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(poll(), timeout)
+
+
 async def test_config_error_stops_the_sink_loudly():
     async def broken(records):
         raise ConfigError("no table")

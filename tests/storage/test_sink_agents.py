@@ -130,3 +130,103 @@ def test_the_candle_sink_stores_every_valid_candle_once_for_retraining(app_setti
         return x.symbol, x.open_time
 
     assert sorted((x for s in series for x in s), key=key) == sorted(candles, key=key)
+
+
+def test_a_second_worker_joins_while_postgres_is_down_and_nothing_waits_for_it(app_settings, worker_factory, pg_cluster,
+                                                                               monkeypatch):
+    """The sinks have consumer groups of their own: a rebalance of the candle agent's group (a worker joining)
+    never waits for the database, predictions flow throughout, and once PostgreSQL is back every row is
+    stored once, whichever worker's sink wrote it."""
+    from streams.broker import free_port
+
+    monkeypatch.setenv("CANDLEFLOW_POSTGRES_DSN", pg_cluster.dsn)
+    monkeypatch.setenv("CANDLEFLOW_SINK_BACKOFF_MAX_S", "0.5")
+    first = app_settings(sinks=("postgres",), outcome_loop=False)
+    second = first.replace(web_port=free_port(), data_dir=first.data_dir.with_name(first.data_dir.name + "-b"))
+    a = worker_factory(first)
+    candles = real_candles(120)
+    part1, part2 = candles[:80], candles[80:]
+    asyncio.run(publish(first, part1))
+    wait_for(lambda: asyncio.run(count(pg_cluster.dsn, "predictions"))[0] == len(part1), what="first part stored")
+
+    pg_cluster.stop()
+    asyncio.run(publish(first, part2[:40]))  # buffered by a's sink, unstored, while b joins
+    wait_for(lambda: a.get("/stats")["sinks"]["postgres.predictions"]["backlog"] > 0, what="a's sink behind")
+    b = worker_factory(second)
+
+    def shared():
+        h = [w.get("/health") for w in (a, b)]
+        return all(x["ready"] and x["assigned_partitions"] > 0 for x in h)
+
+    wait_for(shared, what="the candle group rebalanced onto both workers while PostgreSQL is down")
+    asyncio.run(publish(first, part2[40:]))
+    got = asyncio.run(collect(first, all_out(len(candles), 0, first.signal_threshold)))
+    assert len({p["id"] for p in got["predictions"]}) == len(candles), "predictions stopped while PostgreSQL was down"
+    ready = b.get("/ready")  # a sink behind does not make a worker unready, and /ready says which
+    assert ready["ready"] and set(ready["sinks_healthy"]) >= {"postgres.predictions", "postgres.signals"}
+
+    pg_cluster.start()
+    wait_for(lambda: asyncio.run(count(pg_cluster.dsn, "predictions"))[0] >= len(candles), what="every prediction stored")
+    assert asyncio.run(count(pg_cluster.dsn, "predictions")) == (len(candles), len(candles))
+    n_signals = len({s["id"] for s in got["signals"]})
+    wait_for(lambda: asyncio.run(count(pg_cluster.dsn, "signals"))[0] == n_signals, what="every signal stored")
+    assert asyncio.run(count(pg_cluster.dsn, "signals")) == (n_signals, n_signals)
+    groups = {w.get("/stats")["sinks"]["postgres.predictions"]["consumer"]["group"] for w in (a, b)}
+    assert groups == {f"{first.app_id}-sink-postgres"}
+
+
+def test_rows_postgres_refuses_land_in_dead_letters_with_their_sqlstate(app_settings, worker_factory, pg_cluster,
+                                                                        monkeypatch):
+    """A foreign writer on an output topic: a NUL in a symbol (SQLSTATE 22021), a time past the year 9999
+    (no timestamp holds it) and bytes that are no record at all each become one dead letter with the reason;
+    the valid rows around them are stored, and the sink moves on (no endless retry)."""
+    from aiokafka import AIOKafkaProducer
+
+    from schemas import AvroCodec, store_from_url
+    from streams.consumer import read_topic
+
+    monkeypatch.setenv("CANDLEFLOW_POSTGRES_DSN", pg_cluster.dsn)
+    settings = app_settings(sinks=("postgres",), outcome_loop=False)
+    worker = worker_factory(settings)
+    candles = real_candles(60)
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    assert got["signals"], "no signal to copy"
+    template = got["signals"][0]
+    n_signals = len({s["id"] for s in got["signals"]})
+    wait_for(lambda: asyncio.run(count(pg_cluster.dsn, "signals"))[0] == n_signals, what="the valid signals stored")
+    hostile = [{**template, "id": "nul-symbol", "symbol": "ETH\x00BTC"},
+               {**template, "id": "year-31000", "open_time": 10**15}]
+    valid = {**template, "id": "valid-after-the-hostile-ones", "open_time": template["open_time"] + 10**9}
+
+    async def send() -> None:
+        codec = AvroCodec("Signal", store_from_url(settings.schema_registry_url or None))
+        producer = AIOKafkaProducer(bootstrap_servers=settings.broker)
+        await producer.start()
+        try:
+            for record in hostile:
+                await producer.send_and_wait(settings.topic("signals"), codec.encode(record), key=b"ETH-BTC")
+            await producer.send_and_wait(settings.topic("signals"), b"\x00\x01junk", key=b"ETH-BTC")
+            await producer.send_and_wait(settings.topic("signals"), codec.encode(valid), key=b"ETH-BTC")
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+    async def dead_letters(n: int) -> list[dict]:
+        found = []
+        async for _, record, _ in read_topic(settings, [settings.topic("dead-letters")], idle_timeout_s=2.0):
+            found.append(record)
+            if len(found) >= n:
+                break
+        return found
+
+    wait_for(lambda: asyncio.run(count(pg_cluster.dsn, "signals"))[0] == n_signals + 1, what="the valid signal after them")
+    letters = wait_for(lambda: len(d := asyncio.run(dead_letters(3))) >= 3 and d, what="three dead letters")
+    assert all(d["source_topic"] == settings.topic("signals") for d in letters)
+    by_reason = sorted(letters, key=lambda d: d["error_type"])
+    assert [d["error_type"] for d in by_reason] == ["decode", "storage_refused", "validation"]
+    assert "SQLSTATE 22021" in by_reason[1]["reason"] and b"nul-symbol" in by_reason[1]["payload"]
+    assert "OverflowError" in by_reason[2]["reason"] and b"year-31000" in by_reason[2]["payload"]
+    sink = worker.get("/stats")["sinks"]["postgres.signals"]
+    assert sink["rows_rejected"] == 2 and sink["backlog"] == 0 and sink["healthy"]
