@@ -24,7 +24,7 @@ from agents.patterns import add_consensus, remember_patterns
 from streams.app import Pipeline
 from streams.dead_letters import combined, dead_letter_record
 from streams.errors import DecodeError, InvalidInput
-from streams.ingest import decode_candle_message, misrouted
+from streams.ingest import decode_candle_message, groups_by_bytes, misrouted
 from streams.series import Position, series_key
 from streams.step import BatchResult, Models, SourcedCandle, StepConfig, learn_batch, process_batch
 
@@ -68,16 +68,17 @@ def attach_candle_agent(pipeline: Pipeline) -> None:
             events = await _in_order(app, guard, events)
             if not events:
                 continue
-            try:
-                await handle_candle_events(pipeline, events)
-            except Exception as exc:
-                # The live state may hold candles whose outputs never went out: only a restart from the
-                # committed offsets (and the checkpointed state) is consistent again.
-                log.exception("candle batch failed after the state moved on; stopping the worker")
-                await app.crash(exc)
-                return
-            if checkpoint.pending >= checkpoint.max_pending:  # bounds what a crash makes the group redo
-                await checkpoint.run()
+            for group in groups_by_bytes([len(e.message.value or b"") for e in events]):
+                try:
+                    await handle_candle_events(pipeline, events[group])
+                except Exception as exc:
+                    # The live state may hold candles whose outputs never went out: only a restart from the
+                    # committed offsets (and the checkpointed state) is consistent again.
+                    log.exception("candle batch failed after the state moved on; stopping the worker")
+                    await app.crash(exc)
+                    return
+                if checkpoint.due:  # bounds what a crash makes the group redo, and the live series
+                    await checkpoint.run()
 
 
 async def _in_order(app: Any, guard: OffsetGuard, events: list[Any]) -> list[Any]:
@@ -162,7 +163,7 @@ async def _handle_locked(pipeline: Pipeline, events: list[Any]) -> None:
     # STEP_MAX_CANDLES bound the records held at once, and the first outputs go out sooner.
     for start in range(0, len(candles), STEP_MAX_CANDLES) or [0]:
         chunk, chunk_origin = candles[start:start + STEP_MAX_CANDLES], origin[start:start + STEP_MAX_CANDLES]
-        result, learner_for = await _step(pipeline, chunk, chunk_origin)
+        result, learner_for = await _step(pipeline, chunk, chunk_origin, busy=dirty)
         if result.redelivered:
             first = chunk[result.redelivered[0]]
             log.info("skipped %d redelivered candles already in their series (first %s %s@%d, read at %s)",
@@ -184,11 +185,13 @@ async def _handle_locked(pipeline: Pipeline, events: list[Any]) -> None:
     pipeline.stats.count(candles=len(candles) + undecoded, dead_letters=undecoded + rejected, batches=1)
 
 
-async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[Any]) -> tuple[BatchResult, Any]:
-    """The pure step on ``candles`` up to its learning half, and the learner lookup that half needs."""
+async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[Any],
+                busy: dict[str, Any]) -> tuple[BatchResult, Any]:
+    """The pure step on ``candles`` up to its learning half, and the learner lookup that half needs;
+    ``busy``: the series earlier steps of the same take changed (not handed to the checkpoint yet)."""
     checkpoint, settings = pipeline.checkpoint, pipeline.settings
     # Read the tables here, on the event loop, before any hand-off to a thread.
-    checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles})
+    checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles}, busy)
     learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
     learner_for = lambda i: learners[origin[i].message.partition]  # noqa: E731
     models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)), shadow=settings.ab_mode == "shadow")

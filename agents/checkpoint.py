@@ -15,6 +15,11 @@ A crash at any point leaves a changelog (and a local store) at or after the comm
 ahead of the published outputs. Redelivered candles newer than their series are scored again (same ids);
 those the series already covers are skipped (:meth:`streams.series.SeriesState.covers`). One state record
 per touched series per checkpoint, instead of several per candle.
+
+The live book is bounded: after a checkpoint, beyond ``max_live_series`` the least recently used series
+whose state is written leave it (an LRU with write-back); :meth:`load` reads them back from the table when
+their symbol returns. Memory then grows with the symbols of one checkpoint interval, not with every
+symbol ever seen (with the RocksDB store, the table itself is on disk).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import functools
 import logging
 import os
 import signal
+from collections.abc import Iterable
 from typing import Any, Awaitable
 
 from agents.table_cache import TableCache, as_current, read_value
@@ -46,8 +52,10 @@ class Checkpoint:
     """The live state of the candle agent and the protocol that makes it durable (module docstring)."""
 
     def __init__(self, app: Any, series: Any, learners: Any, interval_s: float, max_pending: int = 50_000,
-                 kill_at: str = "", recent_signals: Any = None, signing_key: bytes | None = None) -> None:
+                 kill_at: str = "", recent_signals: Any = None, signing_key: bytes | None = None,
+                 max_live_series: int = 4_000) -> None:
         self.app, self.interval_s, self.max_pending = app, interval_s, max_pending
+        self.max_live_series = max_live_series  # beyond it, written series leave the live book (LRU)
         self.signing_key = signing_key  # learner values are sealed with it (learning/sealed.py)
         # Failure tests: SIGKILL inside the N-th checkpoint that writes, after its outputs or its state are acked.
         stage, _, n = kill_at.partition(":")
@@ -62,6 +70,7 @@ class Checkpoint:
         self._events: list[Any] = []
         self._outputs: list[Awaitable[Any]] = []
         self._dirty_series: dict[str, Any] = {}  # series key -> the last event that changed it
+        self._writing: set[str] = set()  # the series a running checkpoint is encoding (not evictable)
         self._dirty_learners: dict[str, Any] = {}
         self.completed = 0  # checkpoints that wrote something
         # Set when a batch stopped half-way (cancelled at a stop, or failed): the live state may hold candles
@@ -86,9 +95,25 @@ class Checkpoint:
     def pending(self) -> int:
         return len(self._events)
 
-    def load(self, keys: set[str]) -> None:
-        """Bring the series ``keys`` into the live book from the table (a fresh series if it has none)."""
-        for key in keys:
+    @property
+    def due(self) -> bool:
+        """A checkpoint should run now, not at its interval: too many events wait for one (what a crash makes
+        the group redo), or new series have filled the live book past its bound plus some slack (only a
+        checkpoint makes series evictable: so memory stays bounded however fast new symbols arrive)."""
+        slack = max(512, self.max_live_series // 4)
+        return self.pending >= self.max_pending or len(self.series) > self.max_live_series + slack
+
+    def load(self, keys: set[str], busy: Iterable[str] = ()) -> None:
+        """Bring the series ``keys`` into the live book from the table (a fresh series if it has none).
+
+        Room is made first: beyond ``max_live_series``, series whose state is written leave the book. Never
+        one with unwritten changes: pending for the next checkpoint, being encoded by a running one, or
+        ``busy`` (changed by the caller's earlier steps, not yet handed over with :meth:`processed`)."""
+        new = [key for key in keys if key not in self.series]
+        if new and len(self.series) + len(new) > self.max_live_series:
+            self.series.evict(max(self.max_live_series - len(new), 0),
+                              protected={*keys, *busy, *self._dirty_series, *self._writing})
+        for key in new:
             if key not in self.series:
                 self.series.load(key, read_value(self.series_table, key, SeriesState.from_bytes))
 
@@ -122,46 +147,63 @@ class Checkpoint:
         last, so they include those of every candle in every state encoded.
         """
         async with self._running:
-            async with self.batch_lock:
-                if self.abandoned:
-                    return
-                events, self._events = self._events, []
-                dirty, self._dirty_series = self._dirty_series, {}
-                writes = [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(self.signing_key),
-                           event) for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
-                self._dirty_learners = {}
-                if self.recent_signals is not None:
-                    writes += self.recent_signals.take_writes()
-            items = list(dirty.items())
-            for start in range(0, len(items), ENCODE_CHUNK):
-                async with self.batch_lock:
-                    if self.abandoned:
-                        return
-                    chunk = [(key, event) for key, event in items[start:start + ENCODE_CHUNK] if key in self.series]
-                    blobs = self.series.states_bytes([key for key, _ in chunk])
-                    writes += [(self.series_table, key.encode(), blob, event) for (key, event), blob in zip(chunk, blobs)]
-            async with self.batch_lock:
-                if self.abandoned:
-                    return
-                outputs, self._outputs = self._outputs, []
-            if not (events or outputs or writes):
-                return
             try:
-                await asyncio.gather(*outputs)
-                self._maybe_killed("after-outputs")
-                sent = [(w[0], await self._write(*w)) for w in writes]
-                self._persisted(sent, await asyncio.gather(*(future for _, future in sent)))
-            except Exception as exc:
-                # The taken outputs are gone from this checkpoint and the live state holds their candles:
-                # writing it later would cover outputs that never went out. Only a restart from the
-                # committed offsets and the last complete checkpoint is consistent.
-                log.exception("checkpoint %d failed; stopping the worker", self.completed + 1)
-                await self.app.crash(exc)
-                raise CheckpointFailed(str(exc)) from exc
-            self._maybe_killed("after-state")
-            for event in events:
-                await self.stream.ack(event)
-            self.completed += 1
+                await self._run()
+            finally:
+                self._writing = set()  # written (or given up on): evictable again
+
+    async def _run(self) -> None:
+        async with self.batch_lock:
+            if self.abandoned:
+                return
+            events, self._events = self._events, []
+            dirty, self._dirty_series = self._dirty_series, {}
+            self._writing = set(dirty)
+            writes = [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(self.signing_key),
+                       event) for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
+            self._dirty_learners = {}
+            if self.recent_signals is not None:
+                writes += self.recent_signals.take_writes()
+        writes += await self._encode(dirty)
+        async with self.batch_lock:
+            if self.abandoned:
+                return
+            outputs, self._outputs = self._outputs, []
+        if not (events or outputs or writes):
+            return
+        try:
+            await asyncio.gather(*outputs)
+            self._maybe_killed("after-outputs")
+            sent = [(w[0], await self._write(*w)) for w in writes]
+            self._persisted(sent, await asyncio.gather(*(future for _, future in sent)))
+        except Exception as exc:
+            # The taken outputs are gone from this checkpoint and the live state holds their candles:
+            # writing it later would cover outputs that never went out. Only a restart from the
+            # committed offsets and the last complete checkpoint is consistent.
+            log.exception("checkpoint %d failed; stopping the worker", self.completed + 1)
+            await self.app.crash(exc)
+            raise CheckpointFailed(str(exc)) from exc
+        self._maybe_killed("after-state")
+        for event in events:
+            await self.stream.ack(event)
+        self.completed += 1
+        if len(self.series) > self.max_live_series:
+            async with self.batch_lock:  # written series only: the ones changed since stay live
+                if not self.abandoned:
+                    self.series.evict(self.max_live_series, protected=self._dirty_series)
+
+    async def _encode(self, dirty: dict[str, Any]) -> list[tuple[Any, bytes, bytes, Any]]:
+        """The table writes of the ``dirty`` series, a chunk per hold of the batch lock (module docstring)."""
+        writes: list[tuple[Any, bytes, bytes, Any]] = []
+        items = list(dirty.items())
+        for start in range(0, len(items), ENCODE_CHUNK):
+            async with self.batch_lock:
+                if self.abandoned:
+                    return writes
+                chunk = [(key, event) for key, event in items[start:start + ENCODE_CHUNK] if key in self.series]
+                blobs = self.series.states_bytes([key for key, _ in chunk])
+                writes += [(self.series_table, key.encode(), blob, event) for (key, event), blob in zip(chunk, blobs)]
+        return writes
 
     def _maybe_killed(self, stage: str) -> None:
         if self._kill_at == (stage, self.completed + 1):

@@ -132,12 +132,7 @@ def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[
     for name, sink in sinks.items():
         pipeline.sink_stats[f"postgres.{name}"] = _with_consumer(sink.stats, consumer)
 
-    @app.task
-    async def run_postgres_sink() -> None:
-        try:
-            await consumer.run()
-        finally:
-            await store.close()
+    _run_in_worker(app, consumer, store.close)
 
     @app.on_before_shutdown.connect
     async def flush_postgres(app: Any, **_: Any) -> None:
@@ -173,9 +168,15 @@ def _attach_redis(pipeline: Pipeline, storage: StorageSettings, predictions: Mul
                             handle)  # the latest state only: commit as it goes
     pipeline.sink_stats["redis"] = _with_consumer(redis.stats, consumer)
 
-    @app.task
-    async def run_redis_sink() -> None:
+    _run_in_worker(app, consumer, redis.close)
+
+
+def _run_in_worker(app: Any, consumer: SinkConsumer, close: Callable[[], Any]) -> None:
+    """The sink's consumer as a task of the worker (started and cancelled with it); then its store closes."""
+    async def run_sink() -> None:
         try:
             await consumer.run()
         finally:
-            await redis.close()
+            await close()
+
+    app.task(run_sink)

@@ -117,19 +117,28 @@ async def dead_letter_sizes(settings: Settings, idle_s: float = 2.0) -> list[int
         await consumer.stop()
 
 
+STALLS = {"n": 0}  # /stats requests that got no answer within 5 s (the worker's event loop busy)
+
+
 def wait_stats(worker: WorkerProcess, condition, timeout_s: float = 600) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        stats = worker.get("/stats")
+        try:
+            stats = worker.get("/stats")
+        except OSError:  # a timeout: the worker is busy, not gone (its process is checked below)
+            STALLS["n"] += 1
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"the worker exited (status {worker.process.returncode})")
+            continue
         if condition(stats):
             return stats
         time.sleep(0.1)
     raise TimeoutError(f"the worker's /stats did not reach the condition within {timeout_s:.0f} s")
 
 
-def real_steps(n_symbols: int, per_symbol: int):
+def real_steps(n_symbols: int, per_symbol: int, tag: str):
     series = [read_candle_file(p).candles[3000:3000 + per_symbol] for p in sorted((REPO / "data" / "candles").glob("*.csv.gz"))]
-    return [[replace(series[k % len(series)][i], symbol=f"{series[k % len(series)][i].symbol}-{k:06d}")
+    return [[replace(series[k % len(series)][i], symbol=f"{series[k % len(series)][i].symbol}-{tag}{k:06d}")
              for k in range(n_symbols)] for i in range(per_symbol)]
 
 
@@ -152,7 +161,7 @@ def run(model_dir: Path, n_messages: int, n_symbols: int, progress=print) -> dic
             worker.wait_ready(300)
             pid = worker.process.pid
             progress("warming the worker with real candles ...")
-            warm = real_steps(20, 100)
+            warm = real_steps(20, 100, "W")
             asyncio.run(publish(settings, warm))
             warm_n = sum(len(s) for s in warm)
             stats = wait_stats(worker, lambda s: s["predictions"] >= warm_n)
@@ -181,16 +190,26 @@ def run(model_dir: Path, n_messages: int, n_symbols: int, progress=print) -> dic
             many = None
             if n_symbols:
                 progress(f"{n_symbols:,} distinct symbols, one candle each ...")
-                steps = real_steps(n_symbols, 1)
+                steps = real_steps(n_symbols, 1, "N")
                 rss0, done = rss_mb(pid), wait_stats(worker, lambda s: True)["predictions"]
                 with PeakSampler(pid, 0.2) as sampler:
                     t0 = time.monotonic()
                     asyncio.run(publish(settings, steps))
-                    wait_stats(worker, lambda s: s["predictions"] >= done + n_symbols, timeout_s=1800)
+                    shown = [time.monotonic()]
+
+                    def scored(s: dict) -> bool:
+                        if time.monotonic() - shown[0] >= 10:
+                            shown[0] = time.monotonic()
+                            progress(f"  {s['predictions'] - done:,} predicted, {s.get('live_series')} live series, "
+                                     f"RSS {rss_mb(pid):.0f} MB")
+                        return s["predictions"] >= done + n_symbols
+
+                    wait_stats(worker, scored, timeout_s=1800)
                     took = time.monotonic() - t0
                 many = {"symbols": n_symbols, "rss_before_mb": round(rss0, 1), "rss_peak_mb": round(sampler.peak, 1),
                         "rss_after_mb": round(rss_mb(pid), 1), "seconds": round(took, 1),
-                        "predicted": worker.get("/stats")["predictions"] - done}
+                        "predicted": wait_stats(worker, lambda s: True)["predictions"] - done,
+                        "stats_unanswered_5s": STALLS["n"]}
             worker.stop(60)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -226,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     if result["many_symbols"]:
         m = result["many_symbols"]
         print(f"{m['symbols']:,} distinct symbols: {m['predicted']:,} predicted in {m['seconds']:.0f} s; worker RSS "
-              f"{m['rss_before_mb']:.0f} -> peak {m['rss_peak_mb']:.0f} MB, {m['rss_after_mb']:.0f} MB after")
+              f"{m['rss_before_mb']:.0f} -> peak {m['rss_peak_mb']:.0f} MB, {m['rss_after_mb']:.0f} MB after "
+              f"(goal <= 800 MB: {'met' if m['rss_peak_mb'] <= 800 else 'MISSED'}); /stats unanswered within 5 s "
+              f"{m['stats_unanswered_5s']} times")
     if args.json:
         print(json.dumps(result, separators=(",", ":")))
     return 0

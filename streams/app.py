@@ -151,7 +151,7 @@ def create_app(settings: Settings) -> Pipeline:
                     "which keeps corrupt values out but not a forger who knows it; set a secret for production")
     pipeline.checkpoint = Checkpoint(app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s,
                                      kill_at=settings.fault_kill_at, recent_signals=pipeline.recent_signals,
-                                     signing_key=settings.signing_key)
+                                     signing_key=settings.signing_key, max_live_series=settings.max_live_series)
     attach_candle_agent(pipeline)
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:

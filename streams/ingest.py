@@ -14,12 +14,17 @@ streams.errors.DecodeError: message of 2000 bytes exceeds the 1024-byte limit (C
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from streams.candle import Candle, candle_from_record
 from streams.errors import DecodeError, InvalidInput
 
-__all__ = ["MAX_MESSAGE_BYTES", "decode_candle_message", "misrouted"]
+__all__ = ["MAX_MESSAGE_BYTES", "TAKE_GROUP_BYTES", "decode_candle_message", "misrouted", "groups_by_bytes"]
+
+# A take of candle messages is handled in groups of about this many bytes (~2,000 candles of Avro): between
+# groups a checkpoint can run, so a flood of new symbols never holds more than a group beyond the live bound.
+TAKE_GROUP_BYTES = 128 * 1024
 
 MAX_MESSAGE_BYTES = 1 << 20
 
@@ -68,3 +73,22 @@ def misrouted(candle: Candle, partition: int, partition_of: Callable[[str], int]
         return None
     return InvalidInput(f"{candle.symbol} belongs on partition {home} (keyed by its symbol), not {partition}: "
                         "produce candles with key = symbol")
+
+
+def groups_by_bytes(sizes: Sequence[int], budget: int = TAKE_GROUP_BYTES) -> list[slice]:
+    """Consecutive groups of items whose ``sizes`` add up to at most ``budget`` (an item alone may exceed it).
+
+    >>> groups_by_bytes([100, 100, 300, 50, 50, 50], budget=250)
+    [slice(0, 2, None), slice(2, 3, None), slice(3, 6, None)]
+    >>> groups_by_bytes([])
+    []
+    """
+    groups, start, total = [], 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > budget:
+            groups.append(slice(start, i))
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        groups.append(slice(start, len(sizes)))
+    return groups

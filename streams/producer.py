@@ -47,6 +47,9 @@ class QueuedProducer:
             await asyncio.gather(*pending)
 
 
+BATCH_CANDLES = 4096  # ~300 KB of Avro: a message of any step stays far below the 1 MiB limit
+
+
 class CandleProducer(QueuedProducer):
     """Publishes candles as Avro (Confluent wire format), keyed by symbol, to ``candles.<timeframe>``.
 
@@ -72,15 +75,18 @@ class CandleProducer(QueuedProducer):
         await self._queue(topic, key, value)
 
     async def send_batch(self, candles: Sequence[Candle]) -> None:
-        """Queue candles as CandleBatch messages grouped by (timeframe, partition of the symbol)."""
+        """Queue candles as CandleBatch messages grouped by (timeframe, partition of the symbol), at most
+        ``BATCH_CANDLES`` a message (well under the 1 MiB message limit, whatever the step's width)."""
         groups: dict[tuple[str, int], list[Candle]] = {}
         for candle in candles:
             topic = self.settings.candle_topic(candle.timeframe)
             partition = self._partition(topic, candle.symbol.encode())
             groups.setdefault((topic, partition), []).append(candle)
         for (topic, partition), group in groups.items():
-            value = self.codec.encode("CandleBatch", {"candles": [c.to_record() for c in group]})
-            await self._queue(topic, group[0].symbol.encode(), value, partition=partition)
+            for start in range(0, len(group), BATCH_CANDLES):
+                chunk = group[start:start + BATCH_CANDLES]
+                value = self.codec.encode("CandleBatch", {"candles": [c.to_record() for c in chunk]})
+                await self._queue(topic, chunk[0].symbol.encode(), value, partition=partition)
 
     def _partition(self, topic: str, key: bytes) -> int:
         partitions = sorted(self._producer._metadata.partitions_for_topic(topic) or range(self.settings.partitions))

@@ -51,7 +51,7 @@ class SeriesBook:
 
     def __init__(self) -> None:
         self._banks: dict[str, FeatureBank] = {}
-        self._keys: set[str] = set()
+        self._keys: dict[str, None] = {}  # in order of last use, oldest first (what evict() takes)
         self.labellers: dict[str, Labeller] = {}
         self.positions: dict[str, Position] = {}
         self.sequences: dict[str, dict[str, np.ndarray]] = {}  # key -> model version -> recurrent state
@@ -75,7 +75,7 @@ class SeriesBook:
     def load(self, key: str, state: SeriesState | None) -> None:
         """Make ``state`` (None: a fresh series) the live state of ``key``."""
         symbol, timeframe = _split(key)
-        self._keys.add(key)
+        self._touch(key)
         if state is None:
             return
         self._bank(timeframe).set_state(symbol, state.features)
@@ -122,6 +122,37 @@ class SeriesBook:
 
     def clear(self) -> None:
         self.__init__()
+
+    def _touch(self, key: str) -> None:
+        self._keys.pop(key, None)
+        self._keys[key] = None
+
+    def evict(self, keep: int, protected: Iterable[str] = ()) -> list[str]:
+        """Forget the least recently used series beyond the newest ``keep``, except ``protected`` ones
+        (series whose changes are not yet written); returns the keys forgotten. Only call it for series
+        whose stored form is in the table: :meth:`load` brings them back when they are used again."""
+        excess = len(self._keys) - keep
+        if excess <= 0:
+            return []
+        protected = set(protected)
+        gone = []
+        for key in self._keys:
+            if len(gone) == excess:
+                break
+            if key not in protected:
+                gone.append(key)
+        by_timeframe: dict[str, list[str]] = {}
+        for key in gone:
+            del self._keys[key]
+            self.labellers.pop(key, None)
+            self.positions.pop(key, None)
+            self.sequences.pop(key, None)
+            symbol, timeframe = _split(key)
+            by_timeframe.setdefault(timeframe, []).append(symbol)
+        for timeframe, symbols in by_timeframe.items():
+            if timeframe in self._banks:
+                self._banks[timeframe].remove(symbols)
+        return gone
 
     # -- reads ------------------------------------------------------------------------------------------
     def last_open_time(self, key: str) -> int | None:
@@ -194,7 +225,7 @@ class SeriesBook:
         by_series: dict[str, list[int]] = {}
         for i, c in enumerate(candles):
             key = f"{c.symbol}|{c.timeframe}"
-            self._keys.add(key)
+            self._touch(key)
             by_series.setdefault(key, []).append(i)
         rounds: dict[tuple[str, int], list[int]] = {}
         few_deep = sum(len(members) > DEEP for members in by_series.values()) < WIDE

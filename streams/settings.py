@@ -62,6 +62,9 @@ class Settings:
     # What other workers use to reach this one's web views (routing by symbol); empty: web_host, or this
     # machine's host name when web_host is a wildcard (0.0.0.0 in containers).
     web_advertised_host: str = ""
+    # Series kept live (decoded, in the feature engine) between batches; beyond it the least recently used
+    # ones that are written are dropped after a checkpoint and read back from the table when they return.
+    max_live_series: int = 4_000
     sse_max_clients: int = 64  # /signals/stream clients at once (one shared consumer); beyond: 503
     max_message_bytes: int = MAX_MESSAGE_BYTES  # larger candle messages are dead-lettered undecoded
     # A candle opening later than this worker's clock plus this is dead-lettered (it would poison its series).
@@ -146,6 +149,8 @@ class Settings:
     def validate(self) -> None:
         if self.partitions < 1:
             raise ConfigError(f"CANDLEFLOW_PARTITIONS must be at least 1, got {self.partitions}")
+        if self.max_live_series < 1:
+            raise ConfigError(f"CANDLEFLOW_MAX_LIVE_SERIES must be at least 1, got {self.max_live_series}")
         if self.sse_max_clients < 1:
             raise ConfigError(f"CANDLEFLOW_SSE_MAX_CLIENTS must be at least 1, got {self.sse_max_clients}")
         if self.replication_factor < 1:

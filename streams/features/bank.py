@@ -29,7 +29,7 @@ load them back; either continues bit-identically.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 
 import numpy as np
@@ -56,6 +56,8 @@ def _column(x, n: int, name: str) -> np.ndarray:
         raise InvalidInput(f"{name} has shape {a.shape}, expected ({n},)")
     return a
 
+
+_PER_ROW = ("_vec", "_count", "_last", "_last_close", "_has_opt", "_win", "_win_pos", "_win_size")  # arrays indexed [row]
 
 class FeatureBank:
     """Per-symbol feature states of one timeframe; ``update_many`` folds in one candle per symbol."""
@@ -109,6 +111,37 @@ class FeatureBank:
         self._symbols.append(symbol)
         self._scalar[row] = FeatureState()
         return row
+
+    def remove(self, symbols: Iterable[str]) -> None:
+        """Forget ``symbols`` (their state is kept elsewhere: a checkpoint wrote it to the table). The last
+        rows move into the freed ones, and the matrices shrink once they are mostly empty."""
+        for symbol in symbols:
+            row = self._row.pop(symbol, None)
+            if row is None:
+                continue
+            last = len(self._symbols) - 1
+            self._scalar.pop(row, None)
+            if row != last:
+                moved = self._symbols[last]
+                for name in _PER_ROW:
+                    arr = getattr(self, name)
+                    arr[row] = arr[last]
+                self._M[:, row] = self._M[:, last]
+                if last in self._scalar:
+                    self._scalar[row] = self._scalar.pop(last)
+                self._symbols[row], self._row[moved] = moved, row
+            self._symbols.pop()
+            self._clear_row(last)
+        self._rows_cache = None  # rows moved
+        n, cap = len(self._symbols), self._vec.shape[0]
+        if cap > 64 and n < cap // 4:
+            self._alloc(max(64, 2 * n))
+
+    def _clear_row(self, row: int) -> None:
+        """Back to what a new row holds (``_add`` relies on it)."""
+        self._M[:, row] = 0.0
+        self._vec[row], self._count[row], self._last[row], self._last_close[row] = False, 0, -1, np.nan
+        self._has_opt[row], self._win[row], self._win_pos[row], self._win_size[row] = False, np.nan, 0, 0
 
     # ---- conversion to and from FeatureState -------------------------------------------------
 
@@ -254,7 +287,7 @@ class FeatureBank:
         """Rows of ``symbols`` (-1 for new ones); a feed sends the same symbols every interval, so cache them."""
         key = tuple(symbols)
         cached = self._rows_cache
-        if cached is not None and cached[0] == key:  # rows never move, so a hit stays valid
+        if cached is not None and cached[0] == key:  # rows move only in remove(), which drops the cache
             return cached[1].copy()
         rows = np.fromiter(map(self._row.get, key, repeat(-1)), np.intp, len(key))
         if (rows >= 0).all():

@@ -95,8 +95,9 @@ def attach_health_views(pipeline: Any) -> None:
         async def get(self, request: Request) -> Response:
             sinks = {name: _jsonable(stats()) for name, stats in pipeline.sink_stats.items()}
             feed = pipeline.signal_feed.stats() if pipeline.signal_feed is not None else None
+            live = len(pipeline.checkpoint.series) if pipeline.checkpoint is not None else None
             return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks,
-                              "signal_stream": feed})
+                              "signal_stream": feed, "live_series": live})
 
     @app.page("/metrics")
     class Metrics(View):

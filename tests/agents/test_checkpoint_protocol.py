@@ -154,9 +154,11 @@ def input_messages() -> list[Message]:
 class Worker:
     """The candle agent's order of work, on the fake broker."""
 
-    def __init__(self, broker: Broker, series_store: dict, learner_store: dict, naive: bool) -> None:
+    def __init__(self, broker: Broker, series_store: dict, learner_store: dict, naive: bool, max_live: int = 10_000) -> None:
         app = type("App", (), {"producer": Producer(broker)})()
-        self.checkpoint = Checkpoint(app, Table("series", broker, series_store), Table("learners", broker, learner_store), 1.0)
+        self.checkpoint = Checkpoint(app, Table("series", broker, series_store), Table("learners", broker, learner_store), 1.0,
+                                     max_live_series=max_live)
+        self.evicted = 0
         self.checkpoint.stream = self.stream = Stream()
         self.broker, self.naive = broker, naive
         self.out_of_order = 0
@@ -170,7 +172,9 @@ class Worker:
     async def batch(self, messages: list[Message]) -> None:
         events = [Event(m) for m in messages]
         candles = [(m.value, None, None if self.naive else Position(m.topic, m.partition, m.offset)) for m in messages]
-        self.checkpoint.load({f"{c.symbol}|{c.timeframe}" for c, _, _ in candles})
+        keys = {f"{c.symbol}|{c.timeframe}" for c, _, _ in candles}
+        self.evicted += len(keys - set(self.checkpoint.series) - {k for k in keys if k.encode() not in self.checkpoint.series_table.data})
+        self.checkpoint.load(keys)
         result = process_batch(candles, self.checkpoint.series, Models(Model()), StepConfig(0.2, outcome_loop=True),
                                lambda i: self.learner(messages[i].partition))
         self.out_of_order += sum(1 for _, exc in result.rejected if exc.kind == "out_of_order")
@@ -224,11 +228,11 @@ def ids(broker: Broker, kind: str) -> set[str]:
     return {value for (topic, _), records in broker.log.items() if topic == kind for _, value in records}
 
 
-def run_with_crash(policy: str, crash_after: int | None, recover_from: str, naive: bool = False):
+def run_with_crash(policy: str, crash_after: int | None, recover_from: str, naive: bool = False, max_live: int = 10_000):
     messages = list(input_messages())
     broker = Broker(policy, crash_after)
     local_series: dict = {}
-    first = Worker(broker, local_series, {}, naive)
+    first = Worker(broker, local_series, {}, naive, max_live)
     asyncio.run(drive(first, messages))
     if not broker.crashed:
         return first, broker, broker
@@ -239,7 +243,7 @@ def run_with_crash(policy: str, crash_after: int | None, recover_from: str, naiv
     else:
         restored = dict(local_series)
     again = Broker(policy, None)
-    second = Worker(again, restored, {}, naive)
+    second = Worker(again, restored, {}, naive, max_live)
     second.stream.committed = dict(first.stream.committed)
     asyncio.run(drive(second, messages))
     second.out_of_order += first.out_of_order
@@ -253,9 +257,11 @@ def reference():
     return worker, {kind: ids(broker, kind) for kind in ("predictions", "signals", "outcomes")}
 
 
-def lost(reference, policy: str, crash_after: int, recover_from: str, naive: bool = False) -> list[str]:
+def lost(reference, policy: str, crash_after: int | None, recover_from: str, naive: bool = False,
+         max_live: int = 10_000) -> list[str]:
     ref_worker, expected = reference
-    worker, before, after = run_with_crash(policy, crash_after, recover_from, naive)
+    worker, before, after = run_with_crash(policy, crash_after, recover_from, naive, max_live)
+    lost.last_worker = worker
     problems = [f"{len(expected[k] - (ids(before, k) | ids(after, k)))} {k} lost"
                 for k in expected if expected[k] - (ids(before, k) | ids(after, k))]
     if worker.out_of_order:
@@ -345,3 +351,40 @@ def test_a_batch_stopped_half_way_leaves_no_state_and_no_acknowledgement():
     assert not any(topic == "series-changelog" for topic, _ in broker.log) and not worker.checkpoint.series_table.data
     assert worker.stream.committed == {} and worker.checkpoint.completed == 0
     assert len(worker.checkpoint.series) == 0  # the live state is gone with it
+
+
+@pytest.mark.parametrize("crash_at", [None, 0.3, 0.6, 0.9])
+def test_a_live_book_smaller_than_the_series_changes_nothing(reference, crash_at):
+    """The LRU of live series with write-back: one live series for three, so every checkpoint drops the
+    written ones and the next batch reads them back from the table. Outputs and features equal the
+    reference's, with a crash or without, and the series did leave the book and come back."""
+    crash_after = None if crash_at is None else int(total_deliveries() * crash_at)
+    assert lost(reference, "outputs-first", crash_after, "changelog", max_live=1) == []
+    worker = lost.last_worker
+    assert worker.evicted > 0, "no series was read back after leaving the live book: the bound was never hit"
+
+
+def test_series_a_running_checkpoint_has_not_written_yet_never_leave_the_book():
+    """Making room for new series (load) while a checkpoint waits for its outputs' acks: the series it is
+    writing are not in the table yet, so dropping one would let a later read bring back an older state."""
+    async def scenario() -> None:
+        broker = Broker("outputs-first", None)
+        worker = Worker(broker, {}, {}, naive=False, max_live=1)
+        messages = list(input_messages())[:12]
+        await worker.batch(messages)
+        changed = set(worker.checkpoint.series)
+        assert len(changed) >= 2
+        running = asyncio.ensure_future(worker.checkpoint.run())
+        for _ in range(5):
+            await asyncio.sleep(0)  # the checkpoint encodes, sends its state... and waits for the acks
+        assert not running.done() and worker.checkpoint._writing == changed
+        worker.checkpoint.load({"NEW-SYMBOL|5m"})
+        assert changed <= set(worker.checkpoint.series), "a series the checkpoint has not written left the book"
+        while not running.done():
+            broker.deliver_one()
+            await asyncio.sleep(0)
+        running.result()
+        worker.checkpoint.load({"OTHER-SYMBOL|5m"})  # written now: room can be made
+        assert len(worker.checkpoint.series) == 1
+
+    asyncio.run(scenario())

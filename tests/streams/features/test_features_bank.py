@@ -115,3 +115,48 @@ def test_set_state_refuses_another_timeframe():
     state.update(Candle("X-Y", "1m", 0, 1.0, 1.0, 1.0, 1.0, 1.0))
     with pytest.raises(InvalidInput):
         FeatureBank("5m").set_state("X-Y", state)
+
+
+def test_removed_symbols_leave_the_rest_identical_and_come_back_from_their_bytes():
+    """remove() moves rows around: every remaining symbol goes on bit-identically, and a removed one put
+    back from its stored bytes (what the live book's LRU does) continues as if it had never left."""
+    batches = interleaved("5m", drop=True)
+    bank, states = FeatureBank("5m", capacity=2), {}
+    for batch in batches[:400]:
+        bank.update_many(batch)
+        for c in batch:
+            states.setdefault(c.symbol, FeatureState()).update(c)
+    symbols = bank.symbols
+    assert len(symbols) >= 3, "needs three symbols or more"
+    gone = symbols[:1] + symbols[-1:]  # the first row (a move into it) and the last one (no move)
+    stored = {s: bank.state(s).to_bytes() for s in gone}
+    bank.remove(gone + ["never-seen"])
+    assert sorted(bank.symbols) == sorted(set(symbols) - set(gone))
+    for s in bank.symbols:
+        assert bank.state(s).to_bytes() == states[s].to_bytes()
+    for batch in batches[400:500]:  # the removed ones stay away for a while, then return
+        kept = [c for c in batch if c.symbol not in gone]
+        np.testing.assert_array_equal(bank.update_many(kept), np.array([states[c.symbol].update(c) for c in kept]))
+        for c in batch:
+            if c.symbol in gone:  # the reference never stops
+                states[c.symbol].update(c)
+    for s in gone:  # back, from the bytes written before they left, then replayed to catch up
+        state = FeatureState.from_bytes(stored[s])
+        for batch in batches[400:500]:
+            for c in batch:
+                if c.symbol == s:
+                    state.update(c)
+        bank.set_state(s, state)
+    for batch in batches[500:700]:
+        np.testing.assert_array_equal(bank.update_many(batch), np.array([states[c.symbol].update(c) for c in batch]))
+
+
+def test_a_bank_mostly_emptied_gives_its_memory_back():
+    bank = FeatureBank("5m")
+    candles = [Candle(f"S{k}", "5m", 300_000, 1.0, 1.1, 0.9, 1.0, 2.0) for k in range(1000)]
+    bank.update_many(candles)
+    capacity = bank._vec.shape[0]
+    bank.remove([c.symbol for c in candles[10:]])
+    assert bank._vec.shape[0] < capacity // 4 and sorted(bank.symbols) == sorted(c.symbol for c in candles[:10])
+    assert len(bank.update_many([Candle(c.symbol, "5m", 600_000, 1.0, 1.2, 0.9, 1.1, 2.0) for c in candles])) == 1000
+    assert bank.count("S0") == 2 and bank.count("S999") == 1
