@@ -51,7 +51,8 @@ class StorageSettings:
     weaviate_url: str = ""
     weaviate_grpc_port: int = 50051
     weaviate_collection: str = "CandlePattern"
-    weaviate_api_key: Secret = Secret("")  # sent as a bearer key; the compose Weaviate refuses anonymous access
+    weaviate_api_key: Secret = Secret("")
+    pattern_max: int = 200_000  # patterns the embedded FAISS index holds; when full it keeps its newest half  # sent as a bearer key; the compose Weaviate refuses anonymous access
     sink_batch_size: int = 500
     sink_flush_interval_s: float = 0.2
     sink_max_buffer: int = 20_000
@@ -69,7 +70,7 @@ class StorageSettings:
         return from_env(cls, env, overrides)
 
     def validate(self) -> None:
-        for name in ("postgres_pool_max", "redis_ttl_s", "sink_batch_size", "sink_max_buffer"):
+        for name in ("postgres_pool_max", "redis_ttl_s", "sink_batch_size", "sink_max_buffer", "pattern_max"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be >= 1, got {getattr(self, name)}")
         if self.sink_max_buffer < self.sink_batch_size:

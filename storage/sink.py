@@ -158,10 +158,13 @@ class BufferedSink:
         """Per partition, the highest offset at or below which everything is stored: commit this + 1."""
         return self._offsets.safe()
 
-    def stats(self) -> dict[str, Any]:
-        now = time.monotonic()
+    def _trim_recent(self, now: float) -> None:
         while self._recent and now - self._recent[0][0] > 10.0:
             self._recent.popleft()
+
+    def stats(self) -> dict[str, Any]:
+        now = time.monotonic()
+        self._trim_recent(now)
         span = now - self._recent[0][0] if len(self._recent) > 1 else 0.0
         rate = sum(n for _, n in list(self._recent)[1:]) / span if span > 0 else 0.0
         return {
@@ -254,6 +257,7 @@ class BufferedSink:
         self._batch_latency.add(took)
         self._row_cost.add(took / len(batch))
         self._recent.append((finished, len(batch)))
+        self._trim_recent(finished)  # bounded whether or not anyone reads the stats
         for item in batch:
             self._row_latency.add(finished - item.put_at)
             if item.offset is not None:

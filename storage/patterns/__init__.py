@@ -50,4 +50,4 @@ async def open_pattern_store(settings: StorageSettings) -> PatternStore:
                                                   api_key=settings.weaviate_api_key or None)
     from storage.patterns.faiss_store import FaissPatternStore
 
-    return FaissPatternStore()
+    return FaissPatternStore(max_patterns=settings.pattern_max)

@@ -37,13 +37,15 @@ _THREAD_ADD_ROWS = 512  # larger adds run in a thread (FAISS releases the GIL) s
 class FaissPatternStore:
     """An in-process :class:`~storage.patterns.base.PatternStore` on a FAISS HNSW index."""
 
-    def __init__(self, dim: int | None = None, *, m: int = 32, ef_construction: int = 128, ef_search: int = 128) -> None:
-        import faiss
-
+    def __init__(self, dim: int | None = None, *, m: int = 32, ef_construction: int = 128, ef_search: int = 128,
+                 max_patterns: int = 200_000) -> None:
+        if max_patterns < 2:
+            raise ConfigError(f"the pattern index needs room for 2 patterns or more, got {max_patterns}")
         self.dim = dim or embedding_dim()
-        self._index = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
-        self._index.hnsw.efConstruction = ef_construction
-        self._index.hnsw.efSearch = ef_search
+        self._hnsw = (m, ef_construction, ef_search)
+        self._index = self._new_index()
+        # Bounded: HNSW cannot delete, so when full the index is rebuilt from its newest half.
+        self.max_patterns = max_patterns
         self._metas: list[PatternMeta] = []  # FAISS id i -> metadata
         self._keys: set[str] = set()
         self._lock = asyncio.Lock()  # HNSW is not safe for a search during an add
@@ -53,15 +55,18 @@ class FaissPatternStore:
         if len(vectors) != len(metadata):
             raise InvalidInput(f"{len(vectors)} vectors but {len(metadata)} metadata rows")
         fresh: list[int] = []
-        seen = set(self._keys)
+        batch: set[str] = set()
         for i, meta in enumerate(metadata):
-            if meta.key not in seen:  # idempotent by key: a replayed outcome is not a second neighbour
-                seen.add(meta.key)
+            if meta.key not in self._keys and meta.key not in batch:  # idempotent by key: a replayed outcome
+                batch.add(meta.key)                                   # is not a second neighbour
                 fresh.append(i)
         if not fresh:
             return 0
+        fresh = fresh[-(self.max_patterns // 2):]  # a flood keeps its newest
         rows = np.ascontiguousarray(vectors[fresh])
         async with self._lock:
+            if len(self._metas) + len(rows) > self.max_patterns:
+                await asyncio.to_thread(self._keep_newest, self.max_patterns // 2 - len(rows))
             if len(rows) > _THREAD_ADD_ROWS:
                 await asyncio.to_thread(self._index.add, rows)
             else:
@@ -69,6 +74,25 @@ class FaissPatternStore:
             self._metas.extend(metadata[i] for i in fresh)
             self._keys.update(metadata[i].key for i in fresh)
         return len(fresh)
+
+    def _new_index(self):
+        import faiss
+
+        m, ef_construction, ef_search = self._hnsw
+        index = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction, index.hnsw.efSearch = ef_construction, ef_search
+        return index
+
+    def _keep_newest(self, n: int) -> None:
+        """Rebuild the index from its newest ``n`` patterns (the oldest ones leave: HNSW cannot delete)."""
+        n = max(n, 0)
+        start = len(self._metas) - n
+        kept = self._index.reconstruct_n(start, n) if n else np.empty((0, self.dim), dtype=np.float32)
+        index = self._new_index()
+        if n:
+            index.add(kept)
+        self._index, self._metas = index, self._metas[start:]
+        self._keys = {meta.key for meta in self._metas}
 
     async def query(self, vector: np.ndarray, k: int) -> list[Neighbour]:
         q = self._check(np.asarray(vector).reshape(1, -1))

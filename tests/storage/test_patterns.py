@@ -20,7 +20,7 @@ from storage.patterns import (
     labelled_patterns,
     signal_with_consensus,
 )
-from streams.errors import InvalidInput
+from streams.errors import ConfigError, InvalidInput
 from tests.storage.records import signal
 
 CANDLES = Path(__file__).resolve().parents[2] / "data" / "candles"
@@ -75,6 +75,24 @@ async def test_faiss_store_matches_exact_search_and_is_idempotent(tmp_path):
     assert await loaded.add(vectors[:5], metas[:5]) == 0
     with pytest.raises(InvalidInput):
         await store.query(np.ones(3), 5)
+
+
+async def test_a_full_faiss_index_keeps_its_newest_half_and_still_answers_exactly():
+    """HNSW cannot delete: past ``max_patterns`` the index is rebuilt from its newest half, so memory stays
+    bounded however long the worker runs; the kept patterns are found as before, the dropped ones are gone."""
+    closes, times = _series("ETH-BTC_5m.csv.gz")
+    vectors, metas = labelled_patterns(closes[:3000], times[:3000], "ETH-BTC", "5m", horizon=3)
+    store = FaissPatternStore(max_patterns=1000)
+    for start in range(0, len(metas), 250):
+        await store.add(vectors[start:start + 250], metas[start:start + 250])
+        assert await store.count() <= 1000
+    kept = {m.key for m in store._metas}
+    assert metas[-1].key in kept and metas[0].key not in kept
+    newest = vectors[-1]
+    assert (await store.query(newest, 1))[0].meta == metas[-1]
+    assert await store.add(vectors[-10:], metas[-10:]) == 0  # still idempotent for what it holds
+    with pytest.raises(ConfigError):
+        FaissPatternStore(max_patterns=1)
 
 
 async def test_pattern_consensus_appears_on_signals_and_is_stored(pg_dsn):
