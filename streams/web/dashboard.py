@@ -7,7 +7,9 @@ with the learning loop's events marked (retrain requests, candidates, promotions
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from importlib import resources
+from itertools import chain, islice
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -16,6 +18,7 @@ from learning.trades import TradeResults
 from streams.candle import timeframe_ms
 from streams.consumer import json_safe
 from streams.features import FEATURE_NAMES, FeatureState
+from streams.web.errors import error
 
 __all__ = ["attach_dashboard", "dashboard_series"]
 
@@ -35,6 +38,35 @@ def dashboard_series(key: str, state: FeatureState, signals: list[dict[str, Any]
                          "entry_price": s["entry_price"]} for s in shown]}
 
 
+SERIES_PAGE = 24  # series per /dashboard/data answer (``?limit=``, at most MAX_SERIES_PAGE; ``?offset=`` pages on)
+MAX_SERIES_PAGE = 200
+
+
+def series_page(live: Iterable[str], stored: Iterable[str], offset: int, limit: int) -> list[str]:
+    """Keys ``offset`` .. ``offset + limit`` of the live series (most recently used last) then the stored
+    ones, each once; walks no further than it shows, however many series the tables hold.
+
+    >>> series_page(["b|5m", "a|5m"], ["a|5m", "c|5m", "d|5m"], offset=1, limit=2)
+    ['a|5m', 'c|5m']
+    """
+    def unique() -> Iterator[str]:
+        seen: set[str] = set()
+        for key in chain(live, stored):
+            if key not in seen:
+                seen.add(key)
+                yield key
+
+    return list(islice(unique(), offset, offset + limit))
+
+
+def _page_params(request: Request) -> tuple[int, int] | None:
+    try:
+        offset, limit = int(request.query.get("offset", "0")), int(request.query.get("limit", str(SERIES_PAGE)))
+    except ValueError:
+        return None
+    return (offset, min(limit, MAX_SERIES_PAGE)) if offset >= 0 and limit >= 1 else None
+
+
 def attach_dashboard(pipeline: Any) -> None:
     app = pipeline.app
     page = resources.files("streams.web").joinpath("dashboard.html").read_bytes()
@@ -47,10 +79,13 @@ def attach_dashboard(pipeline: Any) -> None:
     @app.page("/dashboard/data")
     class DashboardData(View):
         async def get(self, request: Request) -> Response:
+            page = _page_params(request)
+            if page is None:
+                return error(self, 400, f"offset must be an integer >= 0 and limit one >= 1 (at most {MAX_SERIES_PAGE})")
             series = []
             checkpoint = pipeline.checkpoint
             async with checkpoint.batch_lock:
-                keys = list(dict.fromkeys([*checkpoint.series, *(k.decode() for k in pipeline.series.keys())]))[:24]
+                keys = series_page(list(checkpoint.series), (k.decode() for k in pipeline.series.keys()), *page)
                 for key in keys:
                     stored = checkpoint.current(key)
                     state = stored.features if stored is not None else None

@@ -53,6 +53,11 @@ def test_health_ready_stats_and_metrics(running):
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     assert re.search(rf"^candleflow_predictions_total {len(candles)}\.0$", text, re.M)
     assert 'candleflow_latency_ms{kind="end_to_end",quantile="p99"}' in text
+    # The dashboard's series come a page at a time (the tables may hold any number of series).
+    first, second = (worker.get(f"/dashboard/data?limit=1&offset={o}")["series"] for o in (0, 1))
+    assert len(first) == len(second) == 1 and first[0]["symbol"] != second[0]["symbol"]
+    assert worker.get("/dashboard/data?offset=2")["series"] == []
+    assert "offset" in worker.get("/dashboard/data?limit=x", expect=400)["error"]
 
 
 def test_signal_views_and_live_stream(running):
