@@ -103,10 +103,10 @@ class SinkConsumer:
                     await self.commit()
                     last_commit = time.monotonic()
         finally:
-            self._consumer = None
             try:
-                await self.commit()
+                await self.commit()  # what is stored by now (a stop flushed the sink first)
             finally:
+                self._consumer = None
                 await consumer.stop()
 
     async def commit(self, only: set[tuple[str, int]] | None = None) -> None:
