@@ -224,9 +224,9 @@ class SeriesBook:
         rejected: list[tuple[int, InvalidInput]] = []
         by_series: dict[str, list[int]] = {}
         for i, c in enumerate(candles):
-            key = f"{c.symbol}|{c.timeframe}"
+            by_series.setdefault(f"{c.symbol}|{c.timeframe}", []).append(i)
+        for key in by_series:
             self._touch(key)
-            by_series.setdefault(key, []).append(i)
         rounds: dict[tuple[str, int], list[int]] = {}
         few_deep = sum(len(members) > DEEP for members in by_series.values()) < WIDE
         for key, members in by_series.items():

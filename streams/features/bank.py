@@ -73,6 +73,7 @@ class FeatureBank:
 
     def _alloc(self, cap: int) -> None:
         n = len(self._symbols)
+        vec_rows = np.flatnonzero(self._vec[:n]) if n else None
         grown = {
             "_M": np.zeros((LAYOUT.size, cap)),
             "_vec": np.zeros(cap, dtype=bool),  # True: the state lives in column row of _M
@@ -80,7 +81,9 @@ class FeatureBank:
             "_last": np.full(cap, -1, dtype=np.int64),  # last open time, -1 before the first
             "_last_close": np.full(cap, np.nan),
             "_has_opt": np.zeros((cap, 4), dtype=bool),
-            "_win": np.full((cap, WINDOW, N_FEATURES), np.nan, dtype=np.float32),
+            # Only rows of the vectorised path hold a window here (a warming row's is in its FeatureState):
+            # left uninitialised, the pages of the others are never touched, so never resident.
+            "_win": np.empty((cap, WINDOW, N_FEATURES), dtype=np.float32),
             "_win_pos": np.zeros(cap, dtype=np.int64),
             "_win_size": np.zeros(cap, dtype=np.int64),
         }
@@ -89,6 +92,8 @@ class FeatureBank:
                 old = getattr(self, name)
                 if name == "_M":
                     arr[:, :n] = old[:, :n]
+                elif name == "_win":
+                    arr[vec_rows] = old[vec_rows]
                 else:
                     arr[:n] = old[:n]
             setattr(self, name, arr)
@@ -106,7 +111,7 @@ class FeatureBank:
     def _add(self, symbol: str) -> int:
         row = len(self._symbols)
         if row == self._vec.shape[0]:
-            self._alloc(2 * row)
+            self._alloc(row + max(64, row // 2))  # 1.5x: a doubled bank of thousands of rows is mostly empty
         self._row[symbol] = row
         self._symbols.append(symbol)
         self._scalar[row] = FeatureState()
@@ -124,8 +129,9 @@ class FeatureBank:
             if row != last:
                 moved = self._symbols[last]
                 for name in _PER_ROW:
-                    arr = getattr(self, name)
-                    arr[row] = arr[last]
+                    if name != "_win" or self._vec[last]:
+                        arr = getattr(self, name)
+                        arr[row] = arr[last]
                 self._M[:, row] = self._M[:, last]
                 if last in self._scalar:
                     self._scalar[row] = self._scalar.pop(last)
@@ -141,7 +147,7 @@ class FeatureBank:
         """Back to what a new row holds (``_add`` relies on it)."""
         self._M[:, row] = 0.0
         self._vec[row], self._count[row], self._last[row], self._last_close[row] = False, 0, -1, np.nan
-        self._has_opt[row], self._win[row], self._win_pos[row], self._win_size[row] = False, np.nan, 0, 0
+        self._has_opt[row], self._win_pos[row], self._win_size[row] = False, 0, 0  # _win[row]: see _alloc
 
     # ---- conversion to and from FeatureState -------------------------------------------------
 
@@ -159,7 +165,7 @@ class FeatureBank:
         state.last_close = float(self._last_close[row])
         state.has_optional = tuple(bool(x) for x in self._has_opt[row])
         unpack(self._M[:, row].tolist(), state)
-        state._win[:] = self._win[row]
+        state._win = self._win[row].copy()
         state._win_pos, state._win_size = int(self._win_pos[row]), int(self._win_size[row])
         return state
 
@@ -204,7 +210,7 @@ class FeatureBank:
         self._count[row] = state.count
         self._last_close[row] = state.last_close
         self._has_opt[row] = state.has_optional
-        self._win[row] = state._win
+        self._win[row, :len(state._win)] = state._win  # a shorter buffer has not wrapped: rows [0, size)
         self._win_pos[row], self._win_size[row] = state._win_pos, state._win_size
 
     @classmethod

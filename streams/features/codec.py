@@ -25,6 +25,7 @@ import numpy as np
 from streams.errors import DecodeError
 from streams.features import _layout  # attributes read at call time: _layout builds LAYOUT from a FeatureState
 from streams.features.names import N_FEATURES
+from streams.features.window import WINDOW, window_buffer
 
 if TYPE_CHECKING:
     from streams.features.state import FeatureState
@@ -85,7 +86,8 @@ def decode(blob: bytes, cls: type[FeatureState]) -> FeatureState:
         if i != n_floats:
             raise DecodeError(f"feature state blob holds {n_floats} floats, the layout reads {i}")
     window = np.frombuffer(blob, dtype="<f4", offset=offset + 8 * n_floats).reshape(win_size, n_features)
+    state._win = window_buffer(len(window))
     state._win[:len(window)] = window
-    state._win_pos = len(window) % state._win.shape[0]
+    state._win_pos = len(window) % WINDOW
     state._win_size = len(window)
     return state

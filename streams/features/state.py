@@ -37,12 +37,12 @@ from streams.features.layer1 import Layer1
 from streams.features.names import INDEX, N_FEATURES, READY_AFTER
 from streams.features.oscillators import Oscillators
 from streams.features.trend import Adx, Atr, Macd
+from streams.features.window import WINDOW, window_buffer
 
 __all__ = ["MAX_FILLED_GAP", "WINDOW", "FeatureState"]
 
 NAN = float("nan")
 MAX_FILLED_GAP = 60  # missing candles filled in; beyond this the state restarts
-WINDOW = 60  # feature vectors kept for sequence models
 _ATR, _ADX = INDEX["atr_14"], INDEX["adx_14"]
 
 
@@ -67,7 +67,7 @@ class FeatureState:
         self.osc = Oscillators()
         self.atr = Atr(14)
         self.adx = Adx(14)
-        self._win = np.full((WINDOW, N_FEATURES), np.nan, dtype=np.float32)
+        self._win = window_buffer(1)  # a ring of WINDOW rows once full; it never wraps before
         self._win_pos = 0
         self._win_size = 0
 
@@ -129,6 +129,10 @@ class FeatureState:
         out[_ATR] = self.atr.push(h, l, c)
         out[_ADX] = self.adx.push(h, l, c)
         vec = np.array(out, dtype=np.float64)
+        if self._win_pos == len(self._win) < WINDOW:  # not yet wrapped: the rows so far are [0, pos)
+            grown = window_buffer(self._win_pos + 1)
+            grown[:self._win_pos] = self._win
+            self._win = grown
         self._win[self._win_pos] = vec
         self._win_pos = self._win_pos + 1 if self._win_pos + 1 < WINDOW else 0
         if self._win_size < WINDOW:

@@ -185,6 +185,22 @@ def test_window_keeps_the_last_60_vectors():
     np.testing.assert_array_equal(state.window(5), out[-5:].astype(np.float32))
 
 
+def test_a_cold_state_holds_a_small_window_and_grows_it_exactly():
+    """A series of one candle keeps a few rows, not 60 (100,000 cold symbols fit a worker); across every
+    growth step, and after a round trip through bytes at each count, the window is still the last vectors."""
+    state, out = FeatureState(), []
+    for i, candle in enumerate(walk(70), start=1):
+        out.append(state.update(candle))
+        assert state._win.shape[0] == min(max(4, 1 << (i - 1).bit_length()), WINDOW)
+        np.testing.assert_array_equal(state.window(), np.array(out[-WINDOW:], dtype=np.float32))
+        restored = FeatureState.from_bytes(state.to_bytes())
+        np.testing.assert_array_equal(restored.window(), state.window())
+        assert restored.to_bytes() == state.to_bytes()
+    first = FeatureState()
+    first.update(walk(1)[0])
+    assert first._win.nbytes <= 4 * len(FEATURE_NAMES) * 4
+
+
 def test_compute_batch_refuses_unordered_series():
     candles = walk(10)
     with pytest.raises(OutOfOrder):
