@@ -25,6 +25,7 @@ from streams.app import Pipeline
 from streams.dead_letters import combined, dead_letter_record
 from streams.errors import DecodeError, InvalidInput
 from streams.ingest import decode_candle_message, groups_by_bytes, misrouted
+from streams.retry import until_available
 from streams.series import Position, series_key
 from streams.step import BatchResult, Models, SourcedCandle, StepConfig, learn_batch, process_batch
 
@@ -141,9 +142,11 @@ def _decode(pipeline: Pipeline, events: list[Any]) -> tuple[list[SourcedCandle],
 async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
     """Decode, step and emit one batch of candle events; the checkpoint acknowledges them later."""
     checkpoint = pipeline.checkpoint
+    # Decoded before the lock: a schema registry that is down is waited out here, while no state has moved.
+    decoded = await until_available(functools.partial(_decode, pipeline, events), "candle batch not decoded yet")
     async with checkpoint.batch_lock:
         try:
-            await _handle_locked(pipeline, events)
+            await _handle_locked(pipeline, events, decoded)
         except BaseException:
             # Stopped half-way (cancelled by a stop, or failed): the live state may hold candles whose
             # outputs never went out. Abandoned under the lock, so no checkpoint can write it first.
@@ -151,10 +154,10 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
             raise
 
 
-async def _handle_locked(pipeline: Pipeline, events: list[Any]) -> None:
-    """:func:`handle_candle_events` under the batch lock."""
+async def _handle_locked(pipeline: Pipeline, events: list[Any], decoded: tuple[list[SourcedCandle], list[Any], list]) -> None:
+    """:func:`handle_candle_events` under the batch lock, on the events as :func:`_decode` gave them."""
     checkpoint = pipeline.checkpoint
-    candles, origin, dead = _decode(pipeline, events)
+    candles, origin, dead = decoded
     undecoded = len(dead)  # refused at decoding (a message, or a candle in it)
     dirty: dict[str, Any] = {}
     learned: dict[str, Any] = {}

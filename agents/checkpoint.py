@@ -72,6 +72,7 @@ class Checkpoint:
         self._dirty_series: dict[str, Any] = {}  # series key -> the last event that changed it
         self._writing: set[str] = set()  # the series a running checkpoint is encoding (not evictable)
         self._dirty_learners: dict[str, Any] = {}
+        self._last_new = 0  # series the last load() brought into the book (see due)
         self.completed = 0  # checkpoints that wrote something
         # Set when a batch stopped half-way (cancelled at a stop, or failed): the live state may hold candles
         # whose outputs never went out, so this process writes no state and acknowledges nothing any more.
@@ -99,9 +100,13 @@ class Checkpoint:
     def due(self) -> bool:
         """A checkpoint should run now, not at its interval: too many events wait for one (what a crash makes
         the group redo), or new series have filled the live book past its bound plus some slack (only a
-        checkpoint makes series evictable: so memory stays bounded however fast new symbols arrive)."""
-        slack = max(512, self.max_live_series // 4)
-        return self.pending >= self.max_pending or len(self.series) > self.max_live_series + slack
+        checkpoint makes series evictable: so memory stays bounded however fast new symbols arrive). The
+        next batch is taken to bring as many new series as the last one: if they and the series still
+        unwritten would pass the bound, the checkpoint runs first, so the book never holds two batches of
+        new symbols at once (a flood of new symbols; a steady feed of known ones never triggers it)."""
+        bound = self.max_live_series + max(512, self.max_live_series // 4)
+        return (self.pending >= self.max_pending or len(self.series) > bound
+                or len(self._dirty_series) + self._last_new > bound)
 
     def load(self, keys: set[str], busy: Iterable[str] = ()) -> None:
         """Bring the series ``keys`` into the live book from the table (a fresh series if it has none).
@@ -110,6 +115,7 @@ class Checkpoint:
         one with unwritten changes: pending for the next checkpoint, being encoded by a running one, or
         ``busy`` (changed by the caller's earlier steps, not yet handed over with :meth:`processed`)."""
         new = [key for key in keys if key not in self.series]
+        self._last_new = len(new)
         if new and len(self.series) + len(new) > self.max_live_series:
             self.series.evict(max(self.max_live_series - len(new), 0),
                               protected={*keys, *busy, *self._dirty_series, *self._writing})

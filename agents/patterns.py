@@ -8,6 +8,7 @@ feature window (its last 60 candles), so no other history is needed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -38,16 +39,26 @@ def _closes(window: np.ndarray, drop_last: int = 0) -> np.ndarray | None:
 def attach_pattern_store(pipeline: Pipeline) -> None:
     @pipeline.app.task
     async def open_patterns() -> None:
-        pipeline.patterns = await open_pattern_store(StorageSettings.from_env())
+        # An enrichment: while the store cannot be opened (Weaviate down at start), signals go out without it.
+        while pipeline.patterns is None:
+            try:
+                pipeline.patterns = await open_pattern_store(StorageSettings.from_env())
+            except Exception as exc:  # noqa: BLE001 - whatever the store's client raises, try again later
+                log.warning("pattern store unavailable (%s); signals go out without a consensus, next try in %.0f s",
+                            exc, pipeline.pattern_calls.cooldown_s)
+                await asyncio.sleep(pipeline.pattern_calls.cooldown_s)
         log.info("pattern search on: %s", type(pipeline.patterns).__name__)
 
 
 async def add_consensus(pipeline: Pipeline, signal: dict[str, Any]) -> dict[str, Any]:
-    """The signal with ``pattern_*`` fields from the k nearest stored patterns (unchanged while none)."""
+    """The signal with ``pattern_*`` fields from the k nearest stored patterns (unchanged while none, and
+    while the store fails or is slow: see :class:`streams.best_effort.BestEffort`)."""
     closes = _closes(pipeline.checkpoint.series.window(series_key(signal["symbol"], signal["timeframe"])))
-    if pipeline.patterns is None or closes is None:
+    patterns = pipeline.patterns
+    if patterns is None or closes is None:
         return signal
-    neighbours = await pipeline.patterns.query(embed_window(closes), pipeline.settings.pattern_k)
+    neighbours = await pipeline.pattern_calls.call(
+        lambda: patterns.query(embed_window(closes), pipeline.settings.pattern_k), default=[])
     fields = consensus(neighbours).as_fields() if neighbours else {}
     return {**signal, **fields}
 
@@ -73,4 +84,5 @@ async def remember_patterns(pipeline: Pipeline, outcomes: list[dict[str, Any]]) 
         vectors.append(embed_window(closes))
         metas.append(PatternMeta(outcome["symbol"], outcome["timeframe"], outcome["open_time"], outcome["realized_log_return"]))
     if vectors:
-        await pipeline.patterns.add(np.vstack(vectors), metas)
+        patterns = pipeline.patterns
+        await pipeline.pattern_calls.call(lambda: patterns.add(np.vstack(vectors), metas), default=None)

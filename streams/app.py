@@ -13,6 +13,7 @@ from typing import Any
 import faust
 
 from schemas import AvroCodec, MultiCodec, register_faust_codecs, store_from_url
+from streams.best_effort import BestEffort
 from streams.faust_transport import CandleflowApp
 from streams.kafka_security import faust_credentials
 from streams.partitioning import KeyPartitioner
@@ -57,6 +58,8 @@ class Pipeline:
     # The candle agent's live series and learners and their write-behind protocol (agents.checkpoint).
     checkpoint: Any = None
     patterns: Any = None  # a storage.patterns PatternStore when pattern search is on
+    # Every call to the pattern store goes through it: an outage or a slow store never holds up a signal.
+    pattern_calls: BestEffort = field(default_factory=lambda: BestEffort("pattern store"))
     signal_feed: Any = None  # the /signals/stream clients' shared consumer (streams.web.signal_stream)
 
 

@@ -97,7 +97,8 @@ def attach_health_views(pipeline: Any) -> None:
             feed = pipeline.signal_feed.stats() if pipeline.signal_feed is not None else None
             live = len(pipeline.checkpoint.series) if pipeline.checkpoint is not None else None
             return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks,
-                              "signal_stream": feed, "live_series": live})
+                              "signal_stream": feed, "live_series": live,
+                              "patterns": pipeline.pattern_calls.stats() if pipeline.settings.patterns else None})
 
     @app.page("/metrics")
     class Metrics(View):

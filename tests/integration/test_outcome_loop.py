@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from streams.broker import free_port
 from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
 from tests.waiting import wait_for
 
@@ -86,6 +87,22 @@ def test_signals_carry_the_consensus_of_similar_past_patterns(app_settings, work
         assert -1.0 <= s["pattern_mean_similarity"] <= 1.0 and math.isfinite(s["pattern_mean_outcome"])
     # Signals need warm features (34 candles); by then the earlier labels have filled the store.
     assert len(with_consensus) == len(got["signals"])
+
+
+def test_an_unreachable_pattern_store_costs_signals_their_consensus_and_nothing_else(app_settings, worker_factory,
+                                                                                    monkeypatch):
+    """Pattern search on, its Weaviate down (nothing listens on the port): every candle is still
+    predicted, signals go out without pattern fields, the worker stays ready and says why once."""
+    monkeypatch.setenv("CANDLEFLOW_WEAVIATE_URL", f"http://127.0.0.1:{free_port()}")
+    settings = app_settings(patterns=True)
+    worker = worker_factory(settings)
+    candles = real_candles(120)
+    asyncio.run(publish(settings, candles))
+    got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    assert len({p["id"] for p in got["predictions"]}) == len(candles) and got["signals"]
+    assert not any(s.get("pattern_k") for s in got["signals"])
+    assert worker.get("/ready")["ready"] and not got["dead-letters"]
+    assert "pattern store unavailable" in worker.log_path.read_text()
 
 
 class _Forged:

@@ -95,6 +95,26 @@ async def test_a_full_faiss_index_keeps_its_newest_half_and_still_answers_exactl
         FaissPatternStore(max_patterns=1)
 
 
+async def test_a_pattern_add_that_times_out_still_lands_whole():
+    """The worker calls its pattern store best-effort (streams/best_effort.py): a slow add gives up waiting
+    but is not cancelled half-way, so the index and its metadata still agree once it ends."""
+    import asyncio
+
+    from streams.best_effort import BestEffort
+
+    closes, times = _series("ETH-BTC_5m.csv.gz")
+    vectors, metas = labelled_patterns(closes[:6000], times[:6000], "ETH-BTC", "5m", horizon=3)
+    store, calls = FaissPatternStore(), BestEffort("patterns", timeout_s=1e-6)
+    assert await calls.call(lambda: store.add(vectors, metas), default=-1) == -1  # gave up waiting
+    assert calls.failures == 1 and calls.open and "TimeoutError" in calls.last_error
+    for _ in range(1000):
+        if await store.count() == len(metas):
+            break
+        await asyncio.sleep(0.01)
+    assert await store.count() == len(metas) and len(store._metas) == len(metas)
+    assert (await store.query(vectors[-1], 1))[0].meta == metas[-1]  # each vector still finds its own metadata
+
+
 async def test_pattern_consensus_appears_on_signals_and_is_stored(pg_dsn):
     """History of two symbols goes into the embedded store; a live signal on ETH-BTC's latest window
     (whose outcome is not known yet, so it is not in the store) gets its consensus, which the signals table keeps."""
