@@ -28,7 +28,7 @@ from typing import Any
 
 from learning._state import dump_state, load_state
 from learning.labelling import outcome_id
-from streams.candle import TIMEFRAME_MS
+from streams.candle import SYMBOL_CHARACTERS, TIMEFRAME_MS, valid_symbol
 from streams.errors import InvalidInput
 
 __all__ = ["TradeResults", "trade_outcome"]
@@ -51,8 +51,8 @@ def trade_outcome(record: Mapping[str, Any]) -> dict[str, Any]:
         return float(value)
 
     symbol, timeframe = record.get("symbol"), record.get("timeframe")
-    if not isinstance(symbol, str) or not symbol or len(symbol) > 64:
-        raise InvalidInput(f"trade result symbol must be a non-empty string of at most 64 characters, got {symbol!r:.40}")
+    if not valid_symbol(symbol):
+        raise InvalidInput(f"trade result symbol must be 1 to 64 of {SYMBOL_CHARACTERS}, got {symbol!r:.40}")
     if timeframe not in TIMEFRAME_MS:
         raise InvalidInput(f"trade result has an unknown timeframe {timeframe!r:.20}")
     open_time, horizon = record.get("open_time"), record.get("horizon", 1)

@@ -17,12 +17,13 @@ streams.errors.InvalidInput: high 0.09 is below the candle's open, close or low
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from streams.errors import InvalidInput
 
-__all__ = ["Candle", "candle_from_record", "TIMEFRAME_MS", "timeframe_ms"]
+__all__ = ["Candle", "candle_from_record", "SYMBOL_CHARACTERS", "TIMEFRAME_MS", "timeframe_ms", "valid_symbol"]
 
 TIMEFRAME_MS = {
     "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
@@ -78,6 +79,19 @@ def _finite(name: str, value: Any) -> float:
 
 
 _INF = math.inf  # a module global: cheaper to look up than math.inf in the per-candle check
+# A symbol: 1-64 of letters, digits and . _ : / = ^ + # @ - (BTC-USDT, ETH/BTC, BRK.B, ES=F, ^GSPC, EUR_USD).
+# No spaces, control characters (a NUL is refused by PostgreSQL) or "|" (it separates a series key's parts).
+SYMBOL_CHARACTERS = "letters, digits and . _ : / = ^ + # @ -"
+_symbol_ok = re.compile(r"[A-Za-z0-9._:/=^+#@-]{1,64}").fullmatch
+
+
+def valid_symbol(symbol: object) -> bool:
+    """True for a symbol of the documented character set and length.
+
+    >>> [valid_symbol(s) for s in ("BTC-USDT", "ETH/BTC", "^GSPC", "", "ETH BTC", "ETH\\x00BTC", "A|B", "X" * 65)]
+    [True, True, True, False, False, False, False, False]
+    """
+    return type(symbol) is str and _symbol_ok(symbol) is not None
 
 
 def candle_from_record(record: Mapping[str, Any]) -> Candle:
@@ -93,12 +107,12 @@ def _valid_as_decoded(record: Mapping[str, Any]) -> Candle | None:
     symbol, timeframe, open_time = record.get("symbol"), record.get("timeframe"), record.get("open_time")
     o, h, l, c, v = (record.get("open"), record.get("high"), record.get("low"), record.get("close"),
                      record.get("volume"))
-    if not (type(symbol) is str and 0 < len(symbol) <= 64 and type(open_time) is int and open_time >= 0
+    if not (type(symbol) is str and _symbol_ok(symbol) and type(open_time) is int and open_time >= 0
             and type(o) is float and type(h) is float and type(l) is float and type(c) is float and type(v) is float
             and 0.0 < l <= o <= h < _INF and l <= c <= h and 0.0 <= v < _INF):  # NaN fails every comparison
         return None
     step = TIMEFRAME_MS.get(timeframe) if type(timeframe) is str else None
-    if step is None or open_time % step or not symbol.strip():
+    if step is None or open_time % step:
         return None
     qv, tbb, tbq, spread, trades = (record.get("quote_volume"), record.get("taker_buy_base_volume"),
                                     record.get("taker_buy_quote_volume"), record.get("spread_bps"), record.get("trades"))
@@ -113,8 +127,8 @@ def _valid_as_decoded(record: Mapping[str, Any]) -> Candle | None:
 def _validated(record: Mapping[str, Any]) -> Candle:
     """The full check, for any mapping (ints for prices, missing fields): raises with the first reason."""
     symbol = record.get("symbol")
-    if not isinstance(symbol, str) or not symbol.strip() or len(symbol) > 64:
-        raise InvalidInput(f"symbol must be a non-empty string of at most 64 characters, got {symbol!r:.80}")
+    if not valid_symbol(symbol):
+        raise InvalidInput(f"symbol must be 1 to 64 of {SYMBOL_CHARACTERS}, got {symbol!r:.80}")
     timeframe = record.get("timeframe")
     if not isinstance(timeframe, str) or timeframe not in TIMEFRAME_MS:
         raise InvalidInput(f"unknown timeframe {timeframe!r:.40}")

@@ -22,7 +22,9 @@ a row that fails (or repeats / goes back in time) is reported in ``rejected``, n
 
 from __future__ import annotations
 
+import gzip
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,14 @@ import pyarrow.parquet as pq
 from streams.candle import TIMEFRAME_MS, Candle, candle_from_record
 from streams.errors import ConfigError, InvalidInput
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "CandleFile", "parse_candle_filename", "read_candle_file"]
+__all__ = ["MAX_FILE_BYTES", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "CandleFile", "parse_candle_filename", "read_candle_file"]
 
 REQUIRED_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 OPTIONAL_COLUMNS = ("quote_volume", "trades", "taker_buy_base_volume", "taker_buy_quote_volume", "spread_bps")
 _FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# Content of one file, decompressed: ~5 million candles, years of 1m candles of one pair; the candles
+# of a file are held in memory whole, so a compressed bomb must stop here rather than in the allocator.
+MAX_FILE_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -87,12 +92,35 @@ def parse_candle_filename(path: str | Path) -> tuple[str, str]:
     return symbol, timeframe
 
 
-def _read_table(path: Path, fmt: str) -> pa.Table:
+def _too_big(path: Path, size: str, max_bytes: int) -> ConfigError:
+    return ConfigError(f"{path}: {size} more than {max_bytes:,} bytes (the limit of one candle file): split it")
+
+
+def _gunzip(path: Path, max_bytes: int) -> bytes:
+    """The content of a gzip file, refused past ``max_bytes``: a few kilobytes can expand to gigabytes."""
+    chunks, total = [], 0
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            total += len(chunk)
+            if total > max_bytes:
+                raise _too_big(path, "decompresses to", max_bytes)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_table(path: Path, fmt: str, max_bytes: int) -> pa.Table:
     try:
         if fmt == "parquet":
+            meta = pq.ParquetFile(path).metadata  # the row groups' uncompressed sizes, before reading any
+            if sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) > max_bytes:
+                raise _too_big(path, "holds", max_bytes)
             return pq.read_table(path)
-        return pa_csv.read_csv(path)  # pyarrow picks gzip from the ".gz" suffix itself
-    except (pa.ArrowException, OSError) as exc:
+        if path.name.lower().endswith(".gz"):
+            return pa_csv.read_csv(pa.BufferReader(_gunzip(path, max_bytes)))
+        if path.stat().st_size > max_bytes:
+            raise _too_big(path, "holds", max_bytes)
+        return pa_csv.read_csv(path)
+    except (pa.ArrowException, OSError, EOFError, zlib.error) as exc:
         raise ConfigError(f"{path}: cannot read as {fmt}: {exc}") from exc
 
 
@@ -116,8 +144,10 @@ def _number(name: str, value: Any) -> Any:
     return value
 
 
-def read_candle_file(path: str | Path, symbol: str | None = None, timeframe: str | None = None) -> CandleFile:
-    """Read and validate one candle file; see the module docstring for the format."""
+def read_candle_file(path: str | Path, symbol: str | None = None, timeframe: str | None = None,
+                     max_bytes: int = MAX_FILE_BYTES) -> CandleFile:
+    """Read and validate one candle file; see the module docstring for the format. A file whose content
+    (decompressed) passes ``max_bytes`` is refused with a ConfigError before it is parsed."""
     path = Path(path)
     _, fmt = _split_suffix(path)
     if not path.is_file():
@@ -127,7 +157,7 @@ def read_candle_file(path: str | Path, symbol: str | None = None, timeframe: str
         symbol, timeframe = symbol or parsed_symbol, timeframe or parsed_tf
     if timeframe not in TIMEFRAME_MS:
         raise ConfigError(f"unknown timeframe {timeframe!r} (known: {', '.join(TIMEFRAME_MS)})")
-    table = _read_table(path, fmt)
+    table = _read_table(path, fmt, max_bytes)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(table.column_names)})")

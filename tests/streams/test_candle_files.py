@@ -133,6 +133,31 @@ def test_unreadable_content(tmp_path):
         read_candle_file(tmp_path / "ETH-BTC_5m.parquet")
 
 
+def test_a_compressed_bomb_is_refused_before_it_is_parsed(tmp_path):
+    """A few kilobytes of gzip that expand past the limit: refused as the bytes come, never held whole."""
+    bomb = tmp_path / "ETH-BTC_5m.csv.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as f:
+        f.write(b"ts,open,high,low,close,volume\n")
+        for _ in range(8):
+            f.write(b"0" * (1 << 20))
+    assert bomb.stat().st_size < 64 * 1024
+    with pytest.raises(ConfigError, match="decompresses to more than 4,194,304 bytes"):
+        read_candle_file(bomb, max_bytes=4 << 20)
+    assert len(read_candle_file(write(tmp_path / "LTC-BTC_5m.csv", GOOD), max_bytes=4 << 20).candles) == len(GOOD)
+
+
+def test_a_cut_gzip_file_and_an_oversized_parquet_are_refused_in_one_line(tmp_path):
+    whole = gzip.compress(("ts,open,high,low,close,volume\n" + "\n".join(GOOD) + "\n").encode())
+    (tmp_path / "ETH-BTC_5m.csv.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_candle_file(tmp_path / "ETH-BTC_5m.csv.gz")
+    table = pa.table({"ts": [1515560100000 + 300_000 * i for i in range(10_000)], **{
+        name: [0.1] * 10_000 for name in ("open", "high", "low", "close", "volume")}})
+    pq.write_table(table, tmp_path / "ETH-BTC_5m.parquet")
+    with pytest.raises(ConfigError, match="holds more than 1,000 bytes"):
+        read_candle_file(tmp_path / "ETH-BTC_5m.parquet", max_bytes=1000)
+
+
 def test_unknown_explicit_timeframe(tmp_path):
     with pytest.raises(ConfigError, match="unknown timeframe"):
         read_candle_file(write(tmp_path / "x.csv", GOOD), symbol="ETH-BTC", timeframe="7m")
