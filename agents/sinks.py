@@ -136,8 +136,8 @@ def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[
 
     @app.on_before_shutdown.connect
     async def flush_postgres(app: Any, **_: Any) -> None:
+        # Before the tasks are cancelled: the consumer's loop then commits what this flush stored, as it stops.
         await asyncio.gather(*(sink.close(timeout=5.0) for sink in sinks.values()), return_exceptions=True)
-        await consumer.commit()
 
 
 def _with_consumer(stats: Callable[[], dict[str, Any]], consumer: SinkConsumer) -> Callable[[], dict[str, Any]]:

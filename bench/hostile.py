@@ -28,14 +28,13 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.recovery import many_symbols
 from schemas import MultiCodec, store_from_url
 from streams.broker import EmbeddedBroker, free_port
-from streams.candle_files import read_candle_file
 from streams.producer import CandleProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
@@ -136,12 +135,6 @@ def wait_stats(worker: WorkerProcess, condition, timeout_s: float = 600) -> dict
     raise TimeoutError(f"the worker's /stats did not reach the condition within {timeout_s:.0f} s")
 
 
-def real_steps(n_symbols: int, per_symbol: int, tag: str):
-    series = [read_candle_file(p).candles[3000:3000 + per_symbol] for p in sorted((REPO / "data" / "candles").glob("*.csv.gz"))]
-    return [[replace(series[k % len(series)][i], symbol=f"{series[k % len(series)][i].symbol}-{tag}{k:06d}")
-             for k in range(n_symbols)] for i in range(per_symbol)]
-
-
 async def publish(settings: Settings, steps) -> None:
     async with CandleProducer(settings) as producer:
         for step in steps:
@@ -161,7 +154,7 @@ def run(model_dir: Path, n_messages: int, n_symbols: int, progress=print) -> dic
             worker.wait_ready(300)
             pid = worker.process.pid
             progress("warming the worker with real candles ...")
-            warm = real_steps(20, 100, "W")
+            warm = many_symbols(20, 100, "W")
             asyncio.run(publish(settings, warm))
             warm_n = sum(len(s) for s in warm)
             stats = wait_stats(worker, lambda s: s["predictions"] >= warm_n)
@@ -190,7 +183,7 @@ def run(model_dir: Path, n_messages: int, n_symbols: int, progress=print) -> dic
             many = None
             if n_symbols:
                 progress(f"{n_symbols:,} distinct symbols, one candle each ...")
-                steps = real_steps(n_symbols, 1, "N")
+                steps = many_symbols(n_symbols, 1, "N")
                 rss0, done = rss_mb(pid), wait_stats(worker, lambda s: True)["predictions"]
                 with PeakSampler(pid, 0.2) as sampler:
                     t0 = time.monotonic()

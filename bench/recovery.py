@@ -47,15 +47,15 @@ REPO = Path(__file__).resolve().parents[1]
 TABLES = ("feature-states", "feature-windows", "signal-heads", "signal-ring", "aggregators", "labellers", "prediction-features", "learners")
 
 
-def many_symbols(n_symbols: int, per_symbol: int) -> list[list[Candle]]:
-    """Steps (one candle per symbol each) of real candles under ``n_symbols`` names."""
+def many_symbols(n_symbols: int, per_symbol: int, tag: str = "") -> list[list[Candle]]:
+    """Steps (one candle per symbol each) of real candles under ``n_symbols`` names (``<symbol>-<tag><k>``)."""
     series = [read_candle_file(p).candles[3000:3000 + per_symbol] for p in sorted((REPO / "data" / "candles").glob("*.csv.gz"))]
     steps = []
     for i in range(per_symbol):
         step = []
         for k in range(n_symbols):
             c, f = series[k % len(series)][i], 1 + k / 10_000
-            step.append(replace(c, symbol=f"{c.symbol}-{k:05d}", open=c.open * f, high=c.high * f, low=c.low * f, close=c.close * f))
+            step.append(replace(c, symbol=f"{c.symbol}-{tag}{k:05d}", open=c.open * f, high=c.high * f, low=c.low * f, close=c.close * f))
         steps.append(step)
     return steps
 

@@ -67,12 +67,14 @@ class BufferedSink:
 
     def __init__(self, write: Writer, *, name: str = "sink", batch_size: int = 500, flush_interval: float = 0.2,
                  max_buffer: int = 20_000, backoff_initial: float = 0.05, backoff_max: float = 5.0,
-                 max_attempts: int = 5, on_reject: RejectHook | None = None) -> None:
+                 max_attempts: int = 5, on_reject: RejectHook | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if batch_size < 1 or max_buffer < batch_size:
             raise ConfigError(f"sink {name}: need 1 <= batch_size ({batch_size}) <= max_buffer ({max_buffer})")
         if max_attempts < 1:
             raise ConfigError(f"sink {name}: max_attempts must be >= 1, got {max_attempts}")
         self.max_attempts = max_attempts
+        self._clock = clock  # for the row latencies and the rows/s window (tests give a clock of their own)
         self.name, self._write, self._on_reject = name, write, on_reject
         self.batch_size, self.flush_interval, self.max_buffer = batch_size, flush_interval, max_buffer
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
@@ -123,7 +125,7 @@ class BufferedSink:
             self._raise_if_failed()
             if offset is not None:
                 self._offsets.track(partition, offset)
-            self._buffer.append(_Item(record, partition, offset, time.monotonic()))
+            self._buffer.append(_Item(record, partition, offset, self._clock()))
             if len(self._buffer) == 1 or len(self._buffer) >= self.batch_size:
                 self._changed.notify_all()  # first record starts the flush clock; a full batch goes now
         if self._task is None:
@@ -163,7 +165,7 @@ class BufferedSink:
             self._recent.popleft()
 
     def stats(self) -> dict[str, Any]:
-        now = time.monotonic()
+        now = self._clock()
         self._trim_recent(now)
         span = now - self._recent[0][0] if len(self._recent) > 1 else 0.0
         rate = sum(n for _, n in list(self._recent)[1:]) / span if span > 0 else 0.0
@@ -185,7 +187,7 @@ class BufferedSink:
                 # Wait for a full batch, a flush request, or the oldest record's flush deadline.
                 deadline = self._buffer[0].put_at + self.flush_interval
                 while len(self._buffer) < self.batch_size and not self._flush_waiters:
-                    remaining = deadline - time.monotonic()
+                    remaining = deadline - self._clock()
                     if remaining <= 0:
                         break
                     try:
@@ -214,7 +216,7 @@ class BufferedSink:
         """Write ``batch`` until it is stored; isolate and reject records the database refuses."""
         delay, unexplained = self.backoff_initial, 0
         while True:
-            started = time.monotonic()
+            started = self._clock()
             try:
                 try:
                     await self._write([item.record for item in batch])
@@ -246,7 +248,7 @@ class BufferedSink:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter: workers do not retry in step
                 delay = min(delay * 2, self.backoff_max)
                 continue
-            self._stored(batch, started, time.monotonic())
+            self._stored(batch, started, self._clock())
             return
 
     def _stored(self, batch: list[_Item], started: float, finished: float) -> None:

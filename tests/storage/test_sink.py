@@ -152,12 +152,13 @@ def test_offsets_complete_out_of_order():
     assert t.safe() == {"p": 5} and t.pending() == 0
 
 
-async def test_the_rate_window_stays_bounded_when_nobody_reads_the_stats(monkeypatch):
+async def test_the_rate_window_stays_bounded_when_nobody_reads_the_stats():
     clock = [1000.0]
-    monkeypatch.setattr("storage.sink.time.monotonic", lambda: clock[0])
     writer = FlakyWriter()
-    sink = BufferedSink(writer, batch_size=1, flush_interval=0.001)
-    for i in range(200):  # one stored batch per simulated second, stats never read
-        clock[0] += 1.0
-        sink._stored([type("I", (), {"put_at": clock[0], "offset": None, "partition": 0})()], clock[0], clock[0])
-    assert len(sink._recent) <= 11
+    async with BufferedSink(writer, batch_size=1, flush_interval=0.001, clock=lambda: clock[0]) as sink:
+        for i in range(200):  # one stored batch per simulated second, stats never read
+            clock[0] += 1.0
+            await sink.put({"id": i}, 0, i)
+            await sink.flush()
+        assert len(sink._recent) <= 11  # the window's memory: 10 s of batches, not 200
+        assert len(writer.rows) == 200 and sink.stats()["rows_written"] == 200
