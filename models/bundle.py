@@ -50,8 +50,9 @@ from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, EnsembleOutput, 
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, BundleConfig, horizon_dir
 from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from streams.errors import ConfigError
+from streams.latency import LatencyWindow, percentile
 
-__all__ = ["SEQUENCE_DIR", "SEQUENCE_MEMBER", "BundleOutput", "LatencyWindow", "ModelBundle", "bundle_version"]
+__all__ = ["SEQUENCE_DIR", "SEQUENCE_MEMBER", "BundleOutput", "CallStats", "ModelBundle", "bundle_version"]
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,10 @@ def bundle_version(ensemble: Ensemble) -> str:
     return "ens-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
 
-class LatencyWindow:
-    """The last ``size`` call durations and batch sizes of one model, summarised on demand.
+class CallStats:
+    """Durations and batch sizes of the last ``size`` calls of one model, summarised on demand.
 
-    >>> w = LatencyWindow(size=3)
+    >>> w = CallStats(size=3)
     >>> for us, rows in [(10, 1), (20, 64), (30, 1), (40, 1)]:
     ...     w.record(us / 1e6, rows)
     >>> s = w.summary(); s["calls"], s["rows"], s["p50_us"], s["window"], s["last_batch"]
@@ -94,7 +95,7 @@ class LatencyWindow:
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self._seconds: deque[float] = deque(maxlen=size)
+        self._seconds = LatencyWindow(size)
         self._rows: deque[int] = deque(maxlen=size)
         self.calls = 0
         self.rows = 0
@@ -102,21 +103,19 @@ class LatencyWindow:
 
     def record(self, seconds: float, rows: int) -> None:
         with self._lock:
-            self._seconds.append(seconds)
+            self._seconds.add(seconds)
             self._rows.append(rows)
             self.calls += 1
             self.rows += rows
 
     def summary(self) -> dict[str, Any]:
         with self._lock:
-            seconds = np.array(self._seconds)
-            rows = np.array(self._rows)
+            seconds, rows = self._seconds.values(), list(self._rows)
             calls, total_rows = self.calls, self.rows
         out: dict[str, Any] = {"calls": calls, "rows": total_rows, "window": len(seconds)}
-        if len(seconds):
-            p50, p99 = np.percentile(seconds, [50, 99]) * 1e6
-            out.update(p50_us=round(float(p50), 1), p99_us=round(float(p99), 1),
-                       mean_batch=round(float(rows.mean()), 1), max_batch=int(rows.max()), last_batch=int(rows[-1]))
+        if seconds:
+            out.update(p50_us=round(percentile(seconds, 50) * 1e6, 1), p99_us=round(percentile(seconds, 99) * 1e6, 1),
+                       mean_batch=round(sum(rows) / len(rows), 1), max_batch=max(rows), last_batch=rows[-1])
         return out
 
 
@@ -141,8 +140,8 @@ class ModelBundle:
         # The stream's single-horizon interface scores horizon 1 when the bundle has it.
         self.horizon = 1 if 1 in ensemble.horizons else ensemble.horizons[0]
         self._column = ensemble.horizons.index(self.horizon)
-        self._latency = {m.name: LatencyWindow(stats_size) for m in ensemble.members}
-        self._score_latency = LatencyWindow(stats_size)
+        self._latency = {m.name: CallStats(stats_size) for m in ensemble.members}
+        self._score_latency = CallStats(stats_size)
         self.profile = TrainingProfile()  # set by load from the bundle's metrics and reference.npy
 
     @classmethod

@@ -43,7 +43,7 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Hashable, Iterable, NamedTuple, Sequence
 
-from storage.latency import LatencyWindow
+from streams.latency import LatencyWindow
 from storage.offsets import OffsetTracker
 from streams.errors import ConfigError, InvalidInput, Retryable
 
@@ -174,8 +174,8 @@ class BufferedSink:
             "in_flight": self._in_flight, "max_buffer": self.max_buffer, "rows_written": self.rows_written,
             "batches": self.batches, "rows_rejected": self.rows_rejected, "retries": self.retries,
             "errors": self.errors, "last_error": self.last_error, "rows_per_s": round(rate, 1),
-            "batch_latency": self._batch_latency.summary_ms(), "row_latency": self._row_latency.summary_ms(),
-            "row_write_cost": self._row_cost.summary_ms(), "safe_offsets": self.safe_offsets(),
+            "batch_latency": _ms(self._batch_latency), "row_latency": _ms(self._row_latency),
+            "row_write_cost": _ms(self._row_cost), "safe_offsets": self.safe_offsets(),
             "failed": str(self._failed) if self._failed else None,
         }
 
@@ -286,3 +286,8 @@ class BufferedSink:
     def _raise_if_failed(self) -> None:
         if self._failed is not None:
             raise self._failed
+
+
+def _ms(seconds: LatencyWindow) -> dict[str, float | None]:
+    """p50 and p99 in milliseconds of a window of seconds (None while empty)."""
+    return {f"p{q}_ms": None if (v := seconds.percentile(q)) is None else round(v * 1000, 3) for q in (50, 99)}

@@ -32,7 +32,7 @@ from streams.errors import ConfigError
 from streams.producer import CandleProducer, Pacer, merge_by_time
 from streams.regime_change import alternate_moves
 from streams.settings import Settings
-from streams.stats import percentile
+from streams.latency import percentile
 from streams.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 

@@ -22,13 +22,13 @@ from models.signals import decide, prediction_id, signal_id
 from streams.candle import Candle
 from streams.errors import InvalidInput
 from streams.features import FEATURE_NAMES, FeatureState
+from streams.features.window import WINDOW  # feature vectors a sequence model reads
 from streams.online_member import Blend, blend
 from streams.series import series_key as state_key  # one home for the key of a series
 
 __all__ = ["ModelOutput", "ScoredBatch", "ProbabilityModel", "Scorable", "model_outputs", "SequenceStates", "needs_windows", "score_candles", "score_rows",
            "state_key", "serving_version", "step_members", "WINDOW"]
 
-WINDOW = 60  # feature vectors a sequence model reads
 
 
 class ProbabilityModel(Protocol):

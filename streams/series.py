@@ -105,6 +105,16 @@ def series_key(symbol: str, timeframe: str) -> str:
     return f"{symbol}|{timeframe}"
 
 
+def split_series_key(key: str) -> tuple[str, str]:
+    """``(symbol, timeframe)`` of a key :func:`series_key` made (a symbol holds no ``|``: streams/candle.py).
+
+    >>> split_series_key("ETH-BTC|5m")
+    ('ETH-BTC', '5m')
+    """
+    symbol, _, timeframe = key.rpartition("|")
+    return symbol, timeframe
+
+
 class SeriesState:
     """Features, labeller and input position of one series (see the module docstring)."""
 

@@ -30,7 +30,7 @@ from streams.errors import InvalidInput, OutOfOrder
 from streams.features import FeatureState
 from streams.features.bank import FeatureBank
 from streams.features.names import N_FEATURES, READY_AFTER
-from streams.series import Position, SeriesState, covers, encode_series
+from streams.series import Position, SeriesState, covers, encode_series, series_key, split_series_key as _split
 
 __all__ = ["SeriesBook"]
 
@@ -39,11 +39,6 @@ DEEP = 4
 # ...unless at least this many series are that deep (a replay's take of many closes of many symbols):
 # then the rounds are wide enough for the vectorised step to win.
 WIDE = 32
-
-
-def _split(key: str) -> tuple[str, str]:
-    symbol, _, timeframe = key.rpartition("|")
-    return symbol, timeframe
 
 
 class SeriesBook:
@@ -224,7 +219,7 @@ class SeriesBook:
         rejected: list[tuple[int, InvalidInput]] = []
         by_series: dict[str, list[int]] = {}
         for i, c in enumerate(candles):
-            by_series.setdefault(f"{c.symbol}|{c.timeframe}", []).append(i)
+            by_series.setdefault(series_key(c.symbol, c.timeframe), []).append(i)
         for key in by_series:
             self._touch(key)
         rounds: dict[tuple[str, int], list[int]] = {}

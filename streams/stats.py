@@ -15,37 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PipelineStats", "LatencyWindow", "RateMeter", "percentile"]
+from streams.latency import LatencyWindow
 
-
-def percentile(values: Any, q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100); None for no values.
-
-    >>> percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50), percentile([], 99)
-    (3.0, None)
-    """
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, -(-len(ordered) * q // 100))  # ceil without floats
-    return ordered[int(rank) - 1]
-
-
-class LatencyWindow:
-    """The last ``size`` durations (ms) with nearest-rank percentiles."""
-
-    def __init__(self, size: int = 4096):
-        self._values: deque[float] = deque(maxlen=size)
-
-    def add(self, value_ms: float) -> None:
-        self._values.append(value_ms)
-
-    def extend(self, values_ms: list[float]) -> None:
-        self._values.extend(values_ms)
-
-    def summary(self) -> dict[str, float | int | None]:
-        ordered = sorted(self._values)
-        return {"p50": percentile(ordered, 50), "p99": percentile(ordered, 99), "count": len(ordered)}
+__all__ = ["PipelineStats", "RateMeter"]
 
 
 class RateMeter:

@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from models.deployment import ACTIONS  # one home: the actions a model event carries
 from storage.postgres import PostgresStore
 from storage.postgres.errors import classify
 from streams.errors import ConfigError
@@ -38,7 +39,6 @@ __all__ = ["ACTIONS", "EventPublisher", "ModelRegistry", "model_event", "read_mo
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("activate", "candidate", "rollback", "retire")
 _LOCK_PREFIX = "candleflow-registry:"
 
 

@@ -22,9 +22,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from streams.features.window import WINDOW  # the feature state's window: what a sequence model reads
+
 __all__ = ["WINDOW", "pad_windows"]
 
-WINDOW = 60  # the feature state's window (streams.features.state.WINDOW)
 
 
 def pad_windows(windows: np.ndarray | Sequence[np.ndarray], length: int = WINDOW,

@@ -18,6 +18,8 @@ from learning.trades import TradeResults
 from streams.candle import timeframe_ms
 from streams.consumer import json_safe
 from streams.features import FEATURE_NAMES, FeatureState
+from streams.features.window import WINDOW
+from streams.series import split_series_key
 from streams.web.errors import error
 
 __all__ = ["attach_dashboard", "dashboard_series"]
@@ -27,8 +29,8 @@ _OHLC = [FEATURE_NAMES.index(n) for n in ("open", "high", "low", "close")]
 
 def dashboard_series(key: str, state: FeatureState, signals: list[dict[str, Any]]) -> dict[str, Any]:
     """Chart data of one (symbol, timeframe): candles [time, o, h, l, c] and the signals among them."""
-    symbol, timeframe = key.rsplit("|", 1)
-    window = state.window(60)
+    symbol, timeframe = split_series_key(key)
+    window = state.window(WINDOW)
     step = timeframe_ms(timeframe)
     first = state.last_open_time - step * (len(window) - 1)
     candles = [[first + i * step, *(float(row[j]) for j in _OHLC)] for i, row in enumerate(window)]
@@ -91,7 +93,7 @@ def attach_dashboard(pipeline: Any) -> None:
                     state = stored.features if stored is not None else None
                     if state is None or state.last_open_time is None:
                         continue
-                    symbol = key.rsplit("|", 1)[0]
+                    symbol, _ = split_series_key(key)
                     series.append(dashboard_series(key, state, pipeline.recent_signals.recent(symbol)))
                 # what trading engines reported, per version: the live learners of this worker's partitions
                 trades = TradeResults.merged([learner.trades for learner in checkpoint.learners.values()]).snapshot()
