@@ -2,7 +2,7 @@
 
 Each worker reads the whole topic from the beginning with its own consumer and no consumer group, so
 every worker sees every event (a Faust GlobalTable did not keep non-owning workers up to date on the
-embedded broker: PLATFORM.md). A new model is loaded and warmed up off the event loop, then swapped in
+embedded broker: docs/platform.md). A new model is loaded and warmed up off the event loop, then swapped in
 with one assignment; the candle agent takes its models once per batch, so no batch is scored by a
 half-loaded model and none waits. A model that fails to load is reported and the previous one serves on.
 """

@@ -170,7 +170,7 @@ def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Pat
         row.process = _child(["-m", "bench._pipeline_procs", name, json.dumps(cfg)], log_path)
     elif name == "quix":
         row = Row(name, False, f"{prefix}.candles.5m", f"{prefix}.predictions", f"{prefix}.signals", decode_outputs=True)
-        # Quix's stateful mode reads retention.ms from the source topic's config (PLATFORM.md).
+        # Quix's stateful mode reads retention.ms from the source topic's config (docs/platform.md).
         _create_topics(broker, [(row.source, {"retention.ms": str(7 * 24 * 3600 * 1000)}), (row.outputs, {}), (row.signals, {})])
         cfg = {"broker": broker, "group": f"{prefix}-app", "source": row.source, "predictions": row.outputs,
                "signals": row.signals, "model_dir": str(model_dir), "threshold": threshold, "state_dir": str(state)}

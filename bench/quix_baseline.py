@@ -14,7 +14,7 @@ not in the product. Per input message (one Avro Candle, keyed by symbol):
    predictions topic, and the Signal, when there is one, to the signals topic.
 
 Client settings mirror Candleflow's: 25 ms fetch wait, 2 ms producer linger, commit every 1 s.
-Quix's stateful mode needs ``retention.ms`` in the source topic's config (PLATFORM.md): the bench
+Quix's stateful mode needs ``retention.ms`` in the source topic's config (docs/platform.md): the bench
 creates the source topic with it.
 """
 

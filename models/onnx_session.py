@@ -1,7 +1,7 @@
 """ONNX Runtime sessions with deliberate options and the best execution provider that really works.
 
 ``onnxruntime-gpu`` lists TensorRT and CUDA as *available* even on a machine without a GPU; creating
-the session then falls back to CPU with an error in the log (PLATFORM.md). So the provider in use is
+the session then falls back to CPU with an error in the log (docs/platform.md). So the provider in use is
 read from ``session.get_providers()`` after the session exists, never guessed from the available list.
 
 >>> import onnx

@@ -4,7 +4,7 @@ Preference is TensorRT, then CUDA, then CPU. The order can be replaced by config
 list, e.g. from a settings field ``"cuda,cpu"``), and an explicit list is honoured strictly: asking for
 CUDA only and getting CPU is a configuration error, not a silent slowdown. What a session runs on is
 read from ``session.get_providers()`` after creation, because ``onnxruntime-gpu`` lists CUDA/TensorRT
-as available on machines without a GPU and then falls back to CPU (PLATFORM.md).
+as available on machines without a GPU and then falls back to CPU (docs/platform.md).
 
 >>> parse_providers("cuda, cpu")
 ('CUDAExecutionProvider', 'CPUExecutionProvider')

@@ -75,7 +75,7 @@ ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "
 
 
 def faust_app(settings: Settings) -> faust.App:
-    """A Faust app configured for Candleflow (client timeouts per PLATFORM.md: ~3 s per group join)."""
+    """A Faust app configured for Candleflow (client timeouts per docs/platform.md: ~3 s per group join)."""
     return CandleflowApp(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,

@@ -1,7 +1,7 @@
 """Which Mamba block runs: mamba-ssm's CUDA kernels when they can, the pure-PyTorch block otherwise.
 
 Both take the same ``state_dict`` (models/mamba/block.py), so the choice changes speed, not the model.
-mamba-ssm needs CUDA at import time (PLATFORM.md): on a CPU-only machine importing it fails, which is
+mamba-ssm needs CUDA at import time (docs/platform.md): on a CPU-only machine importing it fails, which is
 the expected case here, not an error. The choice is made and logged once per process.
 
 >>> backend = select_backend()

@@ -3,7 +3,7 @@
 Names, shapes and initialisation follow ``mamba_ssm.modules.mamba_simple.Mamba`` (state-spaces/mamba),
 so a ``state_dict`` saved from one loads into the other and the same weights run on either path:
 mamba-ssm's CUDA kernels where they exist, this selective scan everywhere else (mamba-ssm cannot even be
-imported without CUDA, PLATFORM.md). The scan is a Python loop over the time steps of the input: traced
+imported without CUDA, docs/platform.md). The scan is a Python loop over the time steps of the input: traced
 for ONNX export it unrolls into plain ops (Mul, Add, Exp, ReduceSum), which every runtime has.
 
 >>> import torch

@@ -126,7 +126,7 @@ def test_corrupt_onnx(model_copy):
 
 @pytest.mark.filterwarnings("ignore:Specified provider .* is not in available provider names")
 def test_provider_is_read_from_the_session_and_logged_once(trained_model, monkeypatch, caplog):
-    """onnxruntime-gpu on a machine without a GPU lists CUDA/TensorRT as available (PLATFORM.md):
+    """onnxruntime-gpu on a machine without a GPU lists CUDA/TensorRT as available (docs/platform.md):
     the model must report the provider the session actually got."""
     real = ort.get_available_providers()
     monkeypatch.setattr(ort, "get_available_providers",

@@ -1,6 +1,6 @@
 """The two Mamba paths agree: mamba-ssm's CUDA kernels and the pure-PyTorch block, same weights.
 
-Skipped where CUDA or mamba-ssm is missing (every machine of this project so far: PLATFORM.md). On a GPU
+Skipped where CUDA or mamba-ssm is missing (every machine of this project so far: docs/platform.md). On a GPU
 machine with ``pip install .[gpu]`` it runs: the weights of the pure-PyTorch model are loaded into a
 model built on mamba-ssm's ``Mamba`` and both score the same windows.
 """
