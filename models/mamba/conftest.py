@@ -22,5 +22,5 @@ def _mamba_doctest_model_dir(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _mamba_model_dir_for_doctests(request, doctest_namespace):
     # Trained only when a doctest that needs it runs (the serving model's), not for every doctest here.
-    if request.node.name.endswith(("mamba.model", "mamba.bench", "mamba.recurrent")):
+    if request.node.name.endswith(("mamba.model", "mamba.recurrent")):
         doctest_namespace["mamba_model_dir"] = request.getfixturevalue("_mamba_doctest_model_dir")

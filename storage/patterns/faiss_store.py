@@ -1,6 +1,6 @@
 """The embedded pattern store: FAISS HNSW in process, no server.
 
-Chosen over usearch and exact search by measurement (docs/storage.md, ``python -m storage.bench_patterns``):
+Chosen over usearch and exact search by measurement (docs/storage.md, ``python -m bench.pattern_index``):
 at 100k patterns, HNSW M=32 / efSearch=128 kept recall@10 at 0.998 of exact search with a p50 query
 of ~0.3 ms, where exact FAISS search took ~0.85 ms and usearch needed ~0.9 ms for the same recall.
 

@@ -1,6 +1,6 @@
 """Batched, idempotent upserts: one statement per batch, replays change nothing.
 
-Two ways to send a batch, both measured by ``python -m storage.bench_writes`` (docs/storage.md):
+Two ways to send a batch, both measured by ``python -m bench.storage_writes`` (docs/storage.md):
 
 - ``"copy"``: COPY the rows into a per-connection temp table, then one ``INSERT ... SELECT ... ON
   CONFLICT`` into the real table. One round trip for the data, binary format.

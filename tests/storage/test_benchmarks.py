@@ -10,7 +10,7 @@ pytestmark = pytest.mark.integration
 async def test_write_benchmark_runs_and_cleans_up(pg_dsn):
     import asyncpg
 
-    from storage.bench_writes import measure
+    from bench.storage_writes import measure
 
     results = await measure(pg_dsn, rows=600, batch=200)
     assert len(results) == 3 and all(r.get("insert_rows_per_s", r.get("rows_per_s", 0)) > 0 for r in results)
@@ -23,7 +23,7 @@ async def test_write_benchmark_runs_and_cleans_up(pg_dsn):
 
 
 def test_pattern_market_vectors_are_real_windows_first():
-    from storage.bench_patterns import market_vectors
+    from bench.pattern_index import market_vectors
 
     vectors = market_vectors(200)
     assert vectors.shape == (200, 35)

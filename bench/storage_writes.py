@@ -1,6 +1,6 @@
 """Write throughput: COPY-then-upsert against executemany, and the whole sink, in rows per second.
 
-Run: ``python -m storage.bench_writes [--dsn postgresql://postgres@127.0.0.1:5432/postgres] [--rows 20000]``.
+Run: ``python -m bench.storage_writes [--dsn postgresql://postgres@127.0.0.1:5432/postgres] [--rows 20000]``.
 It creates its own ``candleflow_bench_<random>`` database on that server and drops it afterwards.
 Each method writes fresh rows (inserts) and then the same rows again (a replay: conflicts only).
 """

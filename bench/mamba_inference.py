@@ -4,10 +4,7 @@ For ``candleflow bench inference`` (issue 4) and docs/mamba.md. Each figure is t
 timings of one ``predict_proba`` call, in milliseconds per call and microseconds per sequence: the machine
 is shared, and the best round is the one least disturbed by others. Inputs are real feature windows
 when given (e.g. from ``training.mamba.build_windows``), else zeros (the cost does not depend on values).
-
->>> figures = measure(mamba_model_dir, batches=(1,), rounds=1)   # mamba_model_dir: a tiny trained model
->>> sorted(figures), sorted(figures["onnx"]["1"])
-(['onnx', 'provider', 'torch', 'torch_backend', 'torch_threads'], ['ms_per_call', 'us_per_sequence'])
+Tested by tests/bench/test_mamba_inference.py on a tiny trained model.
 """
 
 from __future__ import annotations

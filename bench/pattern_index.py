@@ -1,6 +1,6 @@
 """Measure the embedded pattern index candidates: recall@k against exact search and query latency.
 
-Run: ``python -m storage.bench_patterns [--n 100000] [--queries 1000]``. The vectors are embeddings
+Run: ``python -m bench.pattern_index [--n 100000] [--queries 1000]``. The vectors are embeddings
 (:mod:`storage.patterns.embedding`) of real candle windows from ``data/candles`` (about 29k), topped up to
 ``n`` with windows of block-bootstrapped real returns so the distribution stays market-like.
 """

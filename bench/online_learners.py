@@ -1,6 +1,6 @@
 """Measure online model kinds on real candles: test-then-train accuracy and µs per sample (docs/learning.md).
 
-Run: ``python -m learning.compare [--limit N] [--kinds logreg,arf] FILE...``. Each file is replayed through
+Run: ``python -m bench.online_learners [--limit N] [--kinds logreg,arf] FILE...``. Each file is replayed through
 the feature engine; every row with a known, non-tied next-candle return is predicted first, then learned
 (prequential evaluation, the accuracy an online model really has). Time covers predict + learn.
 """
