@@ -199,22 +199,24 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
 
 
-def from_env(cls: Any, env: Mapping[str, str] | None, overrides: Mapping[str, Any]) -> Any:
-    """A frozen settings dataclass from ``CANDLEFLOW_<FIELD>`` variables; ``overrides`` win. Validated."""
+def from_env(cls: Any, env: Mapping[str, str] | None, overrides: Mapping[str, Any], prefix: str = PREFIX,
+             names: Mapping[str, str] | None = None) -> Any:
+    """A frozen settings dataclass from ``<prefix><FIELD>`` variables (``names``: fields read from another
+    variable); ``overrides`` win. Validated. The one environment parser of every settings object."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        raw = env.get(PREFIX + f.name.upper())
+        env_name = (names or {}).get(f.name) or prefix + f.name.upper()
+        raw = env.get(env_name)
         if raw is not None:
-            values[f.name] = _parse(f.name, f.type, raw)
+            values[f.name] = _parse(env_name, f.type, raw)
     values.update(overrides)
     settings = cls(**values)
     settings.validate()
     return settings
 
 
-def _parse(name: str, type_: Any, raw: str) -> Any:
-    env_name = PREFIX + name.upper()
+def _parse(env_name: str, type_: Any, raw: str) -> Any:
     type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
     try:
         if type_name == "int":
@@ -224,7 +226,8 @@ def _parse(name: str, type_: Any, raw: str) -> Any:
     except ValueError:
         raise ConfigError(f"{env_name} must be {'an integer' if type_name == 'int' else 'a number'}, got {raw!r}") from None
     if type_name.startswith("tuple"):
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        parts = tuple(part.strip() for part in raw.split(",") if part.strip())
+        return tuple(map(Path, parts)) if type_name.startswith("tuple[Path") else parts
     if type_name == "bool":
         if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             raise ConfigError(f"{env_name} must be true or false, got {raw!r}")

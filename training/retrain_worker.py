@@ -24,10 +24,8 @@ True
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
-import os
 import sys
 import time
 import uuid
@@ -39,6 +37,7 @@ from typing import Any
 from streams.candle import Candle
 from streams.errors import CandleflowError, ConfigError, InvalidInput
 from streams.kafka_security import aiokafka_security
+from streams.settings import from_env
 from training.evaluate import (
     EvalConfig,
     common_holdout,
@@ -59,7 +58,7 @@ _PREFIX = "CANDLEFLOW_RETRAIN_"
 @dataclass(frozen=True)
 class RetrainConfig:
     """Read from ``CANDLEFLOW_RETRAIN_<FIELD>`` (``files`` comma-separated); ``artifacts_dir`` from
-    ``CANDLEFLOW_ARTIFACTS_DIR``. To be folded into ``Settings`` when the lead wires the CLI."""
+    ``CANDLEFLOW_ARTIFACTS_DIR``; parsed by the worker's own environment parser (``streams.settings``)."""
 
     files: tuple[Path, ...] = ()
     use_topics: bool = True            # the candle topics: what the workers saw (training.topic_data)
@@ -82,6 +81,9 @@ class RetrainConfig:
     artifacts_dir: Path = Path("var/artifacts")
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
         if self.metric not in METRICS:
             raise ConfigError(f"{_PREFIX}METRIC must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if not 0.0 < self.share <= 1.0:
@@ -91,23 +93,8 @@ class RetrainConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RetrainConfig:
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            raw = env.get("CANDLEFLOW_ARTIFACTS_DIR" if f.name == "artifacts_dir" else _PREFIX + f.name.upper())
-            if raw is None:
-                continue
-            kind = type(f.default)
-            try:
-                if kind is tuple:
-                    values[f.name] = tuple(Path(p.strip()) for p in raw.split(",") if p.strip())
-                elif kind is bool:
-                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-                else:
-                    values[f.name] = kind(raw) if kind in (int, float) else (Path(raw) if f.name.endswith("dir") else raw)
-            except ValueError:
-                raise ConfigError(f"{_PREFIX}{f.name.upper()} must be a {kind.__name__}, got {raw!r}") from None
-        return cls(**{**values, **overrides})
+        """Read ``CANDLEFLOW_RETRAIN_<FIELD>`` (and ``CANDLEFLOW_ARTIFACTS_DIR``) from ``env``; ``overrides`` win."""
+        return from_env(cls, env, overrides, prefix=_PREFIX, names={"artifacts_dir": "CANDLEFLOW_ARTIFACTS_DIR"})
 
 
 def decide(candidate: Mapping[str, Any], active: Mapping[str, Any], metric: str, tolerance: float) -> tuple[bool, str]:

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from streams.errors import ConfigError
@@ -36,3 +38,19 @@ def test_the_url_other_workers_route_to():
     assert Settings().web_url == "http://127.0.0.1:6066"
     assert Settings(web_host="0.0.0.0", web_port=7000).web_url == f"http://{socket.gethostname()}:7000"
     assert Settings(web_host="0.0.0.0", web_advertised_host="worker-2.internal").web_url == "http://worker-2.internal:6066"
+
+
+def test_one_environment_parser_reads_every_settings_object():
+    """Settings, StorageSettings and RetrainConfig go through the same parser: same types, same errors."""
+    from storage.config import StorageSettings
+    from training.retrain_worker import RetrainConfig
+
+    config = RetrainConfig.from_env({"CANDLEFLOW_RETRAIN_FILES": "a.csv, b.csv.gz", "CANDLEFLOW_RETRAIN_USE_POSTGRES": "no",
+                                     "CANDLEFLOW_RETRAIN_WINDOW": "300", "CANDLEFLOW_ARTIFACTS_DIR": "/srv/artifacts"})
+    assert config.files == (Path("a.csv"), Path("b.csv.gz")) and config.use_postgres is False
+    assert config.window == 300 and config.artifacts_dir == Path("/srv/artifacts")
+    for cls, name in ((RetrainConfig, "CANDLEFLOW_RETRAIN_USE_TOPICS"), (Settings, "CANDLEFLOW_PATTERNS")):
+        with pytest.raises(ConfigError, match=f"{name} must be true or false"):
+            cls.from_env({name: "perhaps"})
+    with pytest.raises(ConfigError, match="CANDLEFLOW_SINK_BATCH_SIZE must be an integer"):
+        StorageSettings.from_env({"CANDLEFLOW_SINK_BATCH_SIZE": "many"})
