@@ -6,14 +6,13 @@ it whenever aggregation is on) and is the one that sends them to dead-letters, o
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
-from faust.streams import _current_event
 
 from streams.aggregation import CandleAggregator
 from streams.app import Pipeline
 from streams.candle import Candle
+from streams.client_internals import set_current_event
 from streams.errors import InvalidInput
 from streams.ingest import decode_candle_message
 from streams.scoring import state_key
@@ -48,7 +47,7 @@ def attach_aggregation_agent(pipeline: Pipeline) -> None:
                         closed = aggregator.add(minute)
                     except InvalidInput:
                         continue  # late or duplicate minute: the candle agent dead-letters it
-                    _current_event.set(weakref.ref(event))
+                    set_current_event(event)
                     table[key] = aggregator.to_bytes()
                     for candle in closed:
                         await topic.send(key=candle.symbol.encode(), value=candle.to_record())

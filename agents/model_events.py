@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from models.deployment import Deployment
 from models.loading import load_model
 from streams.app import Pipeline
+from streams.client_internals import refresh_metadata
 from streams.errors import CandleflowError, InvalidInput
 from streams.kafka_security import aiokafka_security
 
@@ -73,7 +74,7 @@ def attach_model_reloader(pipeline: Pipeline) -> None:
         try:
             partitions = consumer.partitions_for_topic(topic)
             while not partitions:  # created by the worker at start; metadata may lag a moment
-                await consumer._client.force_metadata_update()
+                await refresh_metadata(consumer)
                 partitions = consumer.partitions_for_topic(topic) or await asyncio.sleep(0.5)
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(tps)

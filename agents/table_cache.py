@@ -8,11 +8,9 @@ The cache is emptied whenever partitions move: another worker may have advanced 
 from __future__ import annotations
 
 import logging
-import weakref
 from typing import Any, Callable
 
-from faust.streams import _current_event  # Faust routes a table write by the "current" event's partition
-
+from streams.client_internals import clear_current_event, set_current_event
 from streams.errors import DecodeError
 
 __all__ = ["TableCache", "as_current", "read_value"]
@@ -22,14 +20,14 @@ log = logging.getLogger(__name__)
 
 def as_current(event: Any) -> None:
     """Make ``event`` Faust's current event, so a table write lands on its partition's changelog."""
-    _current_event.set(weakref.ref(event))
+    set_current_event(event)
 
 
 def read_value(table: Any, key: str, decode: Callable[[bytes], Any]) -> Any:
     """The table's value of ``key``, decoded (None if absent or unreadable)."""
     # With a current event, Faust's RocksDB store looks only in that event's partition; the
     # key may live in another one (a batch spans partitions, a partition just moved here).
-    _current_event.set(None)
+    clear_current_event()
     blob = table.get(key.encode())
     if blob is None:
         return None

@@ -36,7 +36,7 @@ async def _raw(cfg: dict[str, Any]) -> None:
     try:
         ids = consumer.partitions_for_topic(cfg["source"])
         if not ids:
-            await consumer._client.force_metadata_update()
+            await consumer._client.force_metadata_update()  # aiokafka alone here: the raw row imports nothing of ours
             ids = consumer.partitions_for_topic(cfg["source"])
         tps = [TopicPartition(cfg["source"], p) for p in sorted(ids)]
         consumer.assign(tps)

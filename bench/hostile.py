@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.recovery import many_symbols
 from schemas import MultiCodec, store_from_url
 from streams.broker import EmbeddedBroker, free_port
+from streams.client_internals import refresh_metadata
 from streams.producer import CandleProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
@@ -104,7 +105,7 @@ async def dead_letter_sizes(settings: Settings, idle_s: float = 2.0) -> list[int
                                 fetch_max_wait_ms=100, max_partition_fetch_bytes=8 << 20)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
+        await refresh_metadata(consumer)
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

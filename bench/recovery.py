@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.broker import EmbeddedBroker, free_port
 from streams.candle import Candle
 from streams.candle_files import read_candle_file
+from streams.client_internals import refresh_metadata
 from streams.producer import CandleProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics, topic_specs
@@ -72,7 +73,7 @@ async def count_records(bootstrap: str, topics: list[str], idle_s: float = 2.0) 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
+        await refresh_metadata(consumer)
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         counts = {t: 0 for t in topics}
         if not tps:

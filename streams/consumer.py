@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import SCHEMA_NAMES, MultiCodec, store_from_url, unbatch
+from streams.client_internals import refresh_metadata
 from streams.errors import ConfigError, DecodeError
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
@@ -74,7 +75,7 @@ async def read_topic(settings: Settings, topics: list[str], from_beginning: bool
         for topic in topics:
             ids = consumer.partitions_for_topic(topic)
             if not ids:  # metadata of a topic the client has not asked about yet
-                await consumer._client.force_metadata_update()
+                await refresh_metadata(consumer)
                 ids = consumer.partitions_for_topic(topic)
             if not ids:
                 raise ConfigError(f"topic {topic!r} does not exist on {settings.broker}")

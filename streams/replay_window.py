@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.client_internals import refresh_metadata
 from streams.consumer import offsets_at_time
 from streams.errors import ConfigError
 
@@ -75,7 +76,7 @@ async def resolve_window(consumer: AIOKafkaConsumer, topic: str, by: str, from_o
         raise ConfigError(f"replay selects by one of {', '.join(BY)}, got {by!r}")
     ids = consumer.partitions_for_topic(topic)
     if not ids:
-        await consumer._client.force_metadata_update()  # a fresh client may not have the topic's metadata yet
+        await refresh_metadata(consumer)  # a fresh client may not have the topic's metadata yet
         ids = consumer.partitions_for_topic(topic)
     if not ids:
         raise ConfigError(f"topic {topic!r} does not exist")

@@ -25,6 +25,7 @@ from typing import Any
 
 from learning.promotion import PairedJudge, PromotionJudge
 from schemas import MultiCodec, store_from_url, unbatch
+from streams.client_internals import refresh_metadata
 from streams.consumer import offsets_at_time
 from streams.errors import InvalidInput
 from streams.kafka_security import aiokafka_security
@@ -137,5 +138,5 @@ async def _assign_all(consumer: Any, topic: str) -> None:
     from aiokafka import TopicPartition
 
     if not consumer.partitions_for_topic(topic):
-        await consumer._client.force_metadata_update()
+        await refresh_metadata(consumer)
     consumer.assign([TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())])

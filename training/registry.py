@@ -31,6 +31,7 @@ from typing import Any
 from models.deployment import ACTIONS  # one home: the actions a model event carries
 from storage.postgres import PostgresStore
 from storage.postgres.errors import classify
+from streams.client_internals import refresh_metadata
 from streams.errors import ConfigError
 from streams.kafka_security import aiokafka_security
 from training.artifacts import ArtifactStore, manifest
@@ -105,7 +106,7 @@ async def read_model_events(settings, idle_s: float = 1.0, timed: bool = False) 
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
-            await consumer._client.force_metadata_update()  # a fresh client may not have the topic's metadata yet
+            await refresh_metadata(consumer)  # a fresh client may not have the topic's metadata yet
             partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
             return []  # no model-events topic: nothing was ever deployed through it

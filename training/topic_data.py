@@ -10,6 +10,7 @@ from typing import Any
 
 from schemas import MultiCodec, store_from_url
 from streams.candle import Candle
+from streams.client_internals import refresh_metadata
 from streams.errors import InvalidInput
 from streams.ingest import decode_candle_message
 from streams.settings import Settings
@@ -46,7 +47,7 @@ async def read_topic_raw(settings: Settings, topic: str, idle_timeout_s: float) 
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, **aiokafka_security(settings))
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
+        await refresh_metadata(consumer)
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             raise InvalidInput(f"topic {topic!r} does not exist")

@@ -8,6 +8,8 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from streams.client_internals import last_read_offset
+
 __all__ = ["attach_health_views", "worker_status", "consumer_lag", "prometheus_text"]
 
 
@@ -21,7 +23,7 @@ def consumer_lag(app: Any, topics: set[str]) -> int | None:
         high = consumer.highwater(tp)
         if high is None:
             continue
-        read = consumer._read_offset.get(tp)  # the last offset the agent has seen
+        read = last_read_offset(consumer, tp)  # the last offset the agent has seen
         lag += max(0, high - (read + 1 if read is not None else 0))
         known = True
     return lag if known else None
