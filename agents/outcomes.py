@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from learning.learner import OutcomeLearner, partition_key
-from schemas import MultiCodec, store_from_url, unbatch
+from schemas import MultiCodec, schema_store, unbatch
 from streams.app import Pipeline
 from streams.errors import InvalidInput
 from streams.series import series_key
@@ -57,7 +57,7 @@ async def emit_retrain_requests(pipeline: Pipeline, requests: list[dict[str, Any
 
 def attach_outcome_agents(pipeline: Pipeline) -> None:
     app, settings = pipeline.app, pipeline.settings
-    codec = MultiCodec(["Outcome", "OutcomeBatch"], store_from_url(settings.schema_registry_url or None))
+    codec = MultiCodec(["Outcome", "OutcomeBatch"], schema_store(settings))
     outcomes_in = app.topic(settings.topic("outcomes"), key_serializer="raw", value_serializer="raw")
 
     @app.agent(outcomes_in, name="trades")

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.sink_consumer import SinkConsumer
-from schemas import AvroCodec, MultiCodec, store_from_url, unbatch
+from schemas import AvroCodec, MultiCodec, schema_store, unbatch
 from storage.config import StorageSettings
 from storage.postgres.store import PostgresStore
 from storage.redis_state import RedisState
@@ -51,7 +51,7 @@ Decoder = Callable[[bytes], list[dict[str, Any]]]
 def attach_sink_agents(pipeline: Pipeline, storage: StorageSettings | None = None) -> None:
     settings = pipeline.settings
     storage = storage or StorageSettings.from_env()
-    schemas = store_from_url(settings.schema_registry_url or None)
+    schemas = schema_store(settings)
     if "postgres" in settings.sinks or "candles" in settings.sinks:
         topics: dict[str, tuple[str, Decoder, bool]] = {}  # topic -> (table, decode, dead-letter what it refuses)
         if "postgres" in settings.sinks:

@@ -33,7 +33,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.recovery import many_symbols
-from schemas import MultiCodec, store_from_url
+from schemas import MultiCodec, schema_store
 from streams.broker import EmbeddedBroker, free_port
 from streams.client_internals import refresh_metadata
 from streams.producer import CandleProducer
@@ -160,7 +160,7 @@ def run(model_dir: Path, n_messages: int, n_symbols: int, progress=print) -> dic
             warm_n = sum(len(s) for s in warm)
             stats = wait_stats(worker, lambda s: s["predictions"] >= warm_n)
             time.sleep(2.0)  # let the checkpoint after the last batch finish before taking the baseline
-            codec = MultiCodec(["Candle", "CandleBatch"], store_from_url(settings.schema_registry_url or None))
+            codec = MultiCodec(["Candle", "CandleBatch"], schema_store(settings))
             value, per_message = invalid_batch(codec, settings.max_message_bytes)
             rss_before = rss_mb(pid)
             dead_before = stats["dead_letters"]

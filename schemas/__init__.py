@@ -18,7 +18,7 @@ from schemas.codec import AvroCodec, MultiCodec
 from schemas.faust_codecs import register_faust_codecs
 from schemas.loader import BATCHES, SCHEMA_NAMES, load_schema, unbatch
 from schemas.registry import RegistrySchemaStore
-from schemas.store import LocalSchemaStore, SchemaStore, store_from_url
+from schemas.store import LocalSchemaStore, SchemaStore, schema_store, store_from_url
 
 __all__ = [
     "BATCHES",
@@ -30,6 +30,7 @@ __all__ = [
     "SchemaStore",
     "load_schema",
     "register_faust_codecs",
+    "schema_store",
     "store_from_url",
     "unbatch",
 ]

@@ -6,6 +6,7 @@ Both answers are cached per store instance, so the hot path never parses a schem
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from abc import ABC, abstractmethod
 from typing import Any
@@ -16,7 +17,7 @@ from fastavro.schema import to_parsing_canonical_form
 from schemas.loader import SCHEMA_NAMES, full_name, load_schema
 from streams.errors import ConfigError, DecodeError
 
-__all__ = ["LocalSchemaStore", "SchemaStore", "UnknownSchemaId", "local_schema_id", "parse", "store_from_url"]
+__all__ = ["LocalSchemaStore", "SchemaStore", "UnknownSchemaId", "local_schema_id", "parse", "schema_store", "store_from_url"]
 
 
 class UnknownSchemaId(DecodeError):
@@ -130,3 +131,19 @@ def store_from_url(url: str | None) -> SchemaStore:
     from schemas.registry import RegistrySchemaStore
 
     return RegistrySchemaStore(url)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_store(url: str) -> SchemaStore:
+    return store_from_url(url)
+
+
+def schema_store(settings: Any) -> SchemaStore:
+    """The schema store of ``settings`` (its ``schema_registry_url``, or the local store), one per URL in a
+    process: every codec of a worker shares its registry client and its cache of fetched schemas.
+
+    >>> from streams.settings import Settings
+    >>> schema_store(Settings()) is schema_store(Settings()), type(schema_store(Settings())).__name__
+    (True, 'LocalSchemaStore')
+    """
+    return _shared_store(settings.schema_registry_url or "")

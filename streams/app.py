@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from schemas import AvroCodec, MultiCodec, register_faust_codecs, store_from_url
+from schemas import AvroCodec, MultiCodec, register_faust_codecs, schema_store
 from streams.best_effort import BestEffort
 from streams.faust_transport import CandleflowApp
 from streams.kafka_security import faust_credentials
@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> Pipeline:
     from agents.outcomes import attach_outcome_agents
     from streams.web import attach_web_views
 
-    store = store_from_url(settings.schema_registry_url or None)
+    store = schema_store(settings)
     register_faust_codecs(store)
     app = faust_app(settings)
 

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas import SCHEMA_NAMES, MultiCodec, store_from_url, unbatch
+from schemas import SCHEMA_NAMES, MultiCodec, schema_store, unbatch
 from streams.client_internals import refresh_metadata
 from streams.errors import ConfigError, DecodeError
 from streams.kafka_security import aiokafka_security
@@ -66,7 +66,7 @@ async def read_topic(settings: Settings, topics: list[str], from_beginning: bool
     seconds without a message (None: never).
     """
     since_ms = None if from_beginning else int(time.time() * 1000)
-    codec = MultiCodec(list(SCHEMA_NAMES), store_from_url(settings.schema_registry_url or None))
+    codec = MultiCodec(list(SCHEMA_NAMES), schema_store(settings))
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False, group_id=None, **aiokafka_security(settings),
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms)
     await consumer.start()

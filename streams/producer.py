@@ -16,7 +16,7 @@ from typing import Iterable, Iterator, Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from schemas import MultiCodec, store_from_url
+from schemas import MultiCodec, schema_store
 from streams.candle import Candle
 from streams.kafka_security import aiokafka_security
 from streams.settings import Settings
@@ -59,7 +59,7 @@ class CandleProducer(QueuedProducer):
 
     def __init__(self, settings: Settings, linger_ms: int = 5):
         self.settings = settings
-        self.codec = MultiCodec(["Candle", "CandleBatch"], store_from_url(settings.schema_registry_url or None))
+        self.codec = MultiCodec(["Candle", "CandleBatch"], schema_store(settings))
         self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker, linger_ms=linger_ms, **aiokafka_security(settings),
                                           max_batch_size=256 * 1024, acks=1)
         self._partitioner = DefaultPartitioner()

@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from learning.learner import OutcomeLearner, partition_key
 from models.deployment import DeploymentTimeline, Slot
-from schemas import MultiCodec, store_from_url
+from schemas import MultiCodec, schema_store
 from streams.errors import CandleflowError, ConfigError, InvalidInput
 from streams.ingest import decode_candle_message
 from streams.kafka_security import aiokafka_security
@@ -166,7 +166,7 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
     if timed and (from_offset is not None or to_offset is not None):
         raise ConfigError("a replay range is of offsets or of times, not both")
     by = ("message_time" if by_message_time else "candle_time") if timed else "offset"
-    codec = MultiCodec(["Candle", "CandleBatch"], store_from_url(settings.schema_registry_url or None))
+    codec = MultiCodec(["Candle", "CandleBatch"], schema_store(settings))
     timeframe = topic.rsplit(".", 1)[-1] if topic.startswith(settings.topic("candles.")) else None
     serving = ServingTimeline(model, await _deployments(settings) if follow_deployments else None,
                               shadow=settings.ab_mode == "shadow")

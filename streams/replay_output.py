@@ -154,9 +154,9 @@ class TopicOutput(ReplayOutput):
     after each take while the replay goes on."""
 
     def __init__(self, settings: Any, prefix: str) -> None:
-        from schemas import AvroCodec, store_from_url
+        from schemas import AvroCodec, schema_store
 
-        store = store_from_url(settings.schema_registry_url or None)
+        store = schema_store(settings)
         self.settings, self.prefix = settings, prefix
         self.topics = {"prediction": f"{prefix}.predictions", "signal": f"{prefix}.signals"}
         self._codecs = {"prediction": AvroCodec("Prediction", store), "signal": AvroCodec("Signal", store)}

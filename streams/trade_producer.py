@@ -23,7 +23,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from learning.trades import trade_outcome
-from schemas import AvroCodec, store_from_url
+from schemas import AvroCodec, schema_store
 from streams.errors import InvalidInput
 from streams.kafka_security import aiokafka_security
 from streams.producer import QueuedProducer
@@ -39,7 +39,7 @@ class TradeProducer(QueuedProducer):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.codec = AvroCodec("Outcome", store_from_url(settings.schema_registry_url or None))
+        self.codec = AvroCodec("Outcome", schema_store(settings))
         self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", **aiokafka_security(settings))
         self._pending: list[Any] = []
 

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from learning.promotion import PairedJudge, PromotionJudge
-from schemas import MultiCodec, store_from_url, unbatch
+from schemas import MultiCodec, schema_store, unbatch
 from streams.client_internals import refresh_metadata
 from streams.consumer import offsets_at_time
 from streams.errors import InvalidInput
@@ -44,7 +44,7 @@ class PromotionWorker:
         self.settings, self.registry, self.name = settings, registry, name
         self.refresh_s, self.judge_options = refresh_s, judge_options
         self.consumer: Any = None
-        self.codec = MultiCodec(["Outcome", "OutcomeBatch"], store_from_url(settings.schema_registry_url or None))
+        self.codec = MultiCodec(["Outcome", "OutcomeBatch"], schema_store(settings))
         self.judge: PromotionJudge | None = None
         self.decisions: list[dict[str, Any]] = []
 

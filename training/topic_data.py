@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import MultiCodec, store_from_url
+from schemas import MultiCodec, schema_store
 from streams.candle import Candle
 from streams.client_internals import refresh_metadata
 from streams.errors import InvalidInput
@@ -20,7 +20,7 @@ __all__ = ["series_from_topic"]
 
 async def series_from_topic(settings: Settings, topic: str, idle_timeout_s: float = 2.0) -> tuple[list[list[Candle]], int]:
     """(one series per symbol and timeframe, number of invalid messages or candles left out)."""
-    codec = MultiCodec(["Candle", "CandleBatch"], store_from_url(settings.schema_registry_url or None))
+    codec = MultiCodec(["Candle", "CandleBatch"], schema_store(settings))
     series: dict[tuple[str, str], dict[int, Candle]] = {}
     invalid = 0
     async for _, record, _ in read_topic_raw(settings, topic, idle_timeout_s):
