@@ -41,7 +41,8 @@ VALID = {"symbol": "EVIL", "timeframe": "5m", "open_time": 1_515_560_100_000, "o
          "low": 0.0982, "close": 0.0994, "volume": 1820.5}
 BAD_FIELDS = [("open", float("nan")), ("high", float("inf")), ("close", -1.0), ("low", 0.0), ("volume", -5.0),
               ("high", 0.01), ("low", 0.5), ("open_time", 1_515_560_100_001), ("timeframe", "1m"), ("timeframe", "7m"),
-              ("symbol", ""), ("symbol", "   "), ("symbol", "S" * 65), ("symbol", "\x00" * 100), ("trades", -3),
+              ("symbol", ""), ("symbol", "   "), ("symbol", "S" * 65), ("symbol", "\x00" * 100),
+              ("symbol", "EVIL BTC"), ("symbol", "EVIL|5m"), ("trades", -3),
               ("spread_bps", float("-inf")), ("quote_volume", -0.5), ("open_time", -300_000),
               ("open_time", 4_102_444_800_000)]  # 2100: it would move its series past every real candle
 
