@@ -50,6 +50,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from models.metadata import STRATEGIES
+from models.signals import confidence_of
 from streams.errors import ConfigError
 
 __all__ = ["FEATURES", "STEPS", "STRATEGIES", "WINDOWS", "Ensemble", "EnsembleOutput", "Member", "ProbaModel"]
@@ -173,7 +174,7 @@ def _combine(strategy: str, P: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, n
         p = np.where((up_share <= 1e-12) | (up_share >= 1 - 1e-12), mean, 0.5)
     p = np.where(some, p, 0.5)  # nobody had a probability: no opinion
     agreement = np.where(some, np.where(p >= 0.5, up_share, 1.0 - up_share), 0.0)
-    confidence = np.abs(2.0 * p - 1.0) * (1.0 if strategy == "unanimous" else agreement)
+    confidence = confidence_of(p) * (1.0 if strategy == "unanimous" else agreement)
     return p, agreement, confidence
 
 

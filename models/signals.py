@@ -14,9 +14,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-__all__ = ["Decision", "decide", "prediction_id", "signal_id"]
+import numpy as np
+
+__all__ = ["Decision", "confidence_of", "decide", "prediction_id", "signal_id"]
 
 _ID_HEX = 32  # 128 bits: collisions are not a practical concern, and ids stay short in keys and logs
 
@@ -61,6 +63,17 @@ class Decision(NamedTuple):
     is_signal: bool
 
 
+def confidence_of(prob_up: Any) -> Any:
+    """How far P(up) is from a coin flip, 0..1: ``|2p - 1|``, for a float or an array. The one formula of
+    every confidence (signals, scoring, backtests, the ensemble); rounded to 12 digits so that 0.8 gives
+    0.6, not 0.6000000000000001: a threshold of 0.6 must then pass.
+
+    >>> float(confidence_of(0.8)), confidence_of(np.array([0.5, 0.1, 1.0])).tolist()
+    (0.6, [0.0, 0.8, 1.0])
+    """
+    return np.round(np.abs(2.0 * np.asarray(prob_up, dtype=np.float64) - 1.0), 12)
+
+
 def decide(prob_up: float, threshold: float) -> Decision:
     """Direction ``"UP"`` when ``prob_up >= 0.5`` else ``"DOWN"``; confidence ``|2p - 1|``; a signal when
     confidence >= ``threshold``.
@@ -76,6 +89,5 @@ def decide(prob_up: float, threshold: float) -> Decision:
         raise ValueError(f"prob_up must be a probability in [0, 1], got {prob_up}")
     if not (0.0 <= threshold <= 1.0):
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    # Rounded so that 0.8 gives 0.6, not 0.6000000000000001: a threshold of 0.6 must then pass.
-    confidence = round(abs(2.0 * float(prob_up) - 1.0), 12)
+    confidence = float(confidence_of(prob_up))
     return Decision("UP" if prob_up >= 0.5 else "DOWN", confidence, confidence >= threshold)

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, MutableMapping, Protocol, Sequence
 
 import numpy as np
 
-from models.signals import decide, prediction_id, signal_id
+from models.signals import confidence_of, decide, prediction_id, signal_id
 from streams.candle import Candle
 from streams.errors import InvalidInput
 from streams.features import FEATURE_NAMES, FeatureState
@@ -124,7 +124,7 @@ def _run(model: Any, features: np.ndarray, windows: np.ndarray | None, given: di
                    for qs, cs in zip(out.prob_up.tolist(), out.confidence.tolist())]
         return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions)
     p = np.asarray(model.predict_proba(features), dtype=np.float64)
-    confidence = np.round(np.abs(2.0 * p - 1.0), 12)
+    confidence = confidence_of(p)
     per_row = [[{"horizon": model.horizon, "prob_up": float(q), "direction": "UP" if q >= 0.5 else "DOWN",
                  "confidence": float(c)}] for q, c in zip(p, confidence)]
     return p, confidence, per_row, {getattr(model, "name", "model"): model.version}

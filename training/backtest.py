@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from models.signals import confidence_of
 from streams.candle import TIMEFRAME_MS
 
 __all__ = ["BASELINES", "backtest", "baseline_positions", "equity_curve", "periods_per_year", "positions"]
@@ -52,7 +53,7 @@ def positions(prob_up: np.ndarray, threshold: float) -> np.ndarray:
     [1, 0, 0, -1]
     """
     p = np.asarray(prob_up, dtype=np.float64)
-    confidence = np.round(np.abs(2.0 * p - 1.0), 12)  # the same rounding as decide()
+    confidence = confidence_of(p)  # as decide() computes it
     direction = np.where(p >= 0.5, 1, -1)
     return np.where(confidence >= threshold, direction, 0).astype(np.int64)
 
