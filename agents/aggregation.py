@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from streams.aggregation import CandleAggregator
 from streams.app import Pipeline
 from streams.candle import Candle
