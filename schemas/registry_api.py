@@ -34,6 +34,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from schemas.loader import SCHEMA_NAMES, full_name, load_schema
 from schemas.store import SchemaStore
+from streams.topics import OUTPUT_TOPICS
 
 __all__ = ["RegistryAnswers", "topic_subjects"]
 
@@ -43,10 +44,6 @@ Answer = tuple[int, Any]
 SUBJECT_NOT_FOUND, VERSION_NOT_FOUND, SCHEMA_NOT_FOUND = 40401, 40402, 40403
 INVALID_SCHEMA, INVALID_VERSION, OPERATION_NOT_PERMITTED = 42201, 42202, 42205
 
-# Which record a producer writes on each Avro topic (a candle topic also carries CandleBatch messages:
-# those are written under their record subject, as a topic subject names one record type).
-_TOPIC_RECORDS = {"predictions": "PredictionBatch", "signals": "Signal", "outcomes": "Outcome",
-                  "dead-letters": "DeadLetter"}
 
 
 def topic_subjects(settings: Any) -> dict[str, str]:
@@ -57,7 +54,9 @@ def topic_subjects(settings: Any) -> dict[str, str]:
     'Candle'
     """
     topics = {settings.candle_topic(tf): "Candle" for tf in settings.timeframes}
-    topics.update({settings.topic(name): record for name, record in _TOPIC_RECORDS.items()})
+    # Which record a producer writes on each Avro topic (a candle topic also carries CandleBatch messages:
+    # those are written under their record subject, as a topic subject names one record type).
+    topics.update({settings.topic(name): out.record for name, out in OUTPUT_TOPICS.items() if out.record})
     return topics
 
 

@@ -19,6 +19,7 @@ from streams.kafka_security import faust_credentials
 from streams.partitioning import KeyPartitioner
 from streams.recent_signals import RecentSignals
 from streams.settings import Settings
+from streams.topics import OUTPUT_TOPICS
 from streams.web.errors import MAX_BODY_BYTES
 from streams.learning_history import LearningHistory
 from streams.stats import PipelineStats
@@ -125,6 +126,9 @@ def create_app(settings: Settings) -> Pipeline:
         return app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=None if json else bytes,
                          options=ROCKSDB_OPTIONS)
 
+    def output_topic(name: str) -> faust.TopicT:
+        return app.topic(settings.topic(name), key_serializer="raw", value_serializer=OUTPUT_TOPICS[name].serializer)
+
     pipeline = Pipeline(
         settings=settings,
         app=app,
@@ -132,12 +136,12 @@ def create_app(settings: Settings) -> Pipeline:
         candles=app.topic(*[settings.candle_topic(tf) for tf in settings.timeframes],
                           key_serializer="raw", value_serializer="raw"),
         timeframe_of={settings.candle_topic(tf): tf for tf in settings.timeframes},
-        predictions=app.topic(settings.topic("predictions"), key_serializer="raw", value_serializer="avro-prediction"),
-        signals=app.topic(settings.topic("signals"), key_serializer="raw", value_serializer="avro-signal"),
-        dead_letters=app.topic(settings.topic("dead-letters"), key_serializer="raw", value_serializer="avro-dead-letter"),
-        outcomes=app.topic(settings.topic("outcomes"), key_serializer="raw", value_serializer="avro-outcome"),
-        retrain_requests=app.topic(settings.topic("retrain-requests"), key_serializer="raw", value_serializer="json"),
-        threshold_changes=app.topic(settings.topic("signal-thresholds"), key_serializer="raw", value_serializer="json"),
+        predictions=output_topic("predictions"),
+        signals=output_topic("signals"),
+        dead_letters=output_topic("dead-letters"),
+        outcomes=output_topic("outcomes"),
+        retrain_requests=output_topic("retrain-requests"),
+        threshold_changes=output_topic("signal-thresholds"),
         # Faust picks a table's serializers from its key/value types: bytes -> raw, otherwise JSON.
         # Feature states are stored as their own compact bytes (FeatureState.to_bytes).
         series=table("series"),

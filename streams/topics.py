@@ -14,17 +14,30 @@ from dataclasses import dataclass, field
 
 from streams.settings import Settings
 
-__all__ = ["TopicSpec", "topic_specs", "ensure_topics", "OUTPUT_TOPICS"]
+__all__ = ["OutputTopic", "TopicSpec", "topic_specs", "ensure_topics", "OUTPUT_TOPICS"]
 
-# name -> extra topic config. model-events is compacted: the latest event per model name is its state.
-OUTPUT_TOPICS: dict[str, dict[str, str]] = {
-    "predictions": {},
-    "signals": {},
-    "outcomes": {},
-    "retrain-requests": {},
-    "signal-thresholds": {},  # adaptive threshold changes (JSON, keyed by model version)
-    "model-events": {"cleanup.policy": "compact"},
-    "dead-letters": {},
+
+@dataclass(frozen=True)
+class OutputTopic:
+    """What a topic carries: the Avro record written on it (None: JSON values), Faust's value serializer
+    for it, and its topic config."""
+
+    record: str | None
+    serializer: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+# Every topic besides the candle topics, declared here only: their creation (topic_specs), the Faust topic
+# objects (streams/app.py) and the registry's topic subjects (schemas/registry_api.py) read this.
+OUTPUT_TOPICS: dict[str, OutputTopic] = {
+    "predictions": OutputTopic("PredictionBatch", "avro-prediction"),
+    "signals": OutputTopic("Signal", "avro-signal"),
+    "outcomes": OutputTopic("Outcome", "avro-outcome"),  # OutcomeBatch messages too
+    "retrain-requests": OutputTopic(None, "json"),
+    "signal-thresholds": OutputTopic(None, "json"),  # adaptive threshold changes, keyed by model version
+    # Compacted: the latest event per model name is its state.
+    "model-events": OutputTopic(None, "json", {"cleanup.policy": "compact"}),
+    "dead-letters": OutputTopic("DeadLetter", "avro-dead-letter"),
 }
 
 
@@ -40,7 +53,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic Candleflow reads or writes (Faust's own changelog topics excluded)."""
     n, rf = settings.partitions, settings.replication_factor
     specs = [TopicSpec(settings.candle_topic(tf), n, replication=rf) for tf in settings.timeframes]
-    specs += [TopicSpec(settings.topic(name), n, dict(config), rf) for name, config in OUTPUT_TOPICS.items()]
+    specs += [TopicSpec(settings.topic(name), n, dict(out.config), rf) for name, out in OUTPUT_TOPICS.items()]
     return specs
 
 
