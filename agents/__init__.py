@@ -7,7 +7,7 @@
 - :mod:`agents.sinks`, :mod:`agents.sink_consumer`: PostgreSQL and Redis, in consumer groups of their own.
 """
 
-from streams.lazy_exports import lazy_exports
+from core.lazy_exports import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
     "attach_candle_agent": "agents.candles", "Checkpoint": "agents.checkpoint", "attach_outcome_agents": "agents.outcomes",

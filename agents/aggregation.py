@@ -10,9 +10,9 @@ from typing import Any
 
 from streams.aggregation import CandleAggregator
 from streams.app import Pipeline
-from streams.candle import Candle
+from core.candle import Candle
 from streams.client_internals import set_current_event
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 from streams.ingest import decode_candle_message
 from streams.scoring import state_key
 

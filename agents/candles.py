@@ -23,10 +23,11 @@ from agents.outcomes import emit_retrain_requests, learner_for_partition
 from agents.patterns import add_consensus, remember_patterns
 from streams.app import Pipeline
 from streams.dead_letters import combined, dead_letter_record
-from streams.errors import DecodeError, InvalidInput
+from core.errors import DecodeError, InvalidInput
 from streams.ingest import decode_candle_message, groups_by_bytes, misrouted
-from streams.retry import until_available
-from streams.series import Position, series_key
+from core.retry import until_available
+from core.series_keys import series_key
+from streams.series import Position
 from streams.step import BatchResult, Models, SourcedCandle, StepConfig, learn_batch, process_batch
 
 __all__ = ["attach_candle_agent", "handle_candle_events"]

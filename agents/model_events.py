@@ -19,7 +19,7 @@ from models.deployment import Deployment
 from models.loading import load_model
 from streams.app import Pipeline
 from streams.client_internals import refresh_metadata
-from streams.errors import CandleflowError, InvalidInput
+from core.errors import CandleflowError, InvalidInput
 from streams.kafka_security import aiokafka_security
 
 __all__ = ["attach_model_reloader", "apply_deployment"]

@@ -24,8 +24,8 @@ from typing import Any
 from learning.learner import OutcomeLearner, partition_key
 from schemas import MultiCodec, schema_store, unbatch
 from streams.app import Pipeline
-from streams.errors import InvalidInput
-from streams.series import series_key
+from core.errors import InvalidInput
+from core.series_keys import series_key
 
 __all__ = ["attach_outcome_agents", "emit_retrain_requests", "learner_for_partition"]
 

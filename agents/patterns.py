@@ -19,9 +19,9 @@ from storage.patterns import open_pattern_store
 from storage.patterns.base import PatternMeta, consensus
 from storage.patterns.embedding import DEFAULT_WINDOW, embed_window
 from streams.app import Pipeline
-from streams.candle import timeframe_ms
-from streams.features import FEATURE_NAMES
-from streams.series import series_key
+from core.candle import timeframe_ms
+from features import FEATURE_NAMES
+from core.series_keys import series_key
 
 __all__ = ["attach_pattern_store", "add_consensus", "remember_patterns"]
 
@@ -52,7 +52,7 @@ def attach_pattern_store(pipeline: Pipeline) -> None:
 
 async def add_consensus(pipeline: Pipeline, signal: dict[str, Any]) -> dict[str, Any]:
     """The signal with ``pattern_*`` fields from the k nearest stored patterns (unchanged while none, and
-    while the store fails or is slow: see :class:`streams.best_effort.BestEffort`)."""
+    while the store fails or is slow: see :class:`core.best_effort.BestEffort`)."""
     closes = _closes(pipeline.checkpoint.series.window(series_key(signal["symbol"], signal["timeframe"])))
     patterns = pipeline.patterns
     if patterns is None or closes is None:

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams.kafka_security import aiokafka_security
-from streams.settings import Settings
+from core.settings import Settings
 
 __all__ = ["SinkConsumer"]
 

@@ -31,12 +31,12 @@ from storage.postgres.store import PostgresStore
 from storage.redis_state import RedisState
 from storage.sink import BufferedSink
 from streams.app import Pipeline
-from streams.candle import Candle
+from core.candle import Candle
 from streams.consumer import json_safe
 from streams.dead_letters import dead_letter_record
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 from streams.ingest import decode_candle_message
-from streams.features import FEATURE_NAMES
+from features import FEATURE_NAMES
 
 __all__ = ["attach_sink_agents"]
 

@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable
 
 from streams.client_internals import clear_current_event, set_current_event
-from streams.errors import DecodeError
+from core.errors import DecodeError
 
 __all__ = ["TableCache", "as_current", "read_value"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas import MultiCodec, store_from_url
-from streams.candle import Candle
+from core.candle import Candle
 from streams.candle_files import read_candle_file
 
 __all__ = ["Universe", "FastCandleEncoder", "partition_of", "CANDLE_DIR"]

@@ -61,7 +61,7 @@ def run_faust(cfg: dict[str, Any]) -> None:
     import faust
 
     from streams.app import faust_app
-    from streams.settings import Settings
+    from core.settings import Settings
 
     settings = Settings(broker=cfg["broker"], app_id=cfg["app_id"], partitions=cfg["partitions"],
                         web_port=cfg["web_port"], data_dir=cfg["data_dir"], store="memory://")

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.soak import cpu_seconds, rss_mb
 from streams.broker import EmbeddedBroker
-from streams.topics import TopicSpec, ensure_topics
+from core.topics import TopicSpec, ensure_topics
 
 __all__ = ["main"]
 

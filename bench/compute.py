@@ -27,7 +27,7 @@ def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -
     from models.loading import load_model
     from streams.series import Position
     from streams.series_book import SeriesBook
-    from streams.settings import Settings
+    from core.settings import Settings
     from streams.step import Models, StepConfig, process_batch
 
     model = load_model(model_dir)

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streams.candle import Candle
-from streams.features import FEATURE_NAMES, FeatureBank, FeatureState
+from core.candle import Candle
+from features import FEATURE_NAMES, FeatureBank, FeatureState
 
 REPO = Path(__file__).resolve().parents[1]
 CANDLE_DIRS = (REPO / "data" / "candles", REPO.parent / "shared" / "data" / "candles")

@@ -37,8 +37,8 @@ from schemas import MultiCodec, schema_store
 from streams.broker import EmbeddedBroker, free_port
 from streams.client_internals import refresh_metadata
 from streams.producer import CandleProducer
-from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from core.settings import Settings
+from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]

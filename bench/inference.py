@@ -38,7 +38,7 @@ from models.direction import DirectionModel
 from models.metadata import BUNDLE_FILE, horizon_dir
 from models.onnx_session import P_UP_OUTPUT
 from streams.candle_files import read_candle_file
-from streams.features import FeatureState
+from features import FeatureState
 from streams.scoring import score_candles, state_key
 from training.dataset import BUNDLED, series_rows
 from training.train import HORIZONS, train_horizons

@@ -141,7 +141,7 @@ class Row:
 
 
 def _create_topics(broker: str, specs: list[tuple[str, dict[str, str]]]) -> None:
-    from streams.topics import TopicSpec, ensure_topics
+    from core.topics import TopicSpec, ensure_topics
 
     ensure_topics(broker, [TopicSpec(name, PARTITIONS, cfg) for name, cfg in specs])
 
@@ -176,8 +176,8 @@ def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Pat
                "signals": row.signals, "model_dir": str(model_dir), "threshold": threshold, "state_dir": str(state)}
         row.process = _child(["-m", "bench.quix_baseline", json.dumps(cfg)], log_path)
     else:
-        from streams.settings import Settings
-        from streams.topics import ensure_topics, topic_specs
+        from core.settings import Settings
+        from core.topics import ensure_topics, topic_specs
         from streams.worker_process import WorkerProcess
 
         settings = Settings.from_env(worker_env or {}, broker=broker, app_id=f"{prefix}-app", topic_prefix=prefix, partitions=PARTITIONS,
@@ -496,7 +496,7 @@ def ensure_model(model_dir: Path | None, log) -> Path:
     if model_dir is not None:
         return model_dir.resolve()
     from streams.demo import BUNDLED_CANDLES, ensure_model as ensure_demo_model
-    from streams.settings import Settings
+    from core.settings import Settings
 
     model_dir = Settings.from_env().model_dir
     ensure_demo_model(model_dir, sorted(BUNDLED_CANDLES.glob("*.csv.gz")), progress=False)
@@ -508,7 +508,7 @@ def run(cfg: Config, rows: tuple[str, ...] = ROWS, log=lambda s: print(s, file=s
         profile: bool = False, model_dir: Path | None = None, worker_env: dict[str, str] | None = None) -> dict[str, Any]:
     from schemas import SCHEMA_NAMES, MultiCodec, store_from_url
     from streams.broker import EmbeddedBroker
-    from streams.settings import Settings
+    from core.settings import Settings
 
     settings = Settings.from_env()
     model_dir = ensure_model(model_dir, log)
@@ -665,8 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     worker_env = dict(item.split("=", 1) for item in args.worker_env if "=" in item)
     if len(worker_env) != len(args.worker_env) or not all(k.startswith("CANDLEFLOW_") for k in worker_env):
         parser.error("--worker-env takes CANDLEFLOW_<SETTING>=<value>")
-    from streams.errors import ConfigError
-    from streams.settings import Settings
+    from core.errors import ConfigError
+    from core.settings import Settings
 
     try:
         Settings.from_env(worker_env)  # a bad value: one line now, not a worker dying later

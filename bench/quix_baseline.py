@@ -47,8 +47,8 @@ def build_app(cfg: dict[str, Any]):
 
     from models.direction import DirectionModel
     from schemas import AvroCodec, MultiCodec, store_from_url
-    from streams.errors import DecodeError, InvalidInput
-    from streams.features import FeatureState
+    from core.errors import DecodeError, InvalidInput
+    from features import FeatureState
     from streams.ingest import decode_candle_message
     from streams.scoring import score_candles, state_key
 

@@ -36,12 +36,12 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import EmbeddedBroker, free_port
-from streams.candle import Candle
+from core.candle import Candle
 from streams.candle_files import read_candle_file
 from streams.client_internals import refresh_metadata
 from streams.producer import CandleProducer
-from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from core.settings import Settings
+from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]

@@ -66,8 +66,8 @@ def run(symbols: int, steps: int, model_dir: Path | None, log=lambda s: print(s,
     from streams.producer import merge_by_time
     from streams.replay import replay
     from streams.replay_parallel import ReplayOutputs, default_workers, replay_in_processes
-    from streams.settings import Settings
-    from streams.topics import TopicSpec, ensure_topics
+    from core.settings import Settings
+    from core.topics import TopicSpec, ensure_topics
 
     model_dir = ensure_model(model_dir, log)
     model = load_model(model_dir)

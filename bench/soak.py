@@ -22,12 +22,12 @@ from pathlib import Path
 
 from bench.broker_bytes import summarise, topic_bytes
 from streams.broker import EmbeddedBroker, free_port
-from streams.candle import Candle
+from core.candle import Candle
 from streams.candle_files import read_candle_file
 from streams.demo import BUNDLED_CANDLES, ensure_model
 from streams.producer import CandleProducer, Pacer, merge_by_time
-from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from core.settings import Settings
+from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 
 __all__ = ["main"]

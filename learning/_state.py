@@ -2,7 +2,7 @@
 
 JSON rather than pickle for every object that is plain numbers and strings: a changelog value must
 stay readable by the next release, and a blob of another kind or format version is refused with
-:class:`~streams.errors.DecodeError` instead of being misread. (The River model is the exception; see
+:class:`~core.errors.DecodeError` instead of being misread. (The River model is the exception; see
 :mod:`learning.online`.) Python's ``json`` writes NaN/Infinity tokens, which is what feature vectors
 with warm-up NaNs need.
 
@@ -11,7 +11,7 @@ with warm-up NaNs need.
 >>> load_state("demo", 2, dump_state("demo", 1, {"n": 3}))
 Traceback (most recent call last):
 ...
-streams.errors.DecodeError: demo state: format 1, expected 2
+core.errors.DecodeError: demo state: format 1, expected 2
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from streams.errors import DecodeError
+from core.errors import DecodeError
 
 __all__ = ["dump_pickle", "dump_state", "load_pickle", "load_state"]
 

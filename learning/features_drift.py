@@ -18,7 +18,7 @@ Only scale-free features are monitored (:data:`DRIFT_FEATURES`): prices, volumes
 in price units and drift with the price level by construction.
 
 >>> import numpy as np
->>> from streams.features import FEATURE_NAMES
+>>> from features import FEATURE_NAMES
 >>> rng = np.random.default_rng(0)
 >>> ref = rng.normal(size=(1000, len(FEATURE_NAMES)))
 >>> fd = FeatureDrift(ref, window=200, every=100)
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy.special import kolmogorov
 
-from streams.features import FEATURE_NAMES
+from features import FEATURE_NAMES
 
 __all__ = ["DRIFT_FEATURES", "FeatureDrift", "holm_reject", "ks_two_sample"]
 

@@ -18,7 +18,7 @@ Rules, chosen to agree with training (:mod:`training.dataset`):
   prediction could pin;
 - outcome ids are deterministic (prediction id + horizon), so a replay upserts instead of duplicating.
 
->>> from streams.candle import Candle
+>>> from core.candle import Candle
 >>> lab = Labeller("ETH-BTC", "5m")
 >>> c0 = Candle("ETH-BTC", "5m", 0, 1.0, 1.0, 1.0, 1.00, 1.0)
 >>> _ = lab.observe(c0)
@@ -44,8 +44,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from learning._state import dump_state, load_state
-from streams.candle import Candle, timeframe_ms
-from streams.errors import DecodeError, InvalidInput
+from core.candle import Candle, timeframe_ms
+from core.errors import DecodeError, InvalidInput
 
 __all__ = ["Labelled", "Labeller", "outcome_id"]
 

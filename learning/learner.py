@@ -36,7 +36,7 @@ from learning.retrain import RetrainTrigger, TriggerConfig
 from learning.sealed import seal, unseal
 from learning.threshold import AdaptiveThreshold, ThresholdConfig
 from learning.trades import TradeResults
-from streams.errors import DecodeError
+from core.errors import DecodeError
 
 __all__ = ["OutcomeLearner", "partition_key", "trigger_key"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from learning.labelling import Labelled, Labeller
 from learning.learner import OutcomeLearner
-from streams.candle import Candle
-from streams.series import series_key
+from core.candle import Candle
+from core.series_keys import series_key
 
 __all__ = ["LoopResult", "label_and_learn", "learn_outcomes"]
 

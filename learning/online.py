@@ -53,8 +53,8 @@ import pandas as pd
 import river
 from river import compose, forest, linear_model, optim, preprocessing
 
-from streams.errors import DecodeError
-from streams.features import FEATURE_NAMES
+from core.errors import DecodeError
+from features import FEATURE_NAMES
 
 __all__ = ["KINDS", "MIN_JUDGED", "MIN_LEARNED", "OnlineModel", "RECENT"]
 
@@ -206,7 +206,7 @@ class OnlineModel:
         return np.where(logit < -30, 0.0, np.where(logit > 30, 1.0, 1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))))
 
     def predict_one(self, features: Sequence[float] | Mapping[str, float]) -> int:
-        """1 (up) when P(up) >= 0.5, the tie rule of ``models.signals.decide``."""
+        """1 (up) when P(up) >= 0.5, the tie rule of ``core.signals.decide``."""
         return int(self.predict_proba_one(features) >= 0.5)
 
     def to_bytes(self) -> bytes:

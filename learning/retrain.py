@@ -43,7 +43,7 @@ import numpy as np
 from learning._state import dump_pickle, load_pickle
 from learning.drift import AccuracyFloor, ErrorDrift, ReturnDrift, TradeLosses
 from learning.features_drift import FeatureDrift
-from streams.candle import timeframe_ms
+from core.candle import timeframe_ms
 
 __all__ = ["RetrainTrigger", "TriggerConfig"]
 

@@ -4,7 +4,7 @@ The learners hold River objects, which persist only by pickling, and unpickling 
 values travel through a changelog topic, so anything that can produce to that topic could otherwise run
 code in every worker that restores from it. A sealed blob carries a MAC under the deployment's key
 (``CANDLEFLOW_STATE_KEY``); a blob whose MAC does not verify — tampered, written under another key, or
-not sealed at all — is refused with :class:`~streams.errors.DecodeError` before it is read, and the worker
+not sealed at all — is refused with :class:`~core.errors.DecodeError` before it is read, and the worker
 starts that learner afresh (``agents/table_cache.py`` logs it).
 
 >>> key = b"k" * 32
@@ -13,7 +13,7 @@ b'state'
 >>> unseal(seal(b"state", key)[:-1] + b"!", key)
 Traceback (most recent call last):
 ...
-streams.errors.DecodeError: sealed state: the signature does not verify (tampered, or written under another CANDLEFLOW_STATE_KEY)
+core.errors.DecodeError: sealed state: the signature does not verify (tampered, or written under another CANDLEFLOW_STATE_KEY)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from streams.errors import DecodeError
+from core.errors import DecodeError
 
 __all__ = ["seal", "unseal"]
 

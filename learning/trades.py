@@ -28,8 +28,8 @@ from typing import Any
 
 from learning._state import dump_state, load_state
 from learning.labelling import outcome_id
-from streams.candle import SYMBOL_CHARACTERS, TIMEFRAME_MS, valid_symbol
-from streams.errors import InvalidInput
+from core.candle import SYMBOL_CHARACTERS, TIMEFRAME_MS, valid_symbol
+from core.errors import InvalidInput
 
 __all__ = ["TradeResults", "trade_outcome"]
 

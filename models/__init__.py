@@ -5,18 +5,16 @@
 - :mod:`models.ensemble`: :class:`Ensemble` of members combined per horizon.
 - :mod:`models.direction`: LightGBM direction models through ONNX Runtime.
 - :mod:`models.mamba`: the sequence model (PyTorch, or mamba-ssm on CUDA).
-- :mod:`models.signals`: ``decide``, ``confidence_of`` and the deterministic prediction and signal ids.
 - :mod:`models.deployment`: which version serves (active, candidate, A/B share) from model events.
 - :mod:`models.loading`: ``load_model``, whatever a model directory holds.
 
 Names are imported on first use (``models.bundle`` loads ONNX Runtime).
 """
 
-from streams.lazy_exports import lazy_exports
+from core.lazy_exports import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
     "ModelBundle": "models.bundle", "Ensemble": "models.ensemble", "Member": "models.ensemble",
     "DirectionModel": "models.direction", "DirectionHorizons": "models.direction", "load_model": "models.loading",
-    "Deployment": "models.deployment", "decide": "models.signals", "confidence_of": "models.signals",
-    "prediction_id": "models.signals", "signal_id": "models.signals",
+    "Deployment": "models.deployment",
 }, globals())

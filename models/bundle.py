@@ -49,8 +49,8 @@ from models.direction import DirectionHorizons
 from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, EnsembleOutput, Member, ProbaModel
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, BundleConfig, horizon_dir
 from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
-from streams.errors import ConfigError
-from streams.latency import LatencyWindow, percentile
+from core.errors import ConfigError
+from core.latency import LatencyWindow, percentile
 
 __all__ = ["SEQUENCE_DIR", "SEQUENCE_MEMBER", "BundleOutput", "CallStats", "ModelBundle", "bundle_version"]
 

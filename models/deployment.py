@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 
 __all__ = ["Deployment", "DeploymentTimeline", "Slot", "ACTIONS"]
 

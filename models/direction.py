@@ -2,10 +2,10 @@
 
 Loading checks everything that could make the stream score garbage quietly: the metadata parses, the
 ONNX bytes are the ones it describes, and the model's feature order is exactly the engine's
-``FEATURE_NAMES``. Any mismatch is a :class:`~streams.errors.ConfigError`, at load, not per candle.
+``FEATURE_NAMES``. Any mismatch is a :class:`~core.errors.ConfigError`, at load, not per candle.
 
 >>> import numpy as np
->>> from streams.features import FEATURE_NAMES
+>>> from features import FEATURE_NAMES
 >>> model = DirectionModel.load(model_dir)    # model_dir: a small model trained on the bundled candles
 >>> model.name, model.horizon, model.version.startswith("lgbm-h1-")
 ('lgbm-direction', 1, True)
@@ -15,7 +15,7 @@ ONNX bytes are the ones it describes, and the model's feature order is exactly t
 >>> DirectionModel.load("no/such/dir")
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: no/such/dir/model.json: model metadata not found
+core.errors.ConfigError: no/such/dir/model.json: model metadata not found
 
 :class:`DirectionHorizons` holds one such model per horizon and scores them all in one ONNX run.
 """
@@ -33,7 +33,7 @@ import numpy as np
 from models.metadata import METADATA_FILE, ONNX_FILE, ModelMetadata
 from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from models.onnx_session import P_UP_OUTPUT, create_session, merge_p_up
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["DirectionHorizons", "DirectionModel", "load_checked"]
 
@@ -51,7 +51,7 @@ def read_model_file(path: Path, what: str) -> bytes:
 
 
 def _check_features(model_features: Sequence[str], where: Path) -> None:
-    from streams.features import (
+    from features import (
         FEATURE_NAMES,  # the engine the stream feeds the model with
     )
 
@@ -60,7 +60,7 @@ def _check_features(model_features: Sequence[str], where: Path) -> None:
         extra = [n for n in model_features if n not in FEATURE_NAMES]
         detail = f"missing {missing}, unknown {extra}" if missing or extra else "same names, different order"
         raise ConfigError(
-            f"{where}: the model was trained on other features than streams.features computes ({detail}); "
+            f"{where}: the model was trained on other features than features computes ({detail}); "
             "retrain it with the current feature engine"
         )
 
@@ -140,7 +140,7 @@ class DirectionHorizons:
     is checked as :meth:`DirectionModel.load` checks it. ``version`` is derived from the horizons' versions.
 
     >>> import numpy as np
-    >>> from streams.features import FEATURE_NAMES
+    >>> from features import FEATURE_NAMES
     >>> lgbm = DirectionHorizons.load({1: model_dir})   # one directory per horizon
     >>> lgbm.horizons, lgbm.version.startswith("lgbm-"), lgbm.predict_proba(np.zeros((4, len(FEATURE_NAMES)))).shape
     ((1,), True, (4, 1))

@@ -7,7 +7,7 @@ output column is; a member that lacks the input for a batch (no windows) or give
 left out there, and the output says which members were used and which were missing.
 
 Strategies, per row and horizon, over the members with a probability there (weights ``w``, a member
-votes up when ``p >= 0.5``, the tie rule of :func:`models.signals.decide`); ``agreement`` is the
+votes up when ``p >= 0.5``, the tie rule of :func:`core.signals.decide`); ``agreement`` is the
 weighted share of members voting for the ensemble's direction:
 
 - ``weighted_average``: ``p = sum(w p) / sum(w)``; confidence ``|2p - 1| * agreement``.
@@ -50,8 +50,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from models.metadata import STRATEGIES
-from models.signals import confidence_of
-from streams.errors import ConfigError
+from core.signals import confidence_of
+from core.errors import ConfigError
 
 __all__ = ["FEATURES", "STEPS", "STRATEGIES", "WINDOWS", "Ensemble", "EnsembleOutput", "Member", "ProbaModel"]
 

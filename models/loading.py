@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from models.metadata import BUNDLE_FILE, METADATA_FILE
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["load_model"]
 

@@ -9,7 +9,7 @@ True
 >>> ModelMetadata.from_json('{"name": "x"}')
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: model metadata lacks version, horizon, feature_names, onnx_sha256
+core.errors.ConfigError: model metadata lacks version, horizon, feature_names, onnx_sha256
 
 ``bundle.json`` describes an ensemble: which horizon models it holds, their versions, how to combine.
 
@@ -20,7 +20,7 @@ True
 >>> BundleConfig.from_json('{"horizons": [1], "members": {}, "strategy": "loudest"}')
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: bundle.json: unknown strategy 'loudest' (known: weighted_average, majority, unanimous)
+core.errors.ConfigError: bundle.json: unknown strategy 'loudest' (known: weighted_average, majority, unanimous)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["BUNDLE_FILE", "METADATA_FILE", "ONNX_FILE", "LGBM_MEMBER", "STRATEGIES", "BundleConfig", "ModelMetadata", "horizon_dir",
            "metadata_fields"]

@@ -26,7 +26,7 @@ import onnxruntime as ort
 from onnx import TensorProto, compose, helper, numpy_helper
 
 from models.providers import PROVIDER_PREFERENCE, ProviderLog, check_granted, parse_providers, usable_providers
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["PROVIDER_PREFERENCE", "P_UP_OUTPUT", "create_session", "merge_p_up"]
 

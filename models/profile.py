@@ -3,7 +3,7 @@
 A :class:`TrainingProfile` holds the validation accuracy per horizon (from ``model.json``'s metrics, or
 ``bundle.json``'s for an ensemble) and a reference sample of the training features
 (``reference.npy``: at most :data:`REFERENCE_ROWS` rows of the training matrix, evenly spaced in time,
-float32, in the feature order of ``streams.features``). The drift watches of :mod:`learning.retrain`
+float32, in the feature order of ``features``). The drift watches of :mod:`learning.retrain`
 compare live accuracy with the first and live features with the second (a KS test per feature).
 
 ``reference.npy`` is read with ``allow_pickle=False``: a model directory may come from anywhere.
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from streams.errors import ConfigError
-from streams.features.names import N_FEATURES
+from core.errors import ConfigError
+from features.names import N_FEATURES
 
 __all__ = ["REFERENCE_FILE", "REFERENCE_ROWS", "TrainingProfile", "accuracy_by_horizon", "read_reference",
            "write_reference"]

@@ -13,7 +13,7 @@ True
 >>> parse_providers(["tpu"])
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: unknown ONNX Runtime provider 'tpu' (known short names: tensorrt, cuda, cpu)
+core.errors.ConfigError: unknown ONNX Runtime provider 'tpu' (known short names: tensorrt, cuda, cpu)
 >>> usable_providers(["CPUExecutionProvider"], available=["CPUExecutionProvider"])
 ['CPUExecutionProvider']
 """
@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["CPU", "PROVIDER_PREFERENCE", "ProviderLog", "check_granted", "parse_providers", "usable_providers"]
 

@@ -16,7 +16,7 @@ from schemas.checks import compile_checks
 from schemas.loader import full_name, load_schema
 from schemas.store import SchemaStore, parse
 from schemas.wire import HEADER_SIZE, frame, schema_id_of
-from streams.errors import DecodeError, InvalidInput
+from core.errors import DecodeError, InvalidInput
 
 __all__ = ["AvroCodec", "MultiCodec"]
 

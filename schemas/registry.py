@@ -12,7 +12,7 @@ from typing import Any
 import fastavro
 
 from schemas.store import SchemaStore
-from streams.errors import ConfigError, DecodeError, Retryable
+from core.errors import ConfigError, DecodeError, Retryable
 
 __all__ = ["RegistrySchemaStore"]
 

@@ -34,7 +34,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from schemas.loader import SCHEMA_NAMES, full_name, load_schema
 from schemas.store import SchemaStore
-from streams.topics import OUTPUT_TOPICS
+from core.topics import OUTPUT_TOPICS
 
 __all__ = ["RegistryAnswers", "topic_subjects"]
 
@@ -49,7 +49,7 @@ INVALID_SCHEMA, INVALID_VERSION, OPERATION_NOT_PERMITTED = 42201, 42202, 42205
 def topic_subjects(settings: Any) -> dict[str, str]:
     """Topic name -> the record written on it, for every Avro topic of ``settings``.
 
-    >>> from streams.settings import Settings
+    >>> from core.settings import Settings
     >>> topic_subjects(Settings(timeframes=("5m",)))["candleflow.candles.5m"]
     'Candle'
     """

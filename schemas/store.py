@@ -15,7 +15,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from schemas.loader import SCHEMA_NAMES, full_name, load_schema
-from streams.errors import ConfigError, DecodeError
+from core.errors import ConfigError, DecodeError
 
 __all__ = ["LocalSchemaStore", "SchemaStore", "UnknownSchemaId", "local_schema_id", "parse", "schema_store", "store_from_url"]
 
@@ -142,7 +142,7 @@ def schema_store(settings: Any) -> SchemaStore:
     """The schema store of ``settings`` (its ``schema_registry_url``, or the local store), one per URL in a
     process: every codec of a worker shares its registry client and its cache of fetched schemas.
 
-    >>> from streams.settings import Settings
+    >>> from core.settings import Settings
     >>> schema_store(Settings()) is schema_store(Settings()), type(schema_store(Settings())).__name__
     (True, 'LocalSchemaStore')
     """

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from streams.errors import DecodeError
+from core.errors import DecodeError
 
 __all__ = ["HEADER_SIZE", "MAGIC", "frame", "schema_id_of"]
 

@@ -1,6 +1,6 @@
-"""Storage settings: one frozen object read once from ``CANDLEFLOW_*`` like :class:`streams.settings.Settings`.
+"""Storage settings: one frozen object read once from ``CANDLEFLOW_*`` like :class:`core.settings.Settings`.
 
-Kept apart from ``streams.settings`` so the storage layer can be configured (and tested) on its own;
+Kept apart from ``core.settings`` so the storage layer can be configured (and tested) on its own;
 the fields are meant to be folded into ``Settings`` when the agents are wired.
 
 >>> s = StorageSettings.from_env({"CANDLEFLOW_POSTGRES_DSN": "postgresql://127.0.0.1/test",
@@ -10,7 +10,7 @@ the fields are meant to be folded into ``Settings`` when the agents are wired.
 >>> StorageSettings.from_env({"CANDLEFLOW_SINK_BATCH_SIZE": "0"})
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: CANDLEFLOW_SINK_BATCH_SIZE must be >= 1, got 0
+core.errors.ConfigError: CANDLEFLOW_SINK_BATCH_SIZE must be >= 1, got 0
 
 Passwords in the URLs never show in its repr (logs, tracebacks):
 
@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from streams.errors import ConfigError
-from streams.settings import Secret, from_env
+from core.errors import ConfigError
+from core.settings import Secret, from_env
 
 __all__ = ["StorageSettings", "masked_url"]
 

@@ -3,7 +3,7 @@
 An agent puts each record with the partition and offset it came from; the sink writes batches
 (``batch_size`` rows, or whatever arrived within ``flush_interval`` of the oldest) through an async
 ``write(records)`` callable such as :meth:`storage.postgres.PostgresStore.writer`. What happens on
-failure follows ``streams.errors``:
+failure follows ``core.errors``:
 
 - :class:`Retryable`: the *same* batch is retried with exponential backoff (with jitter) until it is
   stored. Meanwhile the buffer fills and, once ``max_buffer`` records are waiting, ``put`` waits too:
@@ -43,9 +43,9 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Hashable, Iterable, NamedTuple, Sequence
 
-from streams.latency import LatencyWindow
+from core.latency import LatencyWindow
 from storage.offsets import OffsetTracker
-from streams.errors import ConfigError, InvalidInput, Retryable
+from core.errors import ConfigError, InvalidInput, Retryable
 
 __all__ = ["BufferedSink"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 
-from streams.candle import TIMEFRAME_MS, Candle, timeframe_ms
-from streams.errors import InvalidInput, OutOfOrder
+from core.candle import TIMEFRAME_MS, Candle, timeframe_ms
+from core.errors import InvalidInput, OutOfOrder
 
 __all__ = ["CandleAggregator", "aggregate"]
 

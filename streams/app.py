@@ -13,13 +13,13 @@ from typing import Any
 import faust
 
 from schemas import AvroCodec, MultiCodec, register_faust_codecs, schema_store
-from streams.best_effort import BestEffort
+from core.best_effort import BestEffort
 from streams.faust_transport import CandleflowApp
 from streams.kafka_security import faust_credentials
 from streams.partitioning import KeyPartitioner
 from streams.recent_signals import RecentSignals
-from streams.settings import Settings
-from streams.topics import OUTPUT_TOPICS
+from core.settings import Settings
+from core.topics import OUTPUT_TOPICS
 from streams.web.errors import MAX_BODY_BYTES
 from streams.learning_history import LearningHistory
 from streams.stats import PipelineStats

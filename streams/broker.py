@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["EmbeddedBroker", "free_port", "wait_for_broker"]
 

@@ -1,11 +1,11 @@
-"""Candle files on disk (CSV, CSV.gz, Parquet) read into validated :class:`~streams.candle.Candle` lists.
+"""Candle files on disk (CSV, CSV.gz, Parquet) read into validated :class:`~core.candle.Candle` lists.
 
 The format is the one of the bundled real candles (``data/candles/``): columns ``ts`` (open time, epoch
 ms, UTC), ``open``, ``high``, ``low``, ``close``, ``volume``, optionally ``quote_volume``, ``trades``,
 ``taker_buy_base_volume``, ``taker_buy_quote_volume``, ``spread_bps``. Symbol and timeframe come from
 the file name ``<BASE>-<QUOTE>_<tf>.<ext>`` unless given.
 
-Every row goes through :func:`~streams.candle.candle_from_record`, the same check the stream applies;
+Every row goes through :func:`~core.candle.candle_from_record`, the same check the stream applies;
 a row that fails (or repeats / goes back in time) is reported in ``rejected``, never silently dropped.
 
 >>> parse_candle_filename("data/candles/ETH-BTC_5m.csv.gz")
@@ -34,8 +34,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from streams.candle import TIMEFRAME_MS, Candle, candle_from_record
-from streams.errors import ConfigError, InvalidInput
+from core.candle import TIMEFRAME_MS, Candle, candle_from_record
+from core.errors import ConfigError, InvalidInput
 
 __all__ = ["MAX_FILE_BYTES", "OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "CandleFile", "parse_candle_filename", "read_candle_file"]
 
@@ -78,7 +78,7 @@ def parse_candle_filename(path: str | Path) -> tuple[str, str]:
     >>> parse_candle_filename("candles.csv")
     Traceback (most recent call last):
     ...
-    streams.errors.ConfigError: candles.csv: file name is not <BASE>-<QUOTE>_<timeframe> (e.g. ETH-BTC_5m.csv.gz); pass symbol and timeframe explicitly
+    core.errors.ConfigError: candles.csv: file name is not <BASE>-<QUOTE>_<timeframe> (e.g. ETH-BTC_5m.csv.gz); pass symbol and timeframe explicitly
     """
     path = Path(path)
     stem, _ = _split_suffix(path)

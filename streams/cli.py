@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from streams.errors import CandleflowError, ConfigError
-from streams.settings import Settings
+from core.errors import CandleflowError, ConfigError
+from core.settings import Settings
 
 __all__ = ["main", "cli"]
 
@@ -75,7 +75,7 @@ def produce(files: tuple[Path, ...], symbol: str | None, timeframe: str | None, 
     from streams.candle_files import read_candle_file
     from streams.kafka_security import confluent_security
     from streams.producer import CandleProducer, Pacer, merge_by_time
-    from streams.topics import ensure_topics, topic_specs
+    from core.topics import ensure_topics, topic_specs
 
     if sum(x is not None and x is not False for x in (speed, rate, max_ or None)) > 1:
         raise click.UsageError("choose one of --speed, --rate and --max")
@@ -122,9 +122,9 @@ def produce(files: tuple[Path, ...], symbol: str | None, timeframe: str | None, 
 def produce_outcomes(file: Path, broker_: str | None) -> None:
     """Publish trade results (JSON lines: signal_id or prediction_id, symbol, timeframe, open_time, horizon,
     model_version, entry_price, exit_price, pnl, status) to the outcomes topic as TRADE outcomes."""
-    from streams.errors import InvalidInput
+    from core.errors import InvalidInput
     from streams.kafka_security import confluent_security
-    from streams.topics import ensure_topics, topic_specs
+    from core.topics import ensure_topics, topic_specs
     from streams.trade_producer import TradeProducer, read_trade_results
 
     settings = _settings(broker=broker_)

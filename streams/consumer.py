@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import SCHEMA_NAMES, MultiCodec, schema_store, unbatch
 from streams.client_internals import refresh_metadata
-from streams.errors import ConfigError, DecodeError
+from core.errors import ConfigError, DecodeError
 from streams.kafka_security import aiokafka_security
-from streams.settings import Settings
+from core.settings import Settings
 
 __all__ = ["first_record", "offsets_at_time", "read_topic", "json_safe"]
 

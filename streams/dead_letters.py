@@ -1,6 +1,6 @@
 """Dead-letter records: what could not be used, why, and where it came from.
 
->>> from streams.errors import DecodeError
+>>> from core.errors import DecodeError
 >>> r = dead_letter_record(DecodeError("magic byte 7, expected 0"), "candleflow.candles.5m", 2, 41, b"ETH-BTC", b"\\x07", now_ms=1)
 >>> r["reason"], r["error_type"], r["partition"], r["offset"]
 ('magic byte 7, expected 0', 'decode', 2, 41)
@@ -8,7 +8,7 @@
 One message, one dead letter, however many of its candles were refused: the reasons are listed once each
 (with how many candles gave each, at most ``MAX_REASONS``), the payload copied once.
 
->>> from streams.errors import InvalidInput
+>>> from core.errors import InvalidInput
 >>> errors = [InvalidInput("high 1 is below the candle's open")] * 3 + [InvalidInput("volume must not be negative")]
 >>> combined(errors)
 InvalidInput("4 candles refused: 3 x high 1 is below the candle's open; 1 x volume must not be negative")
@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 
 __all__ = ["MAX_DEAD_PAYLOAD", "MAX_REASONS", "combined", "dead_letter_record"]
 

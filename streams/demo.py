@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from streams.broker import EmbeddedBroker, free_port
-from streams.candle import Candle
+from core.candle import Candle
 from streams.candle_files import read_candle_file
 from streams.consumer import read_topic
 from streams.demo_loop import regime_loop
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.producer import CandleProducer, Pacer, merge_by_time
 from streams.regime_change import alternate_moves
-from streams.settings import Settings
-from streams.latency import percentile
-from streams.topics import ensure_topics, topic_specs
+from core.settings import Settings
+from core.latency import percentile
+from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 
 __all__ = ["run_demo", "DemoSummary", "BUNDLED_CANDLES", "loop_candles", "LIVE_RATE"]

@@ -25,10 +25,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from streams.candle import Candle
+from core.candle import Candle
 from streams.consumer import first_record
-from streams.errors import CandleflowError
-from streams.settings import Settings
+from core.errors import CandleflowError
+from core.settings import Settings
 
 __all__ = ["AFTER_CHANGE", "REGISTRY_NAME", "regime_loop"]
 

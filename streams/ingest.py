@@ -1,7 +1,7 @@
 """Candle messages to candles: decode a Candle or CandleBatch message and validate each candle.
 
-A message that cannot be decoded raises :class:`~streams.errors.DecodeError`; inside a message that
-decodes, each invalid candle becomes an :class:`~streams.errors.InvalidInput` in the result, so one
+A message that cannot be decoded raises :class:`~core.errors.DecodeError`; inside a message that
+decodes, each invalid candle becomes an :class:`~core.errors.InvalidInput` in the result, so one
 bad candle in a batch does not cost the others. A message larger than ``max_bytes`` is refused before
 decoding (1 MiB by default, Kafka's own default ``message.max.bytes``): 5,000 candles fit in ~0.4 MiB.
 
@@ -9,7 +9,7 @@ decoding (1 MiB by default, Kafka's own default ``message.max.bytes``): 5,000 ca
 >>> decode_candle_message(MultiCodec(["Candle", "CandleBatch"], LocalSchemaStore()), b"x" * 2000, max_bytes=1024)
 Traceback (most recent call last):
 ...
-streams.errors.DecodeError: message of 2000 bytes exceeds the 1024-byte limit (CANDLEFLOW_MAX_MESSAGE_BYTES)
+core.errors.DecodeError: message of 2000 bytes exceeds the 1024-byte limit (CANDLEFLOW_MAX_MESSAGE_BYTES)
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Callable
 
-from streams.candle import Candle, candle_from_record
-from streams.errors import DecodeError, InvalidInput
+from core.candle import Candle, candle_from_record
+from core.errors import DecodeError, InvalidInput
+from core.settings import MAX_MESSAGE_BYTES
 
 __all__ = ["MAX_MESSAGE_BYTES", "TAKE_GROUP_BYTES", "decode_candle_message", "misrouted", "groups_by_bytes"]
 
@@ -26,7 +27,6 @@ __all__ = ["MAX_MESSAGE_BYTES", "TAKE_GROUP_BYTES", "decode_candle_message", "mi
 # groups a checkpoint can run, so a flood of new symbols never holds more than a group beyond the live bound.
 TAKE_GROUP_BYTES = 128 * 1024
 
-MAX_MESSAGE_BYTES = 1 << 20
 
 
 def decode_candle_message(codec: Any, payload: bytes | None, expected_timeframe: str | None = None,

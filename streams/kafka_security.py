@@ -4,7 +4,7 @@
 ``CANDLEFLOW_BROKER_SASL_MECHANISM`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), ``CANDLEFLOW_BROKER_SASL_USERNAME``,
 ``CANDLEFLOW_BROKER_SASL_PASSWORD`` (a secret: never in reprs or logs), ``CANDLEFLOW_BROKER_SSL_CAFILE``.
 
->>> from streams.settings import Settings, Secret
+>>> from core.settings import Settings, Secret
 >>> s = Settings(broker_security_protocol="SASL_SSL", broker_sasl_mechanism="SCRAM-SHA-512",
 ...              broker_sasl_username="svc", broker_sasl_password=Secret("pw"))
 >>> sorted(aiokafka_security(s))

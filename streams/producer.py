@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas import MultiCodec, schema_store
-from streams.candle import Candle
+from core.candle import Candle
 from streams.kafka_security import aiokafka_security
-from streams.settings import Settings
+from core.settings import Settings
 
 __all__ = ["CandleProducer", "QueuedProducer", "merge_by_time", "Pacer"]
 

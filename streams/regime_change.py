@@ -9,7 +9,7 @@ and the next one is then wrong more often than right, which is what a regime cha
 The prices are rebuilt from the moves, so the series stays continuous and every candle stays valid
 (high the highest, low the lowest; mirrored candles swap their taker buy and sell volumes).
 
->>> from streams.candle import Candle
+>>> from core.candle import Candle
 >>> up = [Candle("X", "5m", 300_000 * i, 1.0 * 1.01 ** i, 1.0 * 1.01 ** (i + 1) * 1.001,
 ...              1.0 * 1.01 ** i * 0.999, 1.0 * 1.01 ** (i + 1), 10.0) for i in range(6)]
 >>> changed = alternate_moves(up, start=2)
@@ -25,7 +25,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from streams.candle import Candle
+from core.candle import Candle
 
 __all__ = ["alternate_moves"]
 

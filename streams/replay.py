@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from learning.learner import OutcomeLearner, partition_key
 from models.deployment import DeploymentTimeline, Slot
 from schemas import MultiCodec, schema_store
-from streams.errors import CandleflowError, ConfigError, InvalidInput
+from core.errors import CandleflowError, ConfigError, InvalidInput
 from streams.ingest import decode_candle_message
 from streams.kafka_security import aiokafka_security
 from streams.replay_output import KeptRecords, ReplayOutput
@@ -42,7 +42,7 @@ from streams.timestamps import format_time
 from streams.scoring import ProbabilityModel
 from streams.series import Position
 from streams.series_book import SeriesBook
-from streams.settings import Settings
+from core.settings import Settings
 from streams.step import Models, SourcedCandle, StepConfig, process_batch
 
 __all__ = ["ReplayReport", "ServingTimeline", "replay"]

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from streams.consumer import json_safe
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["ReplayOutput", "KeptRecords", "NoRecords", "JsonlFile", "TopicOutput", "Tee", "KINDS", "merge_parts"]
 
@@ -171,7 +171,7 @@ class TopicOutput(ReplayOutput):
         from aiokafka import AIOKafkaProducer
 
         from streams.kafka_security import aiokafka_security
-        from streams.topics import TopicSpec, ensure_topics
+        from core.topics import TopicSpec, ensure_topics
 
         ensure_topics(self.settings.broker, [TopicSpec(t, self.settings.partitions) for t in self.topics.values()])
         self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.broker, linger_ms=5,

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.errors import CandleflowError, ConfigError
+from core.errors import CandleflowError, ConfigError
 from streams.replay import ReplayReport
 from streams.replay_output import JsonlFile, KeptRecords, NoRecords, ReplayOutput, Tee, TopicOutput, merge_parts
-from streams.settings import Settings
+from core.settings import Settings
 
 __all__ = ["ReplayOutputs", "default_workers", "estimated_candles", "replay_in_processes", "topic_partitions"]
 

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.client_internals import refresh_metadata
 from streams.consumer import offsets_at_time
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["BY", "ReplayWindow", "resolve_window"]
 

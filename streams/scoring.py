@@ -18,13 +18,13 @@ from typing import Any, Iterable, Mapping, MutableMapping, Protocol, Sequence
 
 import numpy as np
 
-from models.signals import confidence_of, decide, prediction_id, signal_id
-from streams.candle import Candle
-from streams.errors import InvalidInput
-from streams.features import FEATURE_NAMES, FeatureState
-from streams.features.window import WINDOW  # feature vectors a sequence model reads
+from core.signals import confidence_of, decide, prediction_id, signal_id
+from core.candle import Candle
+from core.errors import InvalidInput
+from features import FEATURE_NAMES, FeatureState
+from features.window import WINDOW  # feature vectors a sequence model reads
 from streams.online_member import Blend, blend
-from streams.series import series_key as state_key  # one home for the key of a series
+from core.series_keys import series_key as state_key  # one home for the key of a series
 
 __all__ = ["ModelOutput", "ScoredBatch", "ProbabilityModel", "Scorable", "model_outputs", "SequenceStates", "needs_windows", "score_candles", "score_rows",
            "state_key", "serving_version", "step_members", "WINDOW"]

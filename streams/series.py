@@ -11,7 +11,7 @@ after the outputs of every candle it contains were acknowledged, so a redelivere
 state already covers (same source partition, an offset not after the state's, an open time not after
 its last) had its prediction, signal and outcomes published; it is skipped, not refused as out of order.
 
->>> from streams.candle import Candle
+>>> from core.candle import Candle
 >>> series = SeriesState()
 >>> for i in range(3):
 ...     _ = series.features.update(Candle("ETH-BTC", "5m", 300_000 * i, 1.0, 1.1, 0.9, 1.0, 2.0))
@@ -36,10 +36,10 @@ from typing import NamedTuple
 import numpy as np
 
 from learning.labelling import Labeller
-from streams.errors import DecodeError
-from streams.features import FeatureState
+from core.errors import DecodeError
+from features import FeatureState
 
-__all__ = ["Position", "SeriesState", "covers", "series_key"]
+__all__ = ["Position", "SeriesState", "covers"]
 
 _MAGIC = b"CFS2"  # 2: with the sequence models' states; CFS1 (without) is still read
 _MAGIC_1 = b"CFS1"
@@ -96,25 +96,6 @@ def encode_series(features: bytes, labeller: Labeller | None, position: Position
                      seq, tail))
 
 
-def series_key(symbol: str, timeframe: str) -> str:
-    """The table key of one series.
-
-    >>> series_key("ETH-BTC", "5m")
-    'ETH-BTC|5m'
-    """
-    return f"{symbol}|{timeframe}"
-
-
-def split_series_key(key: str) -> tuple[str, str]:
-    """``(symbol, timeframe)`` of a key :func:`series_key` made (a symbol holds no ``|``: streams/candle.py).
-
-    >>> split_series_key("ETH-BTC|5m")
-    ('ETH-BTC', '5m')
-    """
-    symbol, _, timeframe = key.rpartition("|")
-    return symbol, timeframe
-
-
 class SeriesState:
     """Features, labeller and input position of one series (see the module docstring)."""
 
@@ -147,7 +128,7 @@ class SeriesState:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> SeriesState:
-        """Raises :class:`~streams.errors.DecodeError` for anything :meth:`to_bytes` did not write."""
+        """Raises :class:`~core.errors.DecodeError` for anything :meth:`to_bytes` did not write."""
         if not isinstance(blob, (bytes, bytearray)) or blob[:4] not in (_MAGIC, _MAGIC_1):
             raise DecodeError("not a series state (bad magic)")
         head = _HEAD if blob[:4] == _MAGIC else _HEAD_1

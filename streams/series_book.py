@@ -1,13 +1,13 @@
 """SeriesBook: the live series of one worker, with their features in the vectorised engine.
 
 A worker's series are held here between checkpoints: the rolling features of every series in one
-:class:`~streams.features.bank.FeatureBank` per timeframe (a batch's candles are folded in with numpy
-operations over all its symbols at once, bit-identical to :class:`~streams.features.FeatureState`),
+:class:`~features.bank.FeatureBank` per timeframe (a batch's candles are folded in with numpy
+operations over all its symbols at once, bit-identical to :class:`~features.FeatureState`),
 and per series its labeller and the input position it reflects. :class:`~streams.series.SeriesState`
 is the stored form: :meth:`SeriesBook.load` takes one in, :meth:`SeriesBook.state` gives one out
 (what a checkpoint writes and a web view shows).
 
->>> from streams.candle import Candle
+>>> from core.candle import Candle
 >>> book = SeriesBook()
 >>> candles = [Candle(s, "5m", 300_000 * i, 1.0, 1.1, 0.9, 1.0 + i / 100, 2.0) for i in range(3) for s in ("A", "B")]
 >>> rows, ready, rejected = book.fold(candles + [candles[0]])
@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 
 from learning.labelling import Labeller
-from streams.candle import Candle
-from streams.errors import InvalidInput, OutOfOrder
-from streams.features import FeatureState
-from streams.features.bank import FeatureBank
-from streams.features.names import N_FEATURES, READY_AFTER
-from streams.series import Position, SeriesState, covers, encode_series, series_key, split_series_key as _split
+from core.candle import Candle
+from core.errors import InvalidInput, OutOfOrder
+from features import FeatureState
+from features.bank import FeatureBank
+from features.names import N_FEATURES, READY_AFTER
+from core.series_keys import series_key, split_series_key as _split
+from streams.series import Position, SeriesState, covers, encode_series
 
 __all__ = ["SeriesBook"]
 

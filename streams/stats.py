@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.latency import LatencyWindow
+from core.latency import LatencyWindow
 
 __all__ = ["PipelineStats", "RateMeter"]
 

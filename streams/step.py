@@ -12,7 +12,7 @@ marked dirty, so the next checkpoint writes it again (a worker killed after writ
 before the changelog had the state would otherwise leave the changelog behind).
 
 >>> import numpy as np
->>> from streams.candle import Candle
+>>> from core.candle import Candle
 >>> class Bullish:  # any model with a version, a horizon and predict_proba
 ...     version, horizon = "v1", 1
 ...     def predict_proba(self, rows): return np.full(len(rows), 0.9)
@@ -42,14 +42,15 @@ import numpy as np
 from learning.learner import OutcomeLearner
 from learning.loop import LoopResult, label_and_learn, learn_outcomes
 from learning.threshold import ThresholdConfig
-from streams.candle import Candle
-from streams.errors import InvalidInput
-from streams.features.names import N_FEATURES
+from core.candle import Candle
+from core.errors import InvalidInput
+from features.names import N_FEATURES
 from streams.online_member import blend_segment
 from streams.partition_clock import advance, segments
 from streams.scoring import (WINDOW, ScoredBatch, SequenceStates, model_outputs, needs_windows, score_rows, serving_version,
                              step_members)
-from streams.series import Position, covers, series_key
+from core.series_keys import series_key
+from streams.series import Position, covers
 from streams.series_book import SeriesBook
 
 __all__ = ["BatchResult", "Models", "StepConfig", "SourcedCandle", "learn_batch", "process_batch"]
@@ -94,7 +95,7 @@ class StepConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> "StepConfig":
-        """What a worker (and the replay, and the compute benchmark) runs with (streams/settings.py)."""
+        """What a worker (and the replay, and the compute benchmark) runs with (core/settings.py)."""
         adaptive = ThresholdConfig(base=settings.signal_threshold, ceiling=settings.signal_threshold_max,
                                    from_trades=settings.adaptive_threshold_source == "trades") \
             if settings.adaptive_threshold else None

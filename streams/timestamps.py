@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["format_time", "parse_time"]
 

@@ -24,10 +24,10 @@ from aiokafka import AIOKafkaProducer
 
 from learning.trades import trade_outcome
 from schemas import AvroCodec, schema_store
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 from streams.kafka_security import aiokafka_security
 from streams.producer import QueuedProducer
-from streams.settings import Settings
+from core.settings import Settings
 
 __all__ = ["TradeProducer", "read_trade_results"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import faust
 
 from streams.app import create_app
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.kafka_security import confluent_security
-from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from core.settings import Settings
+from core.topics import ensure_topics, topic_specs
 
 __all__ = ["run_worker"]
 

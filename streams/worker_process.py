@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker import _die_with_parent
-from streams.errors import ConfigError
-from streams.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
 
 __all__ = ["WorkerProcess", "settings_env"]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from streams.broker import EmbeddedBroker, free_port
-from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from core.settings import Settings
+from core.topics import ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parent.parent
 CANDLES = REPO / "data" / "candles"

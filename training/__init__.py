@@ -9,7 +9,7 @@
 Names are imported on first use (training pulls in LightGBM and PyTorch).
 """
 
-from streams.lazy_exports import lazy_exports
+from core.lazy_exports import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
     "train_horizons": "training.train", "train_on_series": "training.train", "walk_forward": "training.walk_forward",

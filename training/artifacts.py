@@ -18,7 +18,7 @@ re-hashes before handing a path out: a file edited or damaged on disk is refused
 >>> store.open(sha)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: artifact ... is corrupt: its files hash to ..., not to its name
+core.errors.ConfigError: artifact ... is corrupt: its files hash to ..., not to its name
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["DEFAULT_ROOT", "ArtifactStore", "directory_digest", "manifest"]
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from models.signals import confidence_of
-from streams.candle import TIMEFRAME_MS
+from core.signals import confidence_of
+from core.candle import TIMEFRAME_MS
 
 __all__ = ["BASELINES", "backtest", "baseline_positions", "equity_curve", "periods_per_year", "positions"]
 
@@ -46,7 +46,7 @@ def periods_per_year(timeframe: str) -> float:
 
 
 def positions(prob_up: np.ndarray, threshold: float) -> np.ndarray:
-    """+1 / -1 where the model would emit a signal, else 0: the rule of :func:`models.signals.decide`
+    """+1 / -1 where the model would emit a signal, else 0: the rule of :func:`core.signals.decide`
     (direction UP when ``p >= 0.5``, a signal when ``|2p - 1| >= threshold``), vectorised.
 
     >>> positions(np.array([0.9, 0.5, 0.52, 0.1]), threshold=0.3).tolist()

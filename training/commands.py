@@ -23,13 +23,13 @@ from typing import Any
 
 import click
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["attach", "evaluate", "models", "retrain_worker", "with_registry"]
 
 
 def _settings(broker: str | None = None):
-    from streams.settings import Settings
+    from core.settings import Settings
 
     return Settings.from_env(**({"broker": broker} if broker else {}))
 

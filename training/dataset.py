@@ -1,6 +1,6 @@
 """Supervised rows from candle series: features from the streaming engine, direction labels, time split.
 
-Features come from :class:`streams.features.FeatureState` fed one candle at a time, exactly as the
+Features come from :class:`features.FeatureState` fed one candle at a time, exactly as the
 candle agent feeds it, so training and serving cannot disagree. A row at open time ``t`` therefore
 uses only candles ``<= t``; its label is the only thing that looks ahead, by ``horizon`` candles:
 ``y = 1`` if ``close[t + horizon] > close[t]``. Rows whose future candle is missing (end of the data or
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from streams.candle import TIMEFRAME_MS, Candle
-from streams.errors import ConfigError
-from streams.features import FEATURE_NAMES, FeatureState
+from core.candle import TIMEFRAME_MS, Candle
+from core.errors import ConfigError
+from features import FEATURE_NAMES, FeatureState
 
 __all__ = ["BUNDLED", "Dataset", "RowMeta", "build_dataset", "build_datasets", "series_rows", "time_split"]
 

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from models.metadata import BUNDLE_FILE, METADATA_FILE, BundleConfig, ModelMetadata, horizon_dir
-from streams.candle import TIMEFRAME_MS, Candle
+from core.candle import TIMEFRAME_MS, Candle
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.timestamps import format_time, parse_time
 from training.backtest import BASELINES, backtest, baseline_positions, equity_curve, positions
 from training.dataset import Dataset, build_datasets

@@ -18,7 +18,7 @@ import onnxmltools
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from models.onnx_session import create_session
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = [
     "INPUT_NAME", "OUTPUT_NAME", "PARITY_TOLERANCE", "ParityError", "check_parity", "float32_thresholds",

@@ -1,6 +1,6 @@
 """Train the Mamba direction classifier on candle files; export ``model.onnx`` + ``weights.pt`` + ``model.json``.
 
-- **Windows** come from :class:`streams.features.FeatureState` fed one candle at a time, as the candle
+- **Windows** come from :class:`features.FeatureState` fed one candle at a time, as the candle
   agent feeds it: the window of the row at time ``t`` is ``state.window(60)`` right after candle ``t``
   (gap fill-ins included, padded by the serving rule while the state is young). Rows are kept once the
   state is ``ready`` and every horizon's future candle exists.
@@ -54,9 +54,9 @@ from models.mamba.metadata import (
     mamba_version,
 )
 from models.mamba.windows import WINDOW, pad_windows
-from streams.candle import TIMEFRAME_MS, Candle
-from streams.errors import ConfigError
-from streams.features import FEATURE_NAMES, FeatureState
+from core.candle import TIMEFRAME_MS, Candle
+from core.errors import ConfigError
+from features import FEATURE_NAMES, FeatureState
 from streams.timestamps import format_time
 from training.dataset import BUNDLED
 from training.metrics import direction_metrics

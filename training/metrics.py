@@ -19,7 +19,7 @@ __all__ = ["accuracy", "direction_metrics", "log_loss", "roc_auc"]
 
 
 def accuracy(y: np.ndarray, prob_up: np.ndarray, threshold: float = 0.5) -> float:
-    """Share of rows where ``prob_up >= threshold`` agrees with ``y`` (same tie rule as models.signals.decide)."""
+    """Share of rows where ``prob_up >= threshold`` agrees with ``y`` (same tie rule as core.signals.decide)."""
     return float(np.mean((np.asarray(prob_up) >= threshold) == (np.asarray(y) == 1)))
 
 

@@ -27,9 +27,9 @@ from learning.promotion import PairedJudge, PromotionJudge
 from schemas import MultiCodec, schema_store, unbatch
 from streams.client_internals import refresh_metadata
 from streams.consumer import offsets_at_time
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 from streams.kafka_security import aiokafka_security
-from streams.settings import Settings
+from core.settings import Settings
 from streams.timestamps import parse_time
 
 __all__ = ["PromotionWorker"]

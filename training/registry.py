@@ -16,7 +16,7 @@ broker outage left behind.
 >>> model_event("m", "v", "promote", "/x")
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: unknown model event action 'promote'; known: activate, candidate, rollback, retire
+core.errors.ConfigError: unknown model event action 'promote'; known: activate, candidate, rollback, retire
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from models.deployment import ACTIONS  # one home: the actions a model event car
 from storage.postgres import PostgresStore
 from storage.postgres.errors import classify
 from streams.client_internals import refresh_metadata
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.kafka_security import aiokafka_security
 from training.artifacts import ArtifactStore, manifest
 

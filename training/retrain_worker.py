@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.candle import Candle
-from streams.errors import CandleflowError, ConfigError, InvalidInput
+from core.candle import Candle
+from core.errors import CandleflowError, ConfigError, InvalidInput
 from streams.kafka_security import aiokafka_security
-from streams.settings import from_env
+from core.settings import from_env
 from training.evaluate import (
     EvalConfig,
     common_holdout,
@@ -58,7 +58,7 @@ _PREFIX = "CANDLEFLOW_RETRAIN_"
 @dataclass(frozen=True)
 class RetrainConfig:
     """Read from ``CANDLEFLOW_RETRAIN_<FIELD>`` (``files`` comma-separated); ``artifacts_dir`` from
-    ``CANDLEFLOW_ARTIFACTS_DIR``; parsed by the worker's own environment parser (``streams.settings``)."""
+    ``CANDLEFLOW_ARTIFACTS_DIR``; parsed by the worker's own environment parser (``core.settings``)."""
 
     files: tuple[Path, ...] = ()
     use_topics: bool = True            # the candle topics: what the workers saw (training.topic_data)

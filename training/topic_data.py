@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from schemas import MultiCodec, schema_store
-from streams.candle import Candle
+from core.candle import Candle
 from streams.client_internals import refresh_metadata
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 from streams.ingest import decode_candle_message
-from streams.settings import Settings
+from core.settings import Settings
 
 __all__ = ["series_from_topic"]
 

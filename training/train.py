@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, METADATA_FILE, ONNX_FILE, BundleConfig, ModelMetadata, horizon_dir
 from models.profile import REFERENCE_FILE, write_reference
-from streams.candle import Candle
+from core.candle import Candle
 from streams.candle_files import read_candle_file
 from streams.timestamps import format_time
 from training.dataset import BUNDLED, Dataset, build_dataset, build_datasets, time_split

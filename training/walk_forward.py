@@ -18,14 +18,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.candle import Candle
-from streams.errors import ConfigError
+from core.candle import Candle
+from core.errors import ConfigError
 from training.evaluate import EvalConfig, common_holdout, evaluate_series, load_scorer
 
 __all__ = ["Fold", "WalkForward", "walk_forward"]
 
 # Candles taken before a period that is evaluated or trained from (a block here, a request's ``since`` in
-# the retrain worker): the features of its first candle are ready (streams.features needs 34).
+# the retrain worker): the features of its first candle are ready (features needs 34).
 WARM_UP = 60
 
 

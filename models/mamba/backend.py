@@ -12,7 +12,7 @@ True
 >>> make_block(32, "cuda-kernels-please")
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: unknown Mamba backend 'cuda-kernels-please' (use one of: mamba_ssm, torch)
+core.errors.ConfigError: unknown Mamba backend 'cuda-kernels-please' (use one of: mamba_ssm, torch)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from models.mamba.block import MambaBlock
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["BACKENDS", "make_block", "mamba_ssm_status", "select_backend"]
 

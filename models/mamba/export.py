@@ -26,7 +26,7 @@ import torch
 from models.mamba.classifier import MambaClassifier
 from models.mamba.windows import pad_windows
 from models.onnx_session import create_session
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["INPUT_NAME", "ONNX_OPSET", "OUTPUT_NAME", "PARITY_TOLERANCE", "ParityError", "check_parity",
            "export_onnx", "portable_copy"]

@@ -12,7 +12,7 @@ True
 >>> MambaMetadata.from_json('{"name": "mamba-direction"}')
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: Mamba model metadata lacks version, feature_names, horizons, window, onnx_sha256, weights_sha256, config, normalisation
+core.errors.ConfigError: Mamba model metadata lacks version, feature_names, horizons, window, onnx_sha256, weights_sha256, config, normalisation
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.metadata import metadata_fields
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["METADATA_FILE", "MODEL_NAME", "ONNX_FILE", "WEIGHTS_FILE", "MambaMetadata", "mamba_version"]
 

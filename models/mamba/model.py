@@ -10,7 +10,7 @@ Inputs are raw windows from ``FeatureState.window(60)``: shorter ones are left-p
 (models/mamba/windows.py) and NaN means "unknown" (normalised to 0 inside the model).
 
 >>> import numpy as np
->>> from streams.features import FEATURE_NAMES
+>>> from features import FEATURE_NAMES
 >>> model = MambaModel.load(mamba_model_dir)   # a tiny model trained on the bundled candles (conftest)
 >>> model.name, model.horizons, model.version.startswith("mamba-")
 ('mamba-direction', (1, 2, 3, 4, 5), True)
@@ -23,7 +23,7 @@ Inputs are raw windows from ``FeatureState.window(60)``: shorter ones are left-p
 >>> MambaModel.load("no/such/dir")
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: no/such/dir/model.json: Mamba model metadata not found
+core.errors.ConfigError: no/such/dir/model.json: Mamba model metadata not found
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 from models.mamba.metadata import METADATA_FILE, ONNX_FILE, WEIGHTS_FILE, MambaMetadata
 from models.direction import read_model_file as _read
 from models.mamba.windows import pad_windows
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["MambaModel"]
 
@@ -54,13 +54,13 @@ def _check_bytes(data: bytes, expected: str, path: Path) -> None:
 
 
 def _check_features(model_features: Sequence[str], where: Path) -> None:
-    from streams.features import FEATURE_NAMES
+    from features import FEATURE_NAMES
 
     if tuple(model_features) != tuple(FEATURE_NAMES):
         missing = [n for n in FEATURE_NAMES if n not in model_features]
         extra = [n for n in model_features if n not in FEATURE_NAMES]
         detail = f"missing {missing}, unknown {extra}" if missing or extra else "same names, different order"
-        raise ConfigError(f"{where}: the Mamba model was trained on other features than streams.features "
+        raise ConfigError(f"{where}: the Mamba model was trained on other features than features "
                           f"computes ({detail}); retrain it with the current feature engine")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from models.direction import read_model_file as _read
 from models.mamba.metadata import METADATA_FILE, WEIGHTS_FILE, MambaMetadata
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["MambaRecurrent"]
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from streams.features.window import WINDOW  # the feature state's window: what a sequence model reads
+from features.window import WINDOW  # the feature state's window: what a sequence model reads
 
 __all__ = ["WINDOW", "pad_windows"]
 

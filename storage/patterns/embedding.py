@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 
 __all__ = ["DEFAULT_WINDOW", "SHAPE_FEATURES", "embed_window", "embed_windows", "embedding_dim"]
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from storage.patterns.base import Neighbour, PatternMeta
 from storage.patterns.embedding import embedding_dim
-from streams.errors import ConfigError, InvalidInput
+from core.errors import ConfigError, InvalidInput
 
 __all__ = ["FaissPatternStore"]
 

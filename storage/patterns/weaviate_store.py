@@ -22,7 +22,7 @@ import numpy as np
 
 from storage.patterns.base import Neighbour, PatternMeta
 from storage.patterns.embedding import embedding_dim
-from streams.errors import ConfigError, InvalidInput, Retryable
+from core.errors import ConfigError, InvalidInput, Retryable
 
 __all__ = ["WeaviatePatternStore", "from_object", "to_object"]
 

@@ -1,4 +1,4 @@
-"""Map asyncpg / socket errors onto Candleflow's policy branches (``streams.errors``).
+"""Map asyncpg / socket errors onto Candleflow's policy branches (``core.errors``).
 
 - connection lost, server starting or shutting down, out of resources, serialisation failure
   -> :class:`Retryable` (back off; the same batch will go through later);
@@ -24,7 +24,7 @@ import asyncio
 
 import asyncpg
 
-from streams.errors import CandleflowError, ConfigError, InvalidInput, Retryable
+from core.errors import CandleflowError, ConfigError, InvalidInput, Retryable
 
 __all__ = ["classify"]
 

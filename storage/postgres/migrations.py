@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["MIGRATIONS", "Migration", "migrate"]
 

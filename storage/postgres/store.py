@@ -1,7 +1,7 @@
 """One PostgreSQL database as Candleflow's system of record: pool, migrations, writes, reads.
 
 The pool is opened lazily and re-opened after failures, so a store created while the database is
-down starts working when it comes back; every failure surfaces as a ``streams.errors`` branch
+down starts working when it comes back; every failure surfaces as a ``core.errors`` branch
 (:mod:`storage.postgres.errors`), which is what :class:`storage.sink.BufferedSink` acts on.
 
 >>> store = PostgresStore("postgresql://postgres@127.0.0.1:1/none")  # nothing is contacted yet
@@ -10,7 +10,7 @@ down starts working when it comes back; every failure surfaces as a ``streams.er
 >>> store.writer("trades")
 Traceback (most recent call last):
 ...
-streams.errors.ConfigError: no table 'trades'; known: candles, predictions, signals, outcomes, model_versions, deployments
+core.errors.ConfigError: no table 'trades'; known: candles, predictions, signals, outcomes, model_versions, deployments
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from storage.postgres.migrations import migrate
 from storage.postgres.tables import TABLES
 from storage.postgres.timescale import ensure_timescale
 from storage.postgres.writer import METHODS, rows_for, write_rows
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 __all__ = ["PostgresStore"]
 

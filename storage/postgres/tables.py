@@ -16,12 +16,12 @@ corrected or change status, so they ``DO UPDATE``.
 >>> TABLES["signals"].row({"id": "s1"})
 Traceback (most recent call last):
 ...
-streams.errors.InvalidInput: signals record lacks prediction_id
+core.errors.InvalidInput: signals record lacks prediction_id
 >>> TABLES["candles"].row({"symbol": "X", "timeframe": "5m", "open_time": 10**15, "open": 1, "high": 1, "low": 1,
 ...                        "close": 1, "volume": 0})
 Traceback (most recent call last):
 ...
-streams.errors.InvalidInput: candles.open_time cannot be stored: OverflowError: date value out of range
+core.errors.InvalidInput: candles.open_time cannot be stored: OverflowError: date value out of range
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 
 __all__ = ["TABLES", "Table", "epoch_ms_to_dt"]
 

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping
 import asyncpg
 
 from storage.postgres.tables import TABLES, Table  # noqa: F401  (TABLES: used by the doctest)
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 
 __all__ = ["METHODS", "rows_for", "upsert_sql", "write_rows"]
 

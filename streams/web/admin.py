@@ -14,7 +14,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from streams.errors import ConfigError, Retryable
+from core.errors import ConfigError, Retryable
 from streams.web.errors import admin_denied, error, read_json_body
 
 __all__ = ["attach_admin_views"]

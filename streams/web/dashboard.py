@@ -15,11 +15,11 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from learning.trades import TradeResults
-from streams.candle import timeframe_ms
+from core.candle import timeframe_ms
 from streams.consumer import json_safe
-from streams.features import FEATURE_NAMES, FeatureState
-from streams.features.window import WINDOW
-from streams.series import split_series_key
+from features import FEATURE_NAMES, FeatureState
+from features.window import WINDOW
+from core.series_keys import split_series_key
 from streams.web.errors import error
 
 __all__ = ["attach_dashboard", "dashboard_series"]

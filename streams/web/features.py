@@ -7,8 +7,8 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from streams.consumer import json_safe
-from streams.features import FEATURE_NAMES, FeatureState
-from streams.series import series_key
+from features import FEATURE_NAMES, FeatureState
+from core.series_keys import series_key
 from streams.web.errors import error
 
 __all__ = ["attach_feature_views", "features_body"]

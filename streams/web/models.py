@@ -7,7 +7,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from learning.learner import OutcomeLearner
-from streams.errors import DecodeError
+from core.errors import DecodeError
 from learning.trades import TradeResults
 
 __all__ = ["attach_model_views", "models_body"]

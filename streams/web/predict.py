@@ -15,9 +15,9 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from streams.candle import candle_from_record
+from core.candle import candle_from_record
 from streams.consumer import json_safe
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 from streams.scoring import score_candles
 from streams.web.errors import error, read_json_body
 

@@ -25,7 +25,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from schemas.registry_api import RegistryAnswers, topic_subjects
-from streams.errors import Retryable
+from core.errors import Retryable
 from streams.web.errors import read_json_body
 
 __all__ = ["attach_schema_registry_views"]

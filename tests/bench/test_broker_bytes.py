@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from bench.broker_bytes import topic_bytes
-from streams.topics import TopicSpec, ensure_topics
+from core.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration
 

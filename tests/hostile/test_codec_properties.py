@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from schemas import AvroCodec, LocalSchemaStore, MultiCodec
 from schemas.wire import frame
-from streams.candle import TIMEFRAME_MS, Candle, candle_from_record
-from streams.errors import InvalidInput
+from core.candle import TIMEFRAME_MS, Candle, candle_from_record
+from core.errors import InvalidInput
 from streams.ingest import decode_candle_message
 
 STORE = LocalSchemaStore()
@@ -195,7 +195,7 @@ def test_encode_reasons_are_bounded(record):
 def test_the_quick_check_never_passes_what_the_full_one_refuses(changes, over_valid):
     """``candle_from_record`` tries a quick check for records as the decoder makes them: it may only say
     "not sure" (None, the full check then decides), never accept a candle the full check refuses or alter one."""
-    from streams.candle import _valid_as_decoded, _validated
+    from core.candle import _valid_as_decoded, _validated
 
     record = {**VALID, **changes} if over_valid else changes
     quick = _valid_as_decoded(record)
@@ -208,7 +208,7 @@ def test_the_quick_check_never_passes_what_the_full_one_refuses(changes, over_va
 
 
 def test_the_quick_check_passes_real_candles_as_decoded():
-    from streams.candle import _valid_as_decoded
+    from core.candle import _valid_as_decoded
     from streams.candle_files import read_candle_file
     from streams.demo import BUNDLED_CANDLES
 

@@ -18,15 +18,15 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from models.signals import prediction_id
+from core.signals import prediction_id
 from schemas import AvroCodec, LocalSchemaStore, MultiCodec
 from schemas.wire import frame
 from streams.broker import free_port
 from streams.dead_letters import MAX_DEAD_PAYLOAD
-from streams.errors import InvalidInput
+from core.errors import InvalidInput
 from streams.ingest import decode_candle_message
-from streams.settings import Secret, Settings
-from streams.topics import ensure_topics, topic_specs
+from core.settings import Secret, Settings
+from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 from tests.integration.test_candle_pipeline import collect, publish, real_candles
 

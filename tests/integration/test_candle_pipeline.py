@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from models.signals import prediction_id
-from streams.candle import Candle
+from core.signals import prediction_id
+from core.candle import Candle
 from streams.candle_files import read_candle_file
 from streams.consumer import read_topic
 from streams.producer import CandleProducer, merge_by_time

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from models.signals import prediction_id
+from core.signals import prediction_id
 from streams.broker import _die_with_parent, free_port, tansu_binary, wait_for_broker
-from streams.settings import Settings
+from core.settings import Settings
 from streams.worker_process import WorkerProcess, settings_env
 from tests.integration.test_candle_pipeline import collect, publish, real_candles
 from tests.integration.test_hot_reload import publish_event, wait_for

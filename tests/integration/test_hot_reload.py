@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from learning.promotion import assign_version
-from streams.candle import Candle
+from core.candle import Candle
 from tests.integration.test_candle_pipeline import collect, publish, real_candles
 from tests.waiting import wait_for
 

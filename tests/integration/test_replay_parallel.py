@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from models.loading import load_model
-from streams.errors import CandleflowError, ConfigError
+from core.errors import CandleflowError, ConfigError
 from streams.replay import replay
 from streams.replay_output import JsonlFile, KeptRecords
 from streams.replay_parallel import ReplayOutputs, default_workers, estimated_candles, replay_in_processes, topic_partitions

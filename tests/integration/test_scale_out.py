@@ -21,9 +21,9 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.broker import free_port
-from streams.candle import Candle
-from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from core.candle import Candle
+from core.settings import Settings
+from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 from tests.integration.test_candle_pipeline import collect, publish, real_candles
 from tests.waiting import wait_for
@@ -105,7 +105,7 @@ def reference(broker, trained_model, tmp_path_factory):
     try:
         version = worker.wait_ready()["model_version"]
         asyncio.run(publish(settings, candles))
-        from models.signals import prediction_id, signal_id
+        from core.signals import prediction_id, signal_id
 
         expected = {prediction_id(c.symbol, c.timeframe, c.open_time, version) for c in candles}
 

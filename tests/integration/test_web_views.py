@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from streams.candle import Candle
+from core.candle import Candle
 from tests.conftest import ARTIFACTS
 from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
 
@@ -176,7 +176,7 @@ def test_dashboard_renders_live_data_in_headless_chromium(running, tmp_path):
 
 
 def test_admin_actions_need_the_token(app_settings, worker_factory):
-    from streams.settings import Secret
+    from core.settings import Secret
 
     def admin(worker, path, body, token=None):
         url = f"http://{worker.settings.web_host}:{worker.settings.web_port}{path}"

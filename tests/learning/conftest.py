@@ -11,9 +11,9 @@ import pytest
 
 from learning.labelling import Labelled, Labeller
 from learning.online import OnlineModel
-from models.signals import decide, prediction_id
+from core.signals import decide, prediction_id
 from streams.candle_files import read_candle_file
-from streams.features import FeatureState
+from features import FeatureState
 from training.dataset import series_rows
 
 CANDLES = Path(__file__).resolve().parents[2] / "data" / "candles"  # bundled in the repo: ETH-BTC, LTC-BTC 5m

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from learning.features_drift import FeatureDrift, holm_reject
 from learning.retrain import RetrainTrigger, TriggerConfig
-from streams.features.names import INDEX
+from features.names import INDEX
 
 
 def _outcome(i: int, ok: bool) -> dict:

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learning.labelling import Labeller, outcome_id
-from streams.candle import Candle
-from streams.errors import InvalidInput
+from core.candle import Candle
+from core.errors import InvalidInput
 
 STEP = 300_000
 

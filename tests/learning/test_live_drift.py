@@ -14,7 +14,7 @@ from learning.learner import OutcomeLearner, trigger_key
 from models.loading import load_model
 from models.profile import REFERENCE_ROWS
 from streams.candle_files import read_candle_file
-from streams.features.names import N_FEATURES
+from features.names import N_FEATURES
 from streams.regime_change import alternate_moves
 from streams.series import Position
 from streams.series_book import SeriesBook

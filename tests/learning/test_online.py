@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from learning.online import OnlineModel
-from streams.errors import DecodeError
-from streams.features import FEATURE_NAMES
+from core.errors import DecodeError
+from features import FEATURE_NAMES
 
 
 def test_restart_continues_identically(replays):

@@ -11,7 +11,7 @@ from streams.candle_files import read_candle_file
 from streams.regime_change import alternate_moves
 from streams.series import Position
 from streams.series_book import SeriesBook
-from streams.settings import Settings
+from core.settings import Settings
 from streams.step import Models, StepConfig, process_batch
 from tests.conftest import CANDLES
 

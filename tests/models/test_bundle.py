@@ -14,7 +14,7 @@ from models.bundle import ModelBundle
 from models.direction import DirectionModel
 from models.ensemble import Ensemble, Member
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.scoring import score_candles
 from tests.conftest import CANDLES
 from training.train import HORIZONS

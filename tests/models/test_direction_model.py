@@ -17,8 +17,8 @@ import pytest
 
 from models.direction import DirectionModel
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
-from streams.features import FEATURE_NAMES
+from core.errors import ConfigError
+from features import FEATURE_NAMES
 from training.dataset import BUNDLED, series_rows
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.ensemble import Ensemble, Member
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 
 class Fixed:
@@ -40,7 +40,7 @@ def test_single_member_is_the_member_itself():
     for strategy in ("weighted_average", "majority", "unanimous"):
         out = ens(strategy, m("a", [0.8, 0.3], horizons=(1, 2))).score(F)
         np.testing.assert_allclose(out.prob_up, [[0.8, 0.3]])
-        np.testing.assert_allclose(out.confidence, [[0.6, 0.4]])  # |2p - 1|: what models.signals.decide gives
+        np.testing.assert_allclose(out.confidence, [[0.6, 0.4]])  # |2p - 1|: what core.signals.decide gives
         assert out.direction.tolist() == [["UP", "DOWN"]] and out.agreement.tolist() == [[1.0, 1.0]]
 
 

@@ -105,7 +105,7 @@ def test_block_output_shape_and_finite(d_model):
 
 def test_mamba_ssm_backend_is_refused_with_the_reason_when_unusable():
     from models.mamba.backend import make_block, mamba_ssm_status, select_backend
-    from streams.errors import ConfigError
+    from core.errors import ConfigError
 
     usable, reason = mamba_ssm_status()
     if usable:

@@ -14,8 +14,8 @@ from models.mamba.export import PARITY_TOLERANCE
 from models.mamba.model import MambaModel
 from models.mamba.windows import pad_windows
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
-from streams.features import FEATURE_NAMES, FeatureState
+from core.errors import ConfigError
+from features import FEATURE_NAMES, FeatureState
 from training.mamba import BUNDLED, build_windows, train_mamba_on_series
 
 F = len(FEATURE_NAMES)

@@ -12,7 +12,7 @@ import models.onnx_session as onnx_session
 from models.direction import DirectionHorizons
 from models.onnx_session import P_UP_OUTPUT, create_session, merge_p_up
 from models.providers import CPU, PROVIDER_PREFERENCE, ProviderLog, parse_providers
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from training.train import HORIZONS
 
 GPU_BUILD_WITHOUT_GPU = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]

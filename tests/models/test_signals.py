@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from models.signals import decide, prediction_id, signal_id
+from core.signals import decide, prediction_id, signal_id
 
 BASE = ("ETH-BTC", "5m", 1515560100000, "lgbm-h1-0123456789ab")
 

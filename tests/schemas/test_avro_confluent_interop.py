@@ -24,7 +24,7 @@ from schemas import (
     RegistrySchemaStore,
     load_schema,
 )
-from streams.errors import DecodeError
+from core.errors import DecodeError
 from tests.schemas.avro_records import EXAMPLES, completed, records, same
 
 CONTEXT = SerializationContext("candles.1m", MessageField.VALUE)

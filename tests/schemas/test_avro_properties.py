@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from schemas import SCHEMA_NAMES, AvroCodec, LocalSchemaStore, MultiCodec, load_schema
-from streams.errors import DecodeError, InvalidInput
+from core.errors import DecodeError, InvalidInput
 from tests.schemas.avro_records import EXAMPLES, records
 
 STORE = LocalSchemaStore()

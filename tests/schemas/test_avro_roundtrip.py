@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from schemas import SCHEMA_NAMES, AvroCodec, LocalSchemaStore, MultiCodec, load_schema
 from schemas.store import local_schema_id
-from streams.errors import DecodeError
+from core.errors import DecodeError
 from tests.schemas.avro_records import EXAMPLES, candle, completed, records, same
 
 STORE = LocalSchemaStore()

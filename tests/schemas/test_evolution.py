@@ -18,7 +18,7 @@ import pytest
 from schemas import AvroCodec, LocalSchemaStore, MultiCodec, RegistrySchemaStore, load_schema
 from schemas.registry_api import RegistryAnswers
 from schemas.store import local_schema_id
-from streams.errors import DecodeError
+from core.errors import DecodeError
 from streams.ingest import decode_candle_message
 from tests.schemas.avro_records import EXAMPLES, candle, completed
 

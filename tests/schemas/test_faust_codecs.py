@@ -5,7 +5,7 @@ from faust.serializers import codecs
 
 from schemas import SCHEMA_NAMES, LocalSchemaStore, load_schema, register_faust_codecs
 from schemas.faust_codecs import codec_name
-from streams.errors import DecodeError, InvalidInput
+from core.errors import DecodeError, InvalidInput
 from tests.schemas.avro_records import EXAMPLES, completed
 
 NAMES = ["avro-candle", "avro-candle-batch", "avro-prediction", "avro-signal", "avro-outcome", "avro-dead-letter",

@@ -14,7 +14,7 @@ from fastavro.schema import to_parsing_canonical_form
 from schemas import SCHEMA_NAMES, LocalSchemaStore, load_schema
 from schemas.loader import full_name
 from schemas.registry_api import RegistryAnswers, topic_subjects
-from streams.settings import Settings
+from core.settings import Settings
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from models.signals import prediction_id, signal_id
+from core.signals import prediction_id, signal_id
 
 T0 = 1_515_560_100_000  # 2018-01-10 04:55 UTC, the first bundled candle
 STEP = 300_000  # 5m

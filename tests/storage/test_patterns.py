@@ -20,7 +20,7 @@ from storage.patterns import (
     labelled_patterns,
     signal_with_consensus,
 )
-from streams.errors import ConfigError, InvalidInput
+from core.errors import ConfigError, InvalidInput
 from tests.storage.records import signal
 
 CANDLES = Path(__file__).resolve().parents[2] / "data" / "candles"
@@ -96,11 +96,11 @@ async def test_a_full_faiss_index_keeps_its_newest_half_and_still_answers_exactl
 
 
 async def test_a_pattern_add_that_times_out_still_lands_whole():
-    """The worker calls its pattern store best-effort (streams/best_effort.py): a slow add gives up waiting
+    """The worker calls its pattern store best-effort (core/best_effort.py): a slow add gives up waiting
     but is not cancelled half-way, so the index and its metadata still agree once it ends."""
     import asyncio
 
-    from streams.best_effort import BestEffort
+    from core.best_effort import BestEffort
 
     closes, times = _series("ETH-BTC_5m.csv.gz")
     vectors, metas = labelled_patterns(closes[:6000], times[:6000], "ETH-BTC", "5m", horizon=3)

@@ -10,7 +10,7 @@ import pytest
 from storage.postgres import MIGRATIONS, PostgresStore, migrate
 from storage.postgres.migrations import Migration
 from storage.postgres.timescale import timescale_status
-from streams.errors import ConfigError, InvalidInput, Retryable
+from core.errors import ConfigError, InvalidInput, Retryable
 from tests.storage.records import STEP, T0, outcome, prediction, signal
 
 pytestmark = pytest.mark.integration

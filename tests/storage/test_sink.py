@@ -8,7 +8,7 @@ import pytest
 
 from storage.offsets import OffsetTracker
 from storage.sink import BufferedSink
-from streams.errors import ConfigError, InvalidInput, Retryable
+from core.errors import ConfigError, InvalidInput, Retryable
 
 
 class FlakyWriter:

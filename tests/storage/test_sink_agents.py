@@ -94,7 +94,7 @@ def test_the_candle_sink_stores_every_valid_candle_once_for_retraining(app_setti
     import uuid
 
     from storage.postgres import PostgresStore
-    from streams.candle import Candle
+    from core.candle import Candle
     from training.retrain_worker import RetrainConfig, load_window
 
     monkeypatch.setenv("CANDLEFLOW_POSTGRES_DSN", pg_cluster.dsn)

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 
 from streams.aggregation import CandleAggregator
-from streams.candle import Candle, timeframe_ms
+from core.candle import Candle, timeframe_ms
 from streams.candle_files import read_candle_file
-from streams.errors import InvalidInput, OutOfOrder
+from core.errors import InvalidInput, OutOfOrder
 
 ONE_MINUTE = Path(__file__).resolve().parents[1] / "data" / "XRP-ETH_1m.csv.gz"
 

@@ -3,7 +3,7 @@ import socket
 import pytest
 
 from streams.broker import EmbeddedBroker, wait_for_broker
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 
 def test_broker_starts_answers_and_stops():

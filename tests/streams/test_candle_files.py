@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.candle_files import parse_candle_filename, read_candle_file
-from streams.errors import ConfigError
+from core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 ETH = REPO / "data" / "candles" / "ETH-BTC_5m.csv.gz"

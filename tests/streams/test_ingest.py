@@ -1,8 +1,8 @@
 import pytest
 
 from schemas import LocalSchemaStore, MultiCodec
-from streams.candle import Candle
-from streams.errors import DecodeError, InvalidInput
+from core.candle import Candle
+from core.errors import DecodeError, InvalidInput
 from streams.ingest import decode_candle_message
 
 CODEC = MultiCodec(["Candle", "CandleBatch"], LocalSchemaStore())
@@ -42,7 +42,7 @@ def test_a_message_over_the_size_limit_is_refused_before_decoding_even_if_valid(
 def test_a_candle_from_the_future_is_refused_with_the_reason():
     import time
 
-    from streams.settings import Settings
+    from core.settings import Settings
 
     settings = Settings(max_clock_skew_s=300)
     now = time.time()

@@ -11,8 +11,8 @@ import pytest
 from streams.candle_files import read_candle_file
 from streams.consumer import read_topic
 from streams.producer import BATCH_CANDLES, CandleProducer
-from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from core.settings import Settings
+from core.topics import ensure_topics, topic_specs
 from tests.conftest import CANDLES
 
 pytestmark = pytest.mark.integration

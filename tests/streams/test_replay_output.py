@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.replay_output import JsonlFile, KeptRecords, Tee, record_line
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from models.direction import DirectionModel
-from models.signals import prediction_id
+from core.signals import prediction_id
 from streams.candle_files import read_candle_file
-from streams.features import FeatureState
+from features import FeatureState
 from streams.scoring import score_candles, state_key
 from tests.conftest import CANDLES
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from streams.candle_files import read_candle_file
-from streams.features import FeatureState
+from features import FeatureState
 from streams.series import Position, SeriesState
 from streams.series_book import DEEP, SeriesBook
 from tests.conftest import CANDLES

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from streams.candle import Candle
-from streams.errors import OutOfOrder
+from core.candle import Candle
+from core.errors import OutOfOrder
 from streams.series import Position
 from streams.series_book import SeriesBook
 from streams.step import Models, StepConfig, process_batch

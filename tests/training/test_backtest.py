@@ -46,7 +46,7 @@ def test_no_trades_give_nulls_not_nan():
 
 def test_positions_follow_the_stream_rule_and_baselines():
     assert positions(np.array([0.65, 0.35, 0.64, 0.5]), 0.3).tolist() == [1, -1, 0, 0]
-    assert positions(np.array([0.5]), 0.0).tolist() == [1]  # p = 0.5 is UP in models.signals.decide
+    assert positions(np.array([0.5]), 0.0).tolist() == [1]  # p = 0.5 is UP in core.signals.decide
     model = np.array([1, 0, -1, 0, 1, 1])
     shuffled = baseline_positions("no_skill", model, np.zeros(6), np.array(["A"] * 3 + ["B"] * 3))
     assert sorted(shuffled[:3]) == sorted(model[:3]) and sorted(shuffled[3:]) == sorted(model[3:])

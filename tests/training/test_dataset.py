@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from streams.candle import TIMEFRAME_MS
+from core.candle import TIMEFRAME_MS
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
-from streams.features import FEATURE_NAMES, FeatureState
+from core.errors import ConfigError
+from features import FEATURE_NAMES, FeatureState
 from training.dataset import BUNDLED, build_dataset, series_rows, time_split
 
 STEP = TIMEFRAME_MS["5m"]

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from training.commands import attach
 from training.dataset import BUNDLED
 from training.evaluate import EvalConfig, evaluate_files, evaluate_series, load_scorer

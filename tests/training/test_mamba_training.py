@@ -11,8 +11,8 @@ import torch
 from models.mamba.classifier import MambaClassifier, MambaConfig
 from models.mamba.export import ParityError, check_parity, export_onnx
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
-from streams.features import FEATURE_NAMES, FeatureState
+from core.errors import ConfigError
+from features import FEATURE_NAMES, FeatureState
 from training.mamba import (
     BUNDLED,
     build_windows,

@@ -11,7 +11,7 @@ import pytest
 
 from storage.postgres import PostgresStore
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from training.artifacts import ArtifactStore
 from training.dataset import BUNDLED
 from training.registry import EventPublisher, ModelRegistry, read_model_events

@@ -12,7 +12,7 @@ from models.bundle import SEQUENCE_DIR
 from models.loading import load_model
 from models.mamba.classifier import MambaConfig
 from streams.candle_files import read_candle_file
-from streams.errors import ConfigError
+from core.errors import ConfigError
 from streams.timestamps import format_time
 from training.dataset import BUNDLED
 from training.evaluate import load_scorer

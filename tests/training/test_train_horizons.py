@@ -72,7 +72,7 @@ def test_features_once_equals_features_per_horizon(series):
 
 
 def test_bad_horizons(series, tmp_path):
-    from streams.errors import ConfigError
+    from core.errors import ConfigError
 
     for bad in ((), (0,), (1, 1)):
         with pytest.raises(ConfigError):

@@ -1,0 +1,240 @@
+"""One frozen, typed settings object, read once from the environment (prefix ``CANDLEFLOW_``).
+
+Everything that varies between a laptop, CI and production lives here and is passed down;
+nothing else reads ``os.environ``.
+
+>>> s = Settings.from_env({"CANDLEFLOW_BROKER": "127.0.0.1:9092", "CANDLEFLOW_SIGNAL_THRESHOLD": "0.2"})
+>>> s.broker, s.signal_threshold, s.web_host
+('127.0.0.1:9092', 0.2, '127.0.0.1')
+>>> s.topic("signals")
+'candleflow.signals'
+>>> Settings.from_env({"CANDLEFLOW_PARTITIONS": "zero"})
+Traceback (most recent call last):
+...
+core.errors.ConfigError: CANDLEFLOW_PARTITIONS must be an integer, got 'zero'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from core.candle import TIMEFRAME_MS
+from core.errors import ConfigError
+
+__all__ = ["MAX_MESSAGE_BYTES", "Settings", "Secret", "from_env"]
+
+MAX_MESSAGE_BYTES = 1 << 20  # a candle message larger than this is refused undecoded (CANDLEFLOW_MAX_MESSAGE_BYTES)
+
+PREFIX = "CANDLEFLOW_"
+
+
+class Secret(str):
+    """A string that never shows itself in reprs or logs."""
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self else "Secret('')"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Candleflow's configuration. Every field can be set as ``CANDLEFLOW_<FIELD>`` in the environment."""
+
+    broker: str = "127.0.0.1:9092"
+    app_id: str = "candleflow"
+    topic_prefix: str = "candleflow"
+    partitions: int = 4
+    replication_factor: int = 1  # of every topic the worker creates, changelogs included: 3 on a real cluster
+    timeframes: tuple[str, ...] = ("1m", "5m")
+    aggregate_to: tuple[str, ...] = ()  # e.g. 5m,15m,1h: built from candles.1m by the aggregation agent
+    model_dir: Path = Path("var/models/candleflow")
+    data_dir: Path = Path("var/data")
+    store: str = "rocksdb://"
+    schema_registry_url: str = ""
+    signal_threshold: float = 0.3
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    # What other workers use to reach this one's web views (routing by symbol); empty: web_host, or this
+    # machine's host name when web_host is a wildcard (0.0.0.0 in containers).
+    web_advertised_host: str = ""
+    # Series kept live (decoded, in the feature engine) between batches; beyond it the least recently used
+    # ones that are written are dropped after a checkpoint and read back from the table when they return.
+    max_live_series: int = 4_000
+    sse_max_clients: int = 64  # /signals/stream clients at once (one shared consumer); beyond: 503
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # larger candle messages are dead-lettered undecoded
+    # A candle opening later than this worker's clock plus this is dead-lettered (it would poison its series).
+    max_clock_skew_s: float = 300.0
+    batch_max: int = 500
+    batch_within_s: float = 0.005
+    # How often the candle agent's state is made durable behind its outputs (agents/checkpoint.py): the
+    # longest a crash makes the group redo, and the staleness of /features; not on the output path.
+    checkpoint_interval_s: float = 1.0
+    # Failure tests only: "after-outputs:N" or "after-state:N" SIGKILLs the worker inside its N-th
+    # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
+    fault_kill_at: str = ""
+    fetch_max_wait_ms: int = 25
+    # How long the producer gathers records into one request: fewer, larger requests cost the broker far
+    # less per record. 0.005 halves the steady latency in quick runs (BENCHMARKS.md, 2026-12-02), but the
+    # full pipeline benchmark's bursts did not complete with it on the embedded broker: 50 ms stays the default.
+    producer_linger_s: float = 0.05
+    outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
+    # The River online model's largest weight in the main horizon's P(up); its weight follows its recent
+    # accuracy (streams/online_member.py), deterministic under replay. 0 leaves it out.
+    online_weight: float = 0.5
+    # Conservative mode: per model version the signal threshold rises (up to signal_threshold_max) while its
+    # recent signals lose, and comes back as they recover (learning/threshold.py). Off by default for now:
+    # with it and the online member both on, the pipeline benchmark's steady 1,000/s did not complete here.
+    adaptive_threshold: bool = False
+    signal_threshold_max: float = 0.6
+    # What the adaptive threshold judges a signal by: its label (the candle h later: deterministic, what a
+    # replay reproduces) or "trades", the P&L a trading engine reports on `outcomes` (live only).
+    adaptive_threshold_source: str = "labels"
+    # A candidate version: "shadow" scores every candle beside the active model, never traded, and the
+    # promotion judge pairs their outcomes candle by candle; "split" serves it to its traffic share of symbols.
+    ab_mode: str = "shadow"
+    sinks: tuple[str, ...] = ()  # postgres, redis, candles (the candle topics into PostgreSQL); storage.config
+    patterns: bool = False  # similar-pattern consensus on signals (FAISS in-process, or Weaviate if configured)
+    pattern_k: int = 20
+    admin_token: Secret = field(default=Secret(""), repr=False)
+    # Signs the learners' table values (learning/sealed.py): set one secret for all workers of a deployment.
+    # Empty: a key derived from the app id, which keeps corrupt values out but not a forger who knows it.
+    state_key: Secret = field(default=Secret(""), repr=False)
+    broker_security_protocol: str = "PLAINTEXT"  # SSL, SASL_PLAINTEXT, SASL_SSL: streams/kafka_security.py
+    broker_sasl_mechanism: str = "PLAIN"
+    broker_sasl_username: str = ""
+    broker_sasl_password: Secret = field(default=Secret(""), repr=False)
+    broker_ssl_cafile: str = ""
+    log_level: str = "info"
+
+    def topic(self, name: str) -> str:
+        """Full topic name under the configured prefix."""
+        return f"{self.topic_prefix}.{name}" if self.topic_prefix else name
+
+    def latest_open_time(self, now_s: float | None = None) -> int:
+        """The latest candle open time (epoch ms) accepted now: this clock plus ``max_clock_skew_s``."""
+        return int(((time.time() if now_s is None else now_s) + self.max_clock_skew_s) * 1000)
+
+    @property
+    def signing_key(self) -> bytes:
+        """The key the learners' state is sealed with (``state_key``, or one derived from ``app_id``)."""
+        import hashlib
+
+        secret = str(self.state_key) if self.state_key else f"candleflow-unkeyed|{self.app_id}"
+        return hashlib.sha256(secret.encode()).digest()
+
+    def candle_topic(self, timeframe: str) -> str:
+        return self.topic(f"candles.{timeframe}")
+
+    @property
+    def web_url(self) -> str:
+        """The URL other workers route requests to (Faust's canonical URL)."""
+        host = self.web_advertised_host or (socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host)
+        return f"http://{host}:{self.web_port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read settings from ``env`` (default: ``os.environ``); ``overrides`` win over both."""
+        return from_env(cls, env, overrides)
+
+    def replace(self, **changes: Any) -> "Settings":
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        if self.partitions < 1:
+            raise ConfigError(f"CANDLEFLOW_PARTITIONS must be at least 1, got {self.partitions}")
+        if self.max_live_series < 1:
+            raise ConfigError(f"CANDLEFLOW_MAX_LIVE_SERIES must be at least 1, got {self.max_live_series}")
+        if self.sse_max_clients < 1:
+            raise ConfigError(f"CANDLEFLOW_SSE_MAX_CLIENTS must be at least 1, got {self.sse_max_clients}")
+        if self.replication_factor < 1:
+            raise ConfigError(f"CANDLEFLOW_REPLICATION_FACTOR must be at least 1, got {self.replication_factor}")
+        unknown = [tf for tf in self.timeframes if tf not in TIMEFRAME_MS]
+        if unknown or not self.timeframes:
+            raise ConfigError(f"CANDLEFLOW_TIMEFRAMES has unknown timeframes {unknown}; known: {', '.join(TIMEFRAME_MS)}")
+        if self.broker_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise ConfigError("CANDLEFLOW_BROKER_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, "
+                              f"got {self.broker_security_protocol!r}")
+        unknown_sinks = set(self.sinks) - {"postgres", "redis", "candles"}
+        if unknown_sinks:
+            raise ConfigError(f"CANDLEFLOW_SINKS knows postgres, redis and candles, not {sorted(unknown_sinks)}")
+        if self.aggregate_to:
+            bad = [tf for tf in self.aggregate_to if tf not in TIMEFRAME_MS or tf == "1m"]
+            if bad:
+                raise ConfigError(f"CANDLEFLOW_AGGREGATE_TO has timeframes that cannot be built from 1m: {bad}")
+            if "1m" not in self.timeframes or not set(self.aggregate_to) <= set(self.timeframes):
+                raise ConfigError("CANDLEFLOW_AGGREGATE_TO needs 1m and every target in CANDLEFLOW_TIMEFRAMES")
+        if self.ab_mode not in ("shadow", "split"):
+            raise ConfigError(f"CANDLEFLOW_AB_MODE must be shadow or split, got {self.ab_mode!r}")
+        if not 0.0 <= self.online_weight <= 1.0:
+            raise ConfigError(f"CANDLEFLOW_ONLINE_WEIGHT must be within 0..1, got {self.online_weight}")
+        if not 0.0 <= self.signal_threshold <= 1.0:
+            raise ConfigError(f"CANDLEFLOW_SIGNAL_THRESHOLD must be within 0..1, got {self.signal_threshold}")
+        if self.adaptive_threshold and not self.signal_threshold <= self.signal_threshold_max <= 1.0:
+            raise ConfigError(f"CANDLEFLOW_SIGNAL_THRESHOLD_MAX must be within CANDLEFLOW_SIGNAL_THRESHOLD "
+                              f"({self.signal_threshold})..1, got {self.signal_threshold_max} (or CANDLEFLOW_ADAPTIVE_THRESHOLD=false)")
+        if self.adaptive_threshold_source not in ("labels", "trades"):
+            raise ConfigError(f"CANDLEFLOW_ADAPTIVE_THRESHOLD_SOURCE must be labels or trades, got {self.adaptive_threshold_source!r}")
+        if not 0 <= self.max_clock_skew_s <= 86_400:
+            raise ConfigError(f"CANDLEFLOW_MAX_CLOCK_SKEW_S must be within 0..86400, got {self.max_clock_skew_s}")
+        if self.max_message_bytes < 1024:
+            raise ConfigError(f"CANDLEFLOW_MAX_MESSAGE_BYTES must be at least 1024, got {self.max_message_bytes}")
+        if not 0 < self.web_port < 65536:
+            raise ConfigError(f"CANDLEFLOW_WEB_PORT must be a TCP port, got {self.web_port}")
+        if not self.store.startswith(("rocksdb://", "memory://")):
+            raise ConfigError(f"CANDLEFLOW_STORE must be rocksdb:// or memory://, got {self.store!r}")
+        if not 0 <= self.fetch_max_wait_ms <= 10_000:
+            raise ConfigError(f"CANDLEFLOW_FETCH_MAX_WAIT_MS must be within 0..10000, got {self.fetch_max_wait_ms}")
+        if self.batch_max < 1 or self.batch_within_s <= 0:
+            raise ConfigError("CANDLEFLOW_BATCH_MAX must be >= 1 and CANDLEFLOW_BATCH_WITHIN_S > 0")
+        if self.fault_kill_at and not re.fullmatch(r"(after-outputs|after-state):[1-9][0-9]*", self.fault_kill_at):
+            raise ConfigError(f"CANDLEFLOW_FAULT_KILL_AT must be after-outputs:N or after-state:N, got {self.fault_kill_at!r}")
+        if not 0 < self.checkpoint_interval_s <= 60:
+            raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
+
+
+def from_env(cls: Any, env: Mapping[str, str] | None, overrides: Mapping[str, Any], prefix: str = PREFIX,
+             names: Mapping[str, str] | None = None) -> Any:
+    """A frozen settings dataclass from ``<prefix><FIELD>`` variables (``names``: fields read from another
+    variable); ``overrides`` win. Validated. The one environment parser of every settings object."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        env_name = (names or {}).get(f.name) or prefix + f.name.upper()
+        raw = env.get(env_name)
+        if raw is not None:
+            values[f.name] = _parse(env_name, f.type, raw)
+    values.update(overrides)
+    settings = cls(**values)
+    settings.validate()
+    return settings
+
+
+def _parse(env_name: str, type_: Any, raw: str) -> Any:
+    type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{env_name} must be {'an integer' if type_name == 'int' else 'a number'}, got {raw!r}") from None
+    if type_name.startswith("tuple"):
+        parts = tuple(part.strip() for part in raw.split(",") if part.strip())
+        return tuple(map(Path, parts)) if type_name.startswith("tuple[Path") else parts
+    if type_name == "bool":
+        if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"{env_name} must be true or false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes", "on")
+    if type_name == "Path":
+        return Path(raw)
+    if type_name == "Secret":
+        return Secret(raw)
+    return raw
