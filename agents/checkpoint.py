@@ -6,7 +6,8 @@ outputs straight to the producer (:meth:`Checkpoint.send`) and leaves its events
 ``interval_s`` (and whenever Faust must drain: a rebalance, a stop) :meth:`Checkpoint.run`:
 
 1. takes, between two batches, the events processed so far, the futures of their outputs and the bytes
-   of every series and learner they changed;
+   of every series and learner they changed, as of those events (a batch running meanwhile changes a
+   series only after its bytes are kept: copy on write);
 2. waits until every one of those outputs is acknowledged by the broker;
 3. writes the states to the tables (local store and changelog) and waits for the changelog's acks;
 4. acknowledges the events, so Faust's next commit moves the offsets past them.
@@ -71,6 +72,8 @@ class Checkpoint:
         self._outputs: list[Awaitable[Any]] = []
         self._dirty_series: dict[str, Any] = {}  # series key -> the last event that changed it
         self._writing: set[str] = set()  # the series a running checkpoint is encoding (not evictable)
+        # Their bytes as of the events that checkpoint took, frozen before a later batch changes them.
+        self._frozen: dict[str, bytes] = {}
         self._dirty_learners: dict[str, Any] = {}
         self._last_new = 0  # series the last load() brought into the book (see due)
         self.completed = 0  # checkpoints that wrote something
@@ -114,6 +117,7 @@ class Checkpoint:
         Room is made first: beyond ``max_live_series``, series whose state is written leave the book. Never
         one with unwritten changes: pending for the next checkpoint, being encoded by a running one, or
         ``busy`` (changed by the caller's earlier steps, not yet handed over with :meth:`processed`)."""
+        self._freeze(keys)  # the caller's step is about to change them
         new = [key for key in keys if key not in self.series]
         self._last_new = len(new)
         if new and len(self.series) + len(new) > self.max_live_series:
@@ -147,16 +151,18 @@ class Checkpoint:
     async def run(self) -> None:
         """One checkpoint (steps 1-4 of the module docstring); a no-op when nothing is pending.
 
-        Step 1 takes the events first and encodes their series after, a chunk at a time, letting batches
-        run in between: a state may then hold candles newer than the events taken (they are acknowledged
-        by the next checkpoint, and their series are dirty again), never fewer. The outputs are taken
-        last, so they include those of every candle in every state encoded.
+        Step 1 takes the events (and the learners' bytes) first and encodes their series after, a chunk
+        at a time, letting batches run in between; a batch that is about to change a series not yet
+        encoded freezes its bytes first (:meth:`_freeze`), so every state written is exactly as of the
+        events taken, like the learners. (A state ahead of them would mix with a learner that is not: a
+        redelivered candle its series covers would be skipped, and the learner would never learn what
+        followed it.) The outputs are taken last, so they include those of every candle in every state.
         """
         async with self._running:
             try:
                 await self._run()
             finally:
-                self._writing = set()  # written (or given up on): evictable again
+                self._writing, self._frozen = set(), {}  # written (or given up on): evictable again
 
     async def _run(self) -> None:
         async with self.batch_lock:
@@ -199,17 +205,23 @@ class Checkpoint:
                     self.series.evict(self.max_live_series, protected=self._dirty_series)
 
     async def _encode(self, dirty: dict[str, Any]) -> list[tuple[Any, bytes, bytes, Any]]:
-        """The table writes of the ``dirty`` series, a chunk per hold of the batch lock (module docstring)."""
-        writes: list[tuple[Any, bytes, bytes, Any]] = []
+        """The table writes of the ``dirty`` series, a chunk per hold of the batch lock (module docstring).
+        A series a batch changed in between was frozen first (:meth:`_freeze`): each write is the series as
+        of the events this checkpoint took, never newer."""
         items = list(dirty.items())
         for start in range(0, len(items), ENCODE_CHUNK):
             async with self.batch_lock:
                 if self.abandoned:
-                    return writes
-                chunk = [(key, event) for key, event in items[start:start + ENCODE_CHUNK] if key in self.series]
-                blobs = self.series.states_bytes([key for key, _ in chunk])
-                writes += [(self.series_table, key.encode(), blob, event) for (key, event), blob in zip(chunk, blobs)]
-        return writes
+                    return []
+                self._freeze([key for key, _ in items[start:start + ENCODE_CHUNK]])
+        return [(self.series_table, key.encode(), self._frozen[key], event) for key, event in items if key in self._frozen]
+
+    def _freeze(self, keys: Iterable[str]) -> None:
+        """Keep the bytes of the series among ``keys`` that the running checkpoint has yet to write, before
+        anything changes them (copy on write). Called under the batch lock."""
+        pending = [key for key in keys if key in self._writing and key not in self._frozen and key in self.series]
+        if pending:
+            self._frozen.update(zip(pending, self.series.states_bytes(pending)))
 
     def _maybe_killed(self, stage: str) -> None:
         if self._kill_at == (stage, self.completed + 1):
