@@ -218,7 +218,10 @@ class Checkpoint:
 
     def _freeze(self, keys: Iterable[str]) -> None:
         """Keep the bytes of the series among ``keys`` that the running checkpoint has yet to write, before
-        anything changes them (copy on write). Called under the batch lock."""
+        anything changes them (copy on write). Called under the batch lock, by every step: nothing to do
+        while no checkpoint is writing."""
+        if not self._writing:
+            return
         pending = [key for key in keys if key in self._writing and key not in self._frozen and key in self.series]
         if pending:
             self._frozen.update(zip(pending, self.series.states_bytes(pending)))
