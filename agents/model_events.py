@@ -20,6 +20,7 @@ from models.loading import load_model
 from streams.app import Pipeline
 from streams.client_internals import refresh_metadata
 from core.errors import CandleflowError, InvalidInput
+from core.gc_policy import refreeze
 from streams.kafka_security import aiokafka_security
 
 __all__ = ["attach_model_reloader", "apply_deployment"]
@@ -29,6 +30,14 @@ log = logging.getLogger(__name__)
 
 async def apply_deployment(pipeline: Pipeline, deployment: Deployment) -> None:
     """Load what the deployment names and is not loaded yet; swap it in."""
+    loaded = lambda: (pipeline.model, pipeline.candidate and pipeline.candidate[0])  # noqa: E731
+    before = loaded()
+    await _swap(pipeline, deployment)
+    if any(now is not then for now, then in zip(loaded(), before)):
+        refreeze()  # a swapped-out model must not stay frozen out of collection (core/gc_policy.py)
+
+
+async def _swap(pipeline: Pipeline, deployment: Deployment) -> None:
     loop = asyncio.get_running_loop()
     active = deployment.active
     if active is not None and getattr(pipeline.model, "version", None) != active.version:

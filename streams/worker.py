@@ -6,6 +6,7 @@ import faust
 
 from streams.app import create_app
 from core.errors import ConfigError
+from core.gc_policy import settle
 from streams.kafka_security import confluent_security
 from core.settings import Settings
 from core.topics import ensure_topics, topic_specs
@@ -26,4 +27,5 @@ def run_worker(settings: Settings) -> None:
     pipeline = create_app(settings)
     pipeline.model = model
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.upper())
+    settle()  # the imports, the model and the app, out of the collector's scans (core/gc_policy.py)
     worker.execute_from_commandline()
