@@ -92,6 +92,7 @@ class FeatureDrift:
                  features: Sequence[str] = DRIFT_FEATURES, seed: int = 0) -> None:
         self.max_reference, self.seed = max_reference, seed
         self.columns = [FEATURE_NAMES.index(f) for f in features]
+        self._columns = np.array(self.columns, dtype=np.intp)  # one fancy index per vector, no list to convert
         self.names = tuple(features)
         self.reference: list[np.ndarray] | None = None
         self.attach(reference)
@@ -108,7 +109,7 @@ class FeatureDrift:
         self._since_check = 0
 
     def update(self, features: Sequence[float]) -> dict[str, Any] | None:
-        self._recent[self._filled % self.window] = np.asarray(features, dtype=np.float32)[self.columns]
+        self._recent[self._filled % self.window] = np.asarray(features, dtype=np.float64)[self._columns]  # stored as float32
         self._filled += 1
         self._since_check += 1
         if self._filled < self.window or self._since_check < self.every or self.reference is None:
@@ -129,6 +130,10 @@ class FeatureDrift:
         Given again after a restore: it is not part of the persisted state, the model has it."""
         ref = self._sample(reference)
         self.reference = [np.sort(ref[:, c][np.isfinite(ref[:, c])]) for c in self.columns]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._columns = np.array(self.columns, dtype=np.intp)  # states pickled before it existed
 
     def __getstate__(self) -> dict[str, Any]:
         # The reference belongs to the model (models/profile.py) and is ~200 KB: persisted state stays small.

@@ -39,9 +39,10 @@ import binascii
 import hashlib
 import json
 import math
-import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from learning._state import dump_state, load_state
 from core.candle import Candle, timeframe_ms
@@ -63,15 +64,20 @@ def outcome_id(prediction_id: str, horizon: int, source: str = "LABEL") -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-def _pack_floats(values: Sequence[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(values)}d", *values)).decode("ascii")
+def _pack_floats(values: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")
 
 
-def _unpack_floats(text: str) -> list[float]:
+def _unpack_floats(text: str) -> np.ndarray:
     raw = base64.b64decode(text, validate=True)
     if len(raw) % 8:
         raise ValueError("features are not a whole number of float64")
-    return list(struct.unpack(f"<{len(raw) // 8}d", raw))
+    return np.frombuffer(raw, dtype="<f8").astype(np.float64)
+
+
+def _as_row(values: Any) -> np.ndarray:
+    """Features as one float64 vector (None: NaN), what the online model and the drift watch read."""
+    return np.asarray(values if values is not None else (), dtype=np.float64)
 
 
 class Labelled(NamedTuple):
@@ -80,7 +86,7 @@ class Labelled(NamedTuple):
     prediction's confidence (None in states from before it was kept) for the adaptive threshold."""
 
     outcome: dict[str, Any]
-    features: tuple[float, ...]
+    features: np.ndarray  # float64, FEATURE_NAMES order
     label: int | None
     confidence: float | None = None
 
@@ -114,10 +120,12 @@ class Labeller:
         """Predictions (per horizon) still waiting for their label candle."""
         return sum(map(len, self._pending.values()))
 
-    def add_prediction(self, prediction: Mapping[str, Any], signal_id: str | None = None) -> bool:
+    def add_prediction(self, prediction: Mapping[str, Any], signal_id: str | None = None,
+                       features: np.ndarray | None = None) -> bool:
         """Remember a Prediction record (``schemas/prediction.avsc``); False if it can never be labelled
         (its label candle has already gone by) or is already pending (a replay). ``signal_id``: the signal
-        it became, named by its outcome (what the adaptive threshold judges)."""
+        it became, named by its outcome (what the adaptive threshold judges); ``features``: the record's
+        features as the float64 row they were made from, when the caller has it (no list to convert)."""
         if prediction["symbol"] != self.symbol or prediction["timeframe"] != self.timeframe:
             raise InvalidInput(f"prediction for {prediction['symbol']} {prediction['timeframe']} sent to the "
                                f"labeller of {self.symbol} {self.timeframe}")
@@ -129,6 +137,7 @@ class Labeller:
             raise InvalidInput(f"prediction close must be a positive number, got {close}")
         open_time = int(prediction["open_time"])
         added = False
+        row = _as_row(prediction.get("features")) if features is None else np.array(features, dtype=np.float64)  # own copy
         for h in range(1, self.max_horizon + 1) if self.all_horizons else (own,):
             target = open_time + h * self.step_ms
             if self.last_open_time is not None and target <= self.last_open_time:
@@ -138,7 +147,7 @@ class Labeller:
             if any(e[_PID] == prediction["id"] and e[_H] == h for e in entries):
                 continue
             entries.append([prediction["id"], open_time, close, prediction["direction"],
-                            prediction["model_version"], h, [float(x) for x in prediction.get("features", ())], signal_id,
+                            prediction["model_version"], h, row, signal_id,
                             prediction.get("confidence")])
             added = True
         self._enforce_cap()
@@ -171,7 +180,7 @@ class Labeller:
             "model_version": e[_VERSION], "realized_log_return": r, "direction_correct": correct,
             "entry_price": None, "exit_price": None, "pnl": None, "status": None,
         }
-        return Labelled(record, tuple(e[_FEATURES]), label, e[_CONFIDENCE] if len(e) > _CONFIDENCE else None)
+        return Labelled(record, e[_FEATURES], label, e[_CONFIDENCE] if len(e) > _CONFIDENCE else None)
 
     def _enforce_cap(self) -> None:
         # Only a future-dated prediction can push past the cap; drop the furthest-out ones, which are
@@ -199,7 +208,7 @@ class Labeller:
         try:
             s, unpack_features = load_state("labeller", _FORMAT, blob), _unpack_floats
         except DecodeError:
-            s, unpack_features = load_state("labeller", 1, blob), list  # written before format 2
+            s, unpack_features = load_state("labeller", 1, blob), _as_row  # written before format 2
         lab = cls(s["symbol"], s["timeframe"], s["max_horizon"], s["all_horizons"], s["max_pending"])
         lab.last_open_time = s["last_open_time"]
         try:
@@ -215,5 +224,5 @@ class Labeller:
         for entries in self._pending.values():
             for e in entries:
                 if e[_PID] == prediction_id:
-                    return tuple(e[_FEATURES])
+                    return tuple(e[_FEATURES].tolist())
         return None

@@ -80,7 +80,7 @@ class OutcomeLearner:
         # at any candle therefore depends only on the partition's order of candles, not on how a worker
         # cut them into batches: live and replay agree.
         self.watermark: int | None = None  # the latest candle open time this partition has seen
-        self._to_learn: list[tuple[tuple[float, ...], int]] = []
+        self._to_learn: list[tuple[np.ndarray, int]] = []  # (features, label); tuples in older states
         # Adaptive signal thresholds per version, fed the same way: a signal's outcome counts when the clock moves on.
         self.threshold_config: ThresholdConfig | None = None  # None: thresholds stay as configured
         self.thresholds: dict[str, AdaptiveThreshold] = {}
@@ -146,7 +146,7 @@ class OutcomeLearner:
         """Learn the queued outcomes now, as one mini-batch (:meth:`OnlineModel.learn_many`)."""
         queued, self._to_learn = self._to_learn, []
         if queued:
-            self.online.learn_many(np.array([x for x, _ in queued], dtype=np.float64), [y for _, y in queued])
+            self.online.learn_many(np.vstack([x for x, _ in queued]).astype(np.float64, copy=False), [y for _, y in queued])
 
     @property
     def queued(self) -> int:
@@ -187,7 +187,8 @@ class OutcomeLearner:
             self._signal_verdicts.append((outcome["model_version"], right, pnl))
         if features is not None and r is not None and r != 0.0 and outcome.get("horizon") == self.online.horizon \
                 and outcome.get("source") != "TRADE":
-            self._to_learn.append((tuple(float(v) if v is not None else math.nan for v in features), int(r > 0.0)))
+            # float64, None as NaN (a labeller's row is taken as it is: the labeller keeps its own copy)
+            self._to_learn.append((np.asarray(features, dtype=np.float64), int(r > 0.0)))
 
     def _watch(self, outcome: Mapping[str, Any], features: Sequence[float] | None) -> dict[str, Any] | None:
         version, horizon = outcome.get("model_version"), outcome.get("horizon")

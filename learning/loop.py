@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from learning.labelling import Labelled, Labeller
 from learning.learner import OutcomeLearner
 from core.candle import Candle
@@ -40,6 +42,7 @@ def label_and_learn(
     queue: bool = False,
     into: LoopResult | None = None,
     signal_ids: Mapping[int, str] | None = None,
+    rows: Mapping[int, np.ndarray] | None = None,
 ) -> LoopResult:
     """``scored``: (index, candle, its prediction) in arrival order; ``learner_for(index)`` gives the
     (key, learner) of the candle's partition. Labellers missing from ``labellers`` start fresh.
@@ -51,7 +54,8 @@ def label_and_learn(
     ``queue=True`` puts them on the online model's queue at once (the online member's next segment must
     find them there, streams/online_member.py); then only their counting and drift watches wait.
     ``into``: a result to add to (a step labels its segments one after another). ``signal_ids``: index ->
-    the signal its prediction became (its outcome names it: the adaptive threshold's verdicts).
+    the signal its prediction became (its outcome names it: the adaptive threshold's verdicts). ``rows``:
+    index -> the float64 feature row its prediction was made from (else read from the record's list).
     """
     result = into if into is not None else LoopResult()
     result.queued = result.queued or queue
@@ -61,9 +65,10 @@ def label_and_learn(
         if labeller is None:
             labeller = labellers[key] = Labeller(candle.symbol, candle.timeframe)
         done = labeller.observe(candle)
-        labeller.add_prediction(prediction, signal_ids.get(index) if signal_ids else None)
+        row = rows.get(index) if rows else None
+        labeller.add_prediction(prediction, signal_ids.get(index) if signal_ids else None, row)
         if shadow and index in shadow:  # the shadow model's prediction of the same candle
-            labeller.add_prediction(shadow[index])
+            labeller.add_prediction(shadow[index], features=row)
             result.shadow_versions.add(shadow[index]["model_version"])
         result.outcomes += [(index, item.outcome) for item in done]
         result.unlearned.append((index, candle.open_time, done))
