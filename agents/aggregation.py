@@ -13,7 +13,7 @@ from streams.app import Pipeline
 from core.candle import Candle
 from streams.client_internals import set_current_event
 from core.errors import InvalidInput
-from streams.ingest import decode_candle_message
+from core.candle_messages import decode_candle_message
 from streams.scoring import state_key
 
 __all__ = ["attach_aggregation_agent"]

@@ -24,7 +24,8 @@ from agents.patterns import add_consensus, remember_patterns
 from streams.app import Pipeline
 from streams.dead_letters import combined, dead_letter_record
 from core.errors import DecodeError, InvalidInput
-from streams.ingest import decode_candle_message, groups_by_bytes, misrouted
+from core.candle_messages import decode_candle_message
+from streams.ingest import groups_by_bytes, misrouted
 from core.retry import until_available
 from core.series_keys import series_key
 from streams.series import Position

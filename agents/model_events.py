@@ -18,10 +18,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from models.deployment import Deployment
 from models.loading import load_model
 from streams.app import Pipeline
-from streams.client_internals import refresh_metadata
+from kafka_io.client_internals import refresh_metadata
 from core.errors import CandleflowError, InvalidInput
 from core.gc_policy import refreeze
-from streams.kafka_security import aiokafka_security
+from kafka_io.security import aiokafka_security
 
 __all__ = ["attach_model_reloader", "apply_deployment"]
 

@@ -29,7 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.kafka_security import aiokafka_security
+from kafka_io.security import aiokafka_security
 from core.settings import Settings
 
 __all__ = ["SinkConsumer"]

@@ -32,10 +32,10 @@ from storage.redis_state import RedisState
 from storage.sink import BufferedSink
 from streams.app import Pipeline
 from core.candle import Candle
-from streams.consumer import json_safe
+from kafka_io.consumer import json_safe
 from streams.dead_letters import dead_letter_record
 from core.errors import InvalidInput
-from streams.ingest import decode_candle_message
+from core.candle_messages import decode_candle_message
 from features import FEATURE_NAMES
 
 __all__ = ["attach_sink_agents"]

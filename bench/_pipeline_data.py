@@ -19,7 +19,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from schemas import MultiCodec, store_from_url
 from core.candle import Candle
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 
 __all__ = ["Universe", "FastCandleEncoder", "partition_of", "CANDLE_DIR"]
 

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.recovery import many_symbols
 from schemas import MultiCodec, schema_store
 from streams.broker import EmbeddedBroker, free_port
-from streams.client_internals import refresh_metadata
+from kafka_io.client_internals import refresh_metadata
 from streams.producer import CandleProducer
 from core.settings import Settings
 from core.topics import ensure_topics, topic_specs

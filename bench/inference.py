@@ -37,7 +37,7 @@ from models.bundle import SEQUENCE_DIR, ModelBundle
 from models.direction import DirectionModel
 from models.metadata import BUNDLE_FILE, horizon_dir
 from models.onnx_session import P_UP_OUTPUT
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from features import FeatureState
 from streams.scoring import score_candles, state_key
 from training.dataset import BUNDLED, series_rows

@@ -11,7 +11,7 @@ import argparse
 import time
 
 from learning.online import KINDS, OnlineModel
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from training.dataset import series_rows
 
 __all__ = ["prequential"]

@@ -49,7 +49,7 @@ def build_app(cfg: dict[str, Any]):
     from schemas import AvroCodec, MultiCodec, store_from_url
     from core.errors import DecodeError, InvalidInput
     from features import FeatureState
-    from streams.ingest import decode_candle_message
+    from core.candle_messages import decode_candle_message
     from streams.scoring import score_candles, state_key
 
     store = store_from_url(None)

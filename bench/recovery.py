@@ -37,8 +37,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import EmbeddedBroker, free_port
 from core.candle import Candle
-from streams.candle_files import read_candle_file
-from streams.client_internals import refresh_metadata
+from core.candle_files import read_candle_file
+from kafka_io.client_internals import refresh_metadata
 from streams.producer import CandleProducer
 from core.settings import Settings
 from core.topics import ensure_topics, topic_specs

@@ -61,7 +61,7 @@ def run(symbols: int, steps: int, model_dir: Path | None, log=lambda s: print(s,
     from bench.pipeline import ensure_model
     from models.loading import load_model
     from streams.broker import EmbeddedBroker
-    from streams.candle_files import read_candle_file
+    from core.candle_files import read_candle_file
     from streams.demo import BUNDLED_CANDLES
     from streams.producer import merge_by_time
     from streams.replay import replay

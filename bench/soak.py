@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.broker_bytes import summarise, topic_bytes
 from streams.broker import EmbeddedBroker, free_port
 from core.candle import Candle
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.demo import BUNDLED_CANDLES, ensure_model
 from streams.producer import CandleProducer, Pacer, merge_by_time
 from core.settings import Settings

@@ -2,10 +2,12 @@
 
 - :mod:`core.errors`: the exception classes and the policy each carries; :mod:`core.retry` (Retryable:
   back off) and :mod:`core.best_effort` (optional dependencies: a timeout and a cool-down).
-- :mod:`core.candle`: the Candle and every rule a valid one meets.  :mod:`core.series_keys`: series keys.
+- :mod:`core.candle`: the Candle and every rule a valid one meets; :mod:`core.candle_messages` (Candle and
+  CandleBatch messages) and :mod:`core.candle_files` (CSV, Parquet) read into it.  :mod:`core.series_keys`: series keys.
 - :mod:`core.signals`: signal decisions, confidence and the deterministic prediction and signal ids.
 - :mod:`core.settings`: the worker's settings and the one environment parser.  :mod:`core.topics`: every
-  topic, declared once.  :mod:`core.latency`: latency windows.  :mod:`core.lazy_exports`.
+  topic, declared once.  :mod:`core.timestamps`: ISO-8601 and epoch ms.  :mod:`core.latency`: latency windows.
+  :mod:`core.lazy_exports`.
 """
 
 from core.lazy_exports import lazy_exports
@@ -16,5 +18,6 @@ __all__, __getattr__ = lazy_exports(__name__, {
     "OutOfOrder": "core.errors", "Retryable": "core.errors", "ConfigError": "core.errors",
     "Settings": "core.settings", "Secret": "core.settings", "series_key": "core.series_keys",
     "decide": "core.signals", "confidence_of": "core.signals", "prediction_id": "core.signals", "signal_id": "core.signals",
-    "LatencyWindow": "core.latency", "OUTPUT_TOPICS": "core.topics",
+    "LatencyWindow": "core.latency", "OUTPUT_TOPICS": "core.topics", "read_candle_file": "core.candle_files",
+    "decode_candle_message": "core.candle_messages", "parse_time": "core.timestamps", "format_time": "core.timestamps",
 }, globals())

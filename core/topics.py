@@ -60,7 +60,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 def ensure_topics(bootstrap: str, specs: list[TopicSpec], timeout_s: float = 30.0,
                   client_config: dict[str, str] | None = None) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Existing topics are left alone.
-    ``client_config``: extra confluent-kafka settings (SASL/TLS: :func:`streams.kafka_security.confluent_security`)."""
+    ``client_config``: extra confluent-kafka settings (SASL/TLS: :func:`kafka_io.security.confluent_security`)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap, **(client_config or {})})

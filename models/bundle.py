@@ -14,7 +14,7 @@ always carry the same version, and any change to what produces a prediction chan
 
 >>> import pathlib, tempfile
 >>> import numpy as np
->>> from streams.candle_files import read_candle_file
+>>> from core.candle_files import read_candle_file
 >>> from training.train import BUNDLED, train_horizons_on_series
 >>> bundle_dir = pathlib.Path(tempfile.mkdtemp())
 >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:1200]

@@ -9,5 +9,5 @@ from core.lazy_exports import lazy_exports
 
 __all__, __getattr__ = lazy_exports(__name__, {
     "SeriesBook": "streams.series_book", "process_batch": "streams.step", "CandleProducer": "streams.producer",
-    "read_candle_file": "streams.candle_files", "faust_app": "streams.app", "replay": "streams.replay",
+    "read_candle_file": "core.candle_files", "faust_app": "streams.app", "replay": "streams.replay",
 }, globals())

@@ -15,7 +15,7 @@ import faust
 from schemas import AvroCodec, MultiCodec, register_faust_codecs, schema_store
 from core.best_effort import BestEffort
 from streams.faust_transport import CandleflowApp
-from streams.kafka_security import faust_credentials
+from kafka_io.security import faust_credentials
 from streams.partitioning import KeyPartitioner
 from streams.recent_signals import RecentSignals
 from core.settings import Settings

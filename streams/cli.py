@@ -72,8 +72,8 @@ def produce(files: tuple[Path, ...], symbol: str | None, timeframe: str | None, 
     """Publish candle files (CSV, CSV.gz, Parquet) as Avro to candles.<timeframe>, keyed by symbol."""
     from tqdm import tqdm
 
-    from streams.candle_files import read_candle_file
-    from streams.kafka_security import confluent_security
+    from core.candle_files import read_candle_file
+    from kafka_io.security import confluent_security
     from streams.producer import CandleProducer, Pacer, merge_by_time
     from core.topics import ensure_topics, topic_specs
 
@@ -123,7 +123,7 @@ def produce_outcomes(file: Path, broker_: str | None) -> None:
     """Publish trade results (JSON lines: signal_id or prediction_id, symbol, timeframe, open_time, horizon,
     model_version, entry_price, exit_price, pnl, status) to the outcomes topic as TRADE outcomes."""
     from core.errors import InvalidInput
-    from streams.kafka_security import confluent_security
+    from kafka_io.security import confluent_security
     from core.topics import ensure_topics, topic_specs
     from streams.trade_producer import TradeProducer, read_trade_results
 
@@ -165,7 +165,7 @@ def tail(topic: str, from_beginning: bool, idle_timeout: float | None, symbols: 
 
     TOPIC is a full name or a name under the configured prefix (e.g. "signals").
     """
-    from streams.consumer import json_safe, read_topic
+    from kafka_io.consumer import json_safe, read_topic
 
     settings = _settings(broker=broker_)
     full = topic if topic.startswith(settings.topic_prefix + ".") else settings.topic(topic)
@@ -327,7 +327,7 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     from streams.replay import replay as run_replay
     from streams.replay_parallel import (ReplayOutputs, default_workers, estimated_candles, replay_in_processes,
                                          topic_partitions)
-    from streams.timestamps import parse_time
+    from core.timestamps import parse_time
 
     if from_offset is not None and from_time is not None:
         raise click.UsageError("give at most one of --from-offset and --from-time")

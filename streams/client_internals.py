@@ -1,12 +1,12 @@
-"""The one place that touches private parts of Faust and aiokafka (besides the transport subclass,
-``streams/faust_transport.py``): an upgrade that moves them breaks here, and only here.
+"""The one place that touches private parts of Faust (besides the transport subclass,
+``streams/faust_transport.py``; aiokafka's: ``kafka_io/client_internals.py``): an upgrade that moves them
+breaks here, and only here.
 
 - Faust routes a table write to the changelog partition of the *current event* (a context variable
   set while an agent handles an event): code that writes tables outside that flow (the checkpoint, the
   aggregation agent) sets it itself, and clears it before a read, because with a current event the
   RocksDB store looks only in that event's partition.
 - The last offset Faust's consumer has handed to an agent, per partition (for the lag in ``/stats``).
-- aiokafka's consumer knows the partitions of a topic only once its client has fetched metadata for it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from faust.streams import _current_event
 
-__all__ = ["clear_current_event", "last_read_offset", "refresh_metadata", "set_current_event"]
+__all__ = ["clear_current_event", "last_read_offset", "set_current_event"]
 
 
 def set_current_event(event: Any) -> None:
@@ -32,8 +32,3 @@ def clear_current_event() -> None:
 def last_read_offset(faust_consumer: Any, tp: Any) -> int | None:
     """The last offset of ``tp`` Faust's consumer has delivered to the agents (None before the first)."""
     return faust_consumer._read_offset.get(tp)
-
-
-async def refresh_metadata(consumer: Any) -> None:
-    """Ask the broker for the metadata of every topic (a fresh aiokafka client may not have a topic's yet)."""
-    await consumer._client.force_metadata_update()

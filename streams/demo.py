@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 from streams.broker import EmbeddedBroker, free_port
 from core.candle import Candle
-from streams.candle_files import read_candle_file
-from streams.consumer import read_topic
+from core.candle_files import read_candle_file
+from kafka_io.consumer import read_topic
 from streams.demo_loop import regime_loop
 from core.errors import ConfigError
 from streams.producer import CandleProducer, Pacer, merge_by_time

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.candle import Candle
-from streams.consumer import first_record
+from kafka_io.consumer import first_record
 from core.errors import CandleflowError
 from core.settings import Settings
 

@@ -18,7 +18,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from schemas import MultiCodec, schema_store
 from core.candle import Candle
-from streams.kafka_security import aiokafka_security
+from kafka_io.security import aiokafka_security
 from core.settings import Settings
 
 __all__ = ["CandleProducer", "QueuedProducer", "merge_by_time", "Pacer"]

@@ -34,11 +34,11 @@ from learning.learner import OutcomeLearner, partition_key
 from models.deployment import DeploymentTimeline, Slot
 from schemas import MultiCodec, schema_store
 from core.errors import CandleflowError, ConfigError, InvalidInput
-from streams.ingest import decode_candle_message
-from streams.kafka_security import aiokafka_security
+from core.candle_messages import decode_candle_message
+from kafka_io.security import aiokafka_security
 from streams.replay_output import KeptRecords, ReplayOutput
 from streams.replay_window import ReplayWindow, resolve_window
-from streams.timestamps import format_time
+from core.timestamps import format_time
 from streams.scoring import ProbabilityModel
 from streams.series import Position
 from streams.series_book import SeriesBook

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from streams.consumer import json_safe
+from kafka_io.consumer import json_safe
 from core.errors import ConfigError
 
 __all__ = ["ReplayOutput", "KeptRecords", "NoRecords", "JsonlFile", "TopicOutput", "Tee", "KINDS", "merge_parts"]
@@ -170,7 +170,7 @@ class TopicOutput(ReplayOutput):
     async def _start(self) -> None:
         from aiokafka import AIOKafkaProducer
 
-        from streams.kafka_security import aiokafka_security
+        from kafka_io.security import aiokafka_security
         from core.topics import TopicSpec, ensure_topics
 
         ensure_topics(self.settings.broker, [TopicSpec(t, self.settings.partitions) for t in self.topics.values()])

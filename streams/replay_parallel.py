@@ -75,7 +75,7 @@ async def estimated_candles(settings: Settings, topic: str, timeout_s: float = 5
     first messages, over :data:`CANDLE_BYTES`. None when the broker did not say in ``timeout_s``."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.kafka_security import aiokafka_security
+    from kafka_io.security import aiokafka_security
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False,
                                 **aiokafka_security(settings))
@@ -108,7 +108,7 @@ def topic_partitions(settings: Settings, topic: str, timeout_s: float = 15.0) ->
     """The partition ids of ``topic``; ConfigError if it does not exist."""
     from confluent_kafka.admin import AdminClient
 
-    from streams.kafka_security import confluent_security
+    from kafka_io.security import confluent_security
 
     admin = AdminClient({"bootstrap.servers": settings.broker, **confluent_security(settings)})
     meta = admin.list_topics(timeout=timeout_s).topics.get(topic)  # all topics: asking for one may create it

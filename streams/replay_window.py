@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.client_internals import refresh_metadata
-from streams.consumer import offsets_at_time
+from kafka_io.client_internals import refresh_metadata
+from kafka_io.consumer import offsets_at_time
 from core.errors import ConfigError
 
 __all__ = ["BY", "ReplayWindow", "resolve_window"]

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 from learning.trades import trade_outcome
 from schemas import AvroCodec, schema_store
 from core.errors import InvalidInput
-from streams.kafka_security import aiokafka_security
+from kafka_io.security import aiokafka_security
 from streams.producer import QueuedProducer
 from core.settings import Settings
 

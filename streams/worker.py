@@ -7,7 +7,7 @@ import faust
 from streams.app import create_app
 from core.errors import ConfigError
 from core.gc_policy import settle
-from streams.kafka_security import confluent_security
+from kafka_io.security import confluent_security
 from core.settings import Settings
 from core.topics import ensure_topics, topic_specs
 

@@ -29,7 +29,7 @@ def broker():
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory) -> Path:
     """A real LightGBM model trained (once per session) on a slice of the real bundled candles."""
-    from streams.candle_files import read_candle_file
+    from core.candle_files import read_candle_file
     from training.train import train_model
 
     slices = tmp_path_factory.mktemp("train-data")

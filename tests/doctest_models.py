@@ -14,7 +14,7 @@ _NEEDS = {"models.direction": ("model_dir", "_doctest_model_dir"),
 
 @pytest.fixture(scope="session")
 def _doctest_model_dir(tmp_path_factory):
-    from streams.candle_files import read_candle_file
+    from core.candle_files import read_candle_file
     from training.train import BUNDLED, train_on_series
 
     out = tmp_path_factory.mktemp("doctest-model")
@@ -25,7 +25,7 @@ def _doctest_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def _mamba_doctest_model_dir(tmp_path_factory):
     from models.mamba.classifier import MambaConfig
-    from streams.candle_files import read_candle_file
+    from core.candle_files import read_candle_file
     from training.mamba import BUNDLED, train_mamba_on_series
 
     out = tmp_path_factory.mktemp("mamba-doctest-model")

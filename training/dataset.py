@@ -6,7 +6,7 @@ uses only candles ``<= t``; its label is the only thing that looks ahead, by ``h
 ``y = 1`` if ``close[t + horizon] > close[t]``. Rows whose future candle is missing (end of the data or
 a gap) or whose feature state is not ``ready`` yet are left out.
 
->>> from streams.candle_files import read_candle_file
+>>> from core.candle_files import read_candle_file
 >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:600]
 >>> ds = build_dataset([eth], horizon=1)
 >>> ds.X.shape[1] == len(ds.feature_names), len(ds) == len(ds.y) == len(ds.meta.open_time) < 600
@@ -146,7 +146,7 @@ def build_datasets(series: Iterable[Sequence[Candle]], horizons: Sequence[int] =
                    dead_zone: float | None = 0.0, progress: bool = False) -> dict[int, Dataset]:
     """One dataset per horizon from the same feature rows: the (costly) features are computed once.
 
-    >>> from streams.candle_files import read_candle_file
+    >>> from core.candle_files import read_candle_file
     >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:300]
     >>> by_h = build_datasets([eth], horizons=(1, 3))
     >>> sorted(by_h), by_h[3].horizon, len(by_h[3]) <= len(by_h[1]) + 2

@@ -13,7 +13,7 @@ Per horizon: classification (accuracy, AUC, log loss, Brier), calibration bins, 
 cost-aware backtest at the signal threshold (:mod:`training.backtest`) and a per-symbol breakdown.
 
 >>> import pathlib, tempfile
->>> from streams.candle_files import read_candle_file
+>>> from core.candle_files import read_candle_file
 >>> from training.train import BUNDLED, train_on_series
 >>> out = pathlib.Path(tempfile.mkdtemp())
 >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:2000]
@@ -36,9 +36,9 @@ import numpy as np
 
 from models.metadata import BUNDLE_FILE, METADATA_FILE, BundleConfig, ModelMetadata, horizon_dir
 from core.candle import TIMEFRAME_MS, Candle
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
-from streams.timestamps import format_time, parse_time
+from core.timestamps import format_time, parse_time
 from training.backtest import BASELINES, backtest, baseline_positions, equity_curve, positions
 from training.dataset import Dataset, build_datasets
 from training.metrics import accuracy, log_loss, roc_auc

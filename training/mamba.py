@@ -12,7 +12,7 @@
 - **Deterministic** on CPU: fixed seed, fixed thread count, deterministic algorithms; same candles ->
   same weights -> same ONNX bytes -> same version. Nothing is written unless ONNX == PyTorch (1e-4).
 
->>> from streams.candle_files import read_candle_file
+>>> from core.candle_files import read_candle_file
 >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:300]
 >>> w = build_windows([eth])
 >>> w.x.shape[1:], w.y.shape[1], len(w) == 300 - 33 - 5      # ready after 34 candles, 5 needed ahead
@@ -57,7 +57,7 @@ from models.mamba.windows import WINDOW, pad_windows
 from core.candle import TIMEFRAME_MS, Candle
 from core.errors import ConfigError
 from features import FEATURE_NAMES, FeatureState
-from streams.timestamps import format_time
+from core.timestamps import format_time
 from training.dataset import BUNDLED
 from training.metrics import direction_metrics
 

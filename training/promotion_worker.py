@@ -25,12 +25,12 @@ from typing import Any
 
 from learning.promotion import PairedJudge, PromotionJudge
 from schemas import MultiCodec, schema_store, unbatch
-from streams.client_internals import refresh_metadata
-from streams.consumer import offsets_at_time
+from kafka_io.client_internals import refresh_metadata
+from kafka_io.consumer import offsets_at_time
 from core.errors import InvalidInput
-from streams.kafka_security import aiokafka_security
+from kafka_io.security import aiokafka_security
 from core.settings import Settings
-from streams.timestamps import parse_time
+from core.timestamps import parse_time
 
 __all__ = ["PromotionWorker"]
 

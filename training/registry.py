@@ -31,9 +31,9 @@ from typing import Any
 from models.deployment import ACTIONS  # one home: the actions a model event carries
 from storage.postgres import PostgresStore
 from storage.postgres.errors import classify
-from streams.client_internals import refresh_metadata
+from kafka_io.client_internals import refresh_metadata
 from core.errors import ConfigError
-from streams.kafka_security import aiokafka_security
+from kafka_io.security import aiokafka_security
 from training.artifacts import ArtifactStore, manifest
 
 __all__ = ["ACTIONS", "EventPublisher", "ModelRegistry", "model_event", "read_model_events", "wait_for_model_event"]

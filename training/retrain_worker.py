@@ -36,7 +36,7 @@ from typing import Any
 
 from core.candle import Candle
 from core.errors import CandleflowError, ConfigError, InvalidInput
-from streams.kafka_security import aiokafka_security
+from kafka_io.security import aiokafka_security
 from core.settings import from_env
 from training.evaluate import (
     EvalConfig,

@@ -1,6 +1,6 @@
 """Training data from a candle topic: every candle on it, per (symbol, timeframe), in time order.
 
-The same decoding and validation as the stream (:func:`streams.ingest.decode_candle_message`), so a
+The same decoding and validation as the stream (:func:`core.candle_messages.decode_candle_message`), so a
 model can be trained on exactly what the pipeline saw; invalid messages are counted and left out.
 """
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from schemas import MultiCodec, schema_store
 from core.candle import Candle
-from streams.client_internals import refresh_metadata
+from kafka_io.client_internals import refresh_metadata
 from core.errors import InvalidInput
-from streams.ingest import decode_candle_message
+from core.candle_messages import decode_candle_message
 from core.settings import Settings
 
 __all__ = ["series_from_topic"]
@@ -41,7 +41,7 @@ async def read_topic_raw(settings: Settings, topic: str, idle_timeout_s: float) 
     """The raw message values of ``topic`` from its beginning, until it has been idle ``idle_timeout_s``."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.kafka_security import aiokafka_security
+    from kafka_io.security import aiokafka_security
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, **aiokafka_security(settings))

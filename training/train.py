@@ -5,7 +5,7 @@ bytes), so retraining on the same candles yields the same version. Nothing is wr
 export gives the native model's probabilities on the validation rows.
 
 >>> import pathlib, tempfile
->>> from streams.candle_files import read_candle_file
+>>> from core.candle_files import read_candle_file
 >>> tmp_dir = pathlib.Path(tempfile.mkdtemp())
 >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:1500]
 >>> info = train_on_series([eth], tmp_dir, progress=False)
@@ -33,8 +33,8 @@ from tqdm.auto import tqdm
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, METADATA_FILE, ONNX_FILE, BundleConfig, ModelMetadata, horizon_dir
 from models.profile import REFERENCE_FILE, write_reference
 from core.candle import Candle
-from streams.candle_files import read_candle_file
-from streams.timestamps import format_time
+from core.candle_files import read_candle_file
+from core.timestamps import format_time
 from training.dataset import BUNDLED, Dataset, build_dataset, build_datasets, time_split
 from training.export import (
     INPUT_NAME,
@@ -210,7 +210,7 @@ def train_horizons_on_series(series: Sequence[Sequence[Candle]], out_dir: str | 
     """One LightGBM model per horizon in ``out_dir/h<k>/`` and the ensemble's ``out_dir/bundle.json``.
 
     >>> import pathlib, tempfile
-    >>> from streams.candle_files import read_candle_file
+    >>> from core.candle_files import read_candle_file
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:1200]
     >>> info = train_horizons_on_series([eth], out, horizons=(1, 2), progress=False, num_boost_round=5)

@@ -16,7 +16,7 @@ from faust.web import Request, Response, View
 
 from learning.trades import TradeResults
 from core.candle import timeframe_ms
-from streams.consumer import json_safe
+from kafka_io.consumer import json_safe
 from features import FEATURE_NAMES, FeatureState
 from features.window import WINDOW
 from core.series_keys import split_series_key

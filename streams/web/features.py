@@ -6,7 +6,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from streams.consumer import json_safe
+from kafka_io.consumer import json_safe
 from features import FEATURE_NAMES, FeatureState
 from core.series_keys import series_key
 from streams.web.errors import error

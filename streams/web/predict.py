@@ -16,7 +16,7 @@ from typing import Any
 from faust.web import Request, Response, View
 
 from core.candle import candle_from_record
-from streams.consumer import json_safe
+from kafka_io.consumer import json_safe
 from core.errors import InvalidInput
 from streams.scoring import score_candles
 from streams.web.errors import error, read_json_body

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 
-from streams.consumer import json_safe, read_topic
+from kafka_io.consumer import json_safe, read_topic
 from streams.web.errors import error
 from streams.web.signal_stream import SignalFeed
 

@@ -30,7 +30,7 @@ import pytest
 
 from agents.checkpoint import Checkpoint, CheckpointFailed
 from learning.learner import OutcomeLearner
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.series import Position
 from streams.step import Models, StepConfig, process_batch
 from tests.conftest import CANDLES

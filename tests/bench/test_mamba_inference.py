@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.mamba_inference import measure
 from models.mamba.classifier import MambaConfig
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from training.mamba import BUNDLED, train_mamba_on_series
 
 

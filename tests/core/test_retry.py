@@ -17,7 +17,7 @@ from schemas import LocalSchemaStore, MultiCodec
 from schemas.registry import RegistrySchemaStore
 from schemas.registry_api import RegistryAnswers
 from streams.broker import free_port
-from streams.ingest import decode_candle_message
+from core.candle_messages import decode_candle_message
 from core.retry import until_available
 
 ANSWERS = RegistryAnswers(LocalSchemaStore(), {})

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from streams.kafka_security import aiokafka_security, confluent_security
+from kafka_io.security import aiokafka_security, confluent_security
 from core.settings import Secret, Settings
 
 

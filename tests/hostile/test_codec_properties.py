@@ -16,7 +16,7 @@ from schemas import AvroCodec, LocalSchemaStore, MultiCodec
 from schemas.wire import frame
 from core.candle import TIMEFRAME_MS, Candle, candle_from_record
 from core.errors import InvalidInput
-from streams.ingest import decode_candle_message
+from core.candle_messages import decode_candle_message
 
 STORE = LocalSchemaStore()
 CANDLES = MultiCodec(["Candle", "CandleBatch"], STORE)
@@ -209,7 +209,7 @@ def test_the_quick_check_never_passes_what_the_full_one_refuses(changes, over_va
 
 def test_the_quick_check_passes_real_candles_as_decoded():
     from core.candle import _valid_as_decoded
-    from streams.candle_files import read_candle_file
+    from core.candle_files import read_candle_file
     from streams.demo import BUNDLED_CANDLES
 
     candles = read_candle_file(sorted(BUNDLED_CANDLES.glob("*.csv.gz"))[0]).candles[:2000]

@@ -24,7 +24,7 @@ from schemas.wire import frame
 from streams.broker import free_port
 from streams.dead_letters import MAX_DEAD_PAYLOAD
 from core.errors import InvalidInput
-from streams.ingest import decode_candle_message
+from core.candle_messages import decode_candle_message
 from core.settings import Secret, Settings
 from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from streams.aggregation import CandleAggregator
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from tests.integration.test_candle_pipeline import collect, publish
 from tests.streams.test_aggregation import ONE_MINUTE
 

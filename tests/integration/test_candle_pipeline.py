@@ -11,8 +11,8 @@ import pytest
 
 from core.signals import prediction_id
 from core.candle import Candle
-from streams.candle_files import read_candle_file
-from streams.consumer import read_topic
+from core.candle_files import read_candle_file
+from kafka_io.consumer import read_topic
 from streams.producer import CandleProducer, merge_by_time
 from tests.conftest import CANDLES
 

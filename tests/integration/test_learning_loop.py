@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from storage.postgres import PostgresStore
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.regime_change import alternate_moves
 from tests.conftest import HELD_OUT
 from tests.integration.test_candle_pipeline import publish
@@ -33,7 +33,7 @@ AFTER_CHANGE = 700  # candles of the new market on the topic when the retrain ru
 
 
 async def all_outcomes(settings) -> list[dict]:
-    from streams.consumer import read_topic
+    from kafka_io.consumer import read_topic
 
     return [record async for _, record, _ in read_topic(settings, [settings.topic("outcomes")], idle_timeout_s=3.0)]
 

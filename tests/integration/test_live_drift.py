@@ -14,7 +14,7 @@ import asyncio
 import pytest
 
 from models.loading import load_model
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.regime_change import alternate_moves
 from tests.conftest import HELD_OUT
 from tests.integration.test_candle_pipeline import publish
@@ -27,7 +27,7 @@ STEP_MS = 300_000
 
 
 async def first_request(settings, timeout_s: float, topic: str = "retrain-requests") -> dict | None:
-    from streams.consumer import first_record
+    from kafka_io.consumer import first_record
 
     return await first_record(settings, settings.topic(topic), timeout_s)
 

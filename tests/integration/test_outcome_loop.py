@@ -55,7 +55,7 @@ def test_predictions_are_labelled_and_learned_and_the_state_survives_a_restart(a
 
 
 async def _read_outcomes(settings, n: int) -> list[dict]:
-    from streams.consumer import read_topic
+    from kafka_io.consumer import read_topic
 
     out: list[dict] = []
 

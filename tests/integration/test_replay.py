@@ -81,7 +81,7 @@ def test_a_replay_equals_the_live_run_with_the_online_member_in(app_settings, wo
 
 
 async def read_until(settings, topics: list[str], n: int, timeout_s: float = 60.0) -> list[dict]:
-    from streams.consumer import read_topic
+    from kafka_io.consumer import read_topic
 
     records: list[dict] = []
 

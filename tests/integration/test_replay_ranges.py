@@ -15,7 +15,7 @@ import pytest
 
 from models.direction import DirectionModel
 from streams.replay import replay
-from streams.timestamps import format_time
+from core.timestamps import format_time
 from tests.integration.test_candle_pipeline import publish, real_candles
 from tests.integration.test_replay import same
 

@@ -131,7 +131,7 @@ def test_predict_scores_a_request_and_refuses_bad_ones(running):
 def test_predict_scores_off_the_event_loop_a_few_requests_at_a_time(running):
     from concurrent.futures import ThreadPoolExecutor
 
-    from streams.candle_files import read_candle_file
+    from core.candle_files import read_candle_file
     from streams.web.predict import MAX_CONCURRENT
     from tests.conftest import CANDLES
 
@@ -201,7 +201,7 @@ def test_admin_actions_need_the_token(app_settings, worker_factory):
     assert status == 202 and body["request"]["reasons"] == ["manual"]
 
     async def requests():
-        from streams.consumer import read_topic
+        from kafka_io.consumer import read_topic
 
         async for _, record, _ in read_topic(settings, [settings.topic("retrain-requests")]):
             return record

@@ -12,7 +12,7 @@ import pytest
 from learning.labelling import Labelled, Labeller
 from learning.online import OnlineModel
 from core.signals import decide, prediction_id
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from features import FeatureState
 from training.dataset import series_rows
 

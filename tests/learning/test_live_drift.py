@@ -13,7 +13,7 @@ import pytest
 from learning.learner import OutcomeLearner, trigger_key
 from models.loading import load_model
 from models.profile import REFERENCE_ROWS
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from features.names import N_FEATURES
 from streams.regime_change import alternate_moves
 from streams.series import Position

@@ -12,7 +12,7 @@ import pytest
 
 from learning.learner import OutcomeLearner
 from learning.online import OnlineModel
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.series import Position
 from streams.series_book import SeriesBook
 from streams.step import Models, StepConfig, process_batch

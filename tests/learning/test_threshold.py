@@ -7,7 +7,7 @@ import pytest
 
 from learning.learner import OutcomeLearner
 from models.loading import load_model
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.regime_change import alternate_moves
 from streams.series import Position
 from streams.series_book import SeriesBook

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from training.dataset import BUNDLED, series_rows
 from training.train import train_horizons_on_series
 

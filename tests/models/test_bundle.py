@@ -13,7 +13,7 @@ import pytest
 from models.bundle import ModelBundle
 from models.direction import DirectionModel
 from models.ensemble import Ensemble, Member
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from streams.scoring import score_candles
 from tests.conftest import CANDLES

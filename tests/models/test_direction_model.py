@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 
 from models.direction import DirectionModel
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from features import FEATURE_NAMES
 from training.dataset import BUNDLED, series_rows

@@ -13,7 +13,7 @@ from models.mamba.classifier import MambaConfig
 from models.mamba.export import PARITY_TOLERANCE
 from models.mamba.model import MambaModel
 from models.mamba.windows import pad_windows
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from features import FEATURE_NAMES, FeatureState
 from training.mamba import BUNDLED, build_windows, train_mamba_on_series

@@ -9,7 +9,7 @@ import torch
 from models.mamba import MambaModel
 from models.mamba.classifier import MambaConfig
 from models.mamba.recurrent import MambaRecurrent
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from tests.conftest import CANDLES, HELD_OUT
 from training.mamba import build_windows, train_mamba_on_series
 

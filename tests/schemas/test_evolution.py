@@ -19,7 +19,7 @@ from schemas import AvroCodec, LocalSchemaStore, MultiCodec, RegistrySchemaStore
 from schemas.registry_api import RegistryAnswers
 from schemas.store import local_schema_id
 from core.errors import DecodeError
-from streams.ingest import decode_candle_message
+from core.candle_messages import decode_candle_message
 from tests.schemas.avro_records import EXAMPLES, candle, completed
 
 

@@ -183,7 +183,7 @@ def test_rows_postgres_refuses_land_in_dead_letters_with_their_sqlstate(app_sett
     from aiokafka import AIOKafkaProducer
 
     from schemas import AvroCodec, store_from_url
-    from streams.consumer import read_topic
+    from kafka_io.consumer import read_topic
 
     monkeypatch.setenv("CANDLEFLOW_POSTGRES_DSN", pg_cluster.dsn)
     settings = app_settings(sinks=("postgres",), outcome_loop=False)

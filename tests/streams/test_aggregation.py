@@ -5,7 +5,7 @@ import pytest
 
 from streams.aggregation import CandleAggregator
 from core.candle import Candle, timeframe_ms
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import InvalidInput, OutOfOrder
 
 ONE_MINUTE = Path(__file__).resolve().parents[1] / "data" / "XRP-ETH_1m.csv.gz"

@@ -8,7 +8,7 @@ import pytest
 
 from learning.learner import OutcomeLearner
 from models.loading import load_model
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.series import Position
 from streams.series_book import SeriesBook
 from streams.step import Models, StepConfig, process_batch

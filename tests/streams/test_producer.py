@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from streams.candle_files import read_candle_file
-from streams.consumer import read_topic
+from core.candle_files import read_candle_file
+from kafka_io.consumer import read_topic
 from streams.producer import BATCH_CANDLES, CandleProducer
 from core.settings import Settings
 from core.topics import ensure_topics, topic_specs

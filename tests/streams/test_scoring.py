@@ -5,7 +5,7 @@ import pytest
 
 from models.direction import DirectionModel
 from core.signals import prediction_id
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from features import FeatureState
 from streams.scoring import score_candles, state_key
 from tests.conftest import CANDLES

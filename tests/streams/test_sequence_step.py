@@ -12,7 +12,7 @@ import pytest
 from models.loading import load_model
 from models.mamba import MambaModel
 from models.mamba.classifier import MambaConfig
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.scoring import step_members
 from streams.series import Position, SeriesState
 from streams.series_book import SeriesBook

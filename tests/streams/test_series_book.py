@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from features import FeatureState
 from streams.series import Position, SeriesState
 from streams.series_book import DEEP, SeriesBook

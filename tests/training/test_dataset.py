@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.candle import TIMEFRAME_MS
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from features import FEATURE_NAMES, FeatureState
 from training.dataset import BUNDLED, build_dataset, series_rows, time_split

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from training.commands import attach
 from training.dataset import BUNDLED

@@ -10,7 +10,7 @@ import torch
 
 from models.mamba.classifier import MambaClassifier, MambaConfig
 from models.mamba.export import ParityError, check_parity, export_onnx
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from features import FEATURE_NAMES, FeatureState
 from training.mamba import (

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from storage.postgres import PostgresStore
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from training.artifacts import ArtifactStore
 from training.dataset import BUNDLED

@@ -11,9 +11,9 @@ import pytest
 from models.bundle import SEQUENCE_DIR
 from models.loading import load_model
 from models.mamba.classifier import MambaConfig
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from core.errors import ConfigError
-from streams.timestamps import format_time
+from core.timestamps import format_time
 from training.dataset import BUNDLED
 from training.evaluate import load_scorer
 from training.mamba import train_mamba_on_series

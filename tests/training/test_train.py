@@ -14,7 +14,7 @@ import pytest
 
 import training.train as train_module
 from models.metadata import ModelMetadata
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from features import FEATURE_NAMES
 from training.dataset import BUNDLED, build_dataset, time_split
 from training.export import ParityError, check_parity, model_version, to_onnx

@@ -9,7 +9,7 @@ import pytest
 
 from models.direction import DirectionModel
 from models.metadata import BundleConfig
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from training.dataset import BUNDLED, build_dataset, build_datasets
 from training.train import train_horizons, train_horizons_on_series
 

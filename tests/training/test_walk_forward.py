@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.candle_files import read_candle_file
+from core.candle_files import read_candle_file
 from streams.regime_change import alternate_moves
 from tests.conftest import HELD_OUT
 from training.evaluate import load_scorer

@@ -1,5 +1,5 @@
 """ISO-8601 times and epoch milliseconds, the one place they are converted (replay ranges, evaluation
-cut-offs, registry times).
+cut-offs, registry times); in ``core/`` because it imports nothing but core and both streams and training use it.
 
 >>> parse_time("2018-01-10T05:35:00Z"), parse_time("2018-01-10")
 (1515562500000, 1515542400000)

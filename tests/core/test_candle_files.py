@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.candle_files import parse_candle_filename, read_candle_file
+from core.candle_files import parse_candle_filename, read_candle_file
 from core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

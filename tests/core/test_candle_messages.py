@@ -3,7 +3,7 @@ import pytest
 from schemas import LocalSchemaStore, MultiCodec
 from core.candle import Candle
 from core.errors import DecodeError, InvalidInput
-from streams.ingest import decode_candle_message
+from core.candle_messages import decode_candle_message
 
 CODEC = MultiCodec(["Candle", "CandleBatch"], LocalSchemaStore())
 GOOD = Candle("ETH-BTC", "5m", 1515560100000, 0.0984, 0.0995, 0.0982, 0.0994, 1820.5)

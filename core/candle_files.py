@@ -1,4 +1,5 @@
-"""Candle files on disk (CSV, CSV.gz, Parquet) read into validated :class:`~core.candle.Candle` lists.
+"""Candle files on disk (CSV, CSV.gz, Parquet) read into validated :class:`~core.candle.Candle` lists (in ``core/``:
+it imports nothing but core, and training, models' tests, the CLI and the demo all read candle files).
 
 The format is the one of the bundled real candles (``data/candles/``): columns ``ts`` (open time, epoch
 ms, UTC), ``open``, ``high``, ``low``, ``close``, ``volume``, optionally ``quote_volume``, ``trades``,

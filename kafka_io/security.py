@@ -1,4 +1,4 @@
-"""Kafka SASL/TLS from the environment, handed to every client in the form that client takes.
+"""Kafka SASL/TLS from the environment, handed to every client (the stream's, training's) in the form that client takes.
 
 ``CANDLEFLOW_BROKER_SECURITY_PROTOCOL`` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL),
 ``CANDLEFLOW_BROKER_SASL_MECHANISM`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), ``CANDLEFLOW_BROKER_SASL_USERNAME``,

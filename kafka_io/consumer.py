@@ -1,4 +1,5 @@
-"""Reading Candleflow's output topics without a consumer group: ``candleflow tail`` and the demo.
+"""Reading Candleflow's topics without a consumer group: ``candleflow tail``, the demo, the web views, and
+the offsets at a time (replay windows, the promotion worker's rewind).
 
 Signal consumers that only need to watch (dashboards, tools, tests) read every partition from a
 chosen position and decode each message by its schema id.
@@ -14,11 +15,11 @@ from typing import Any, AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas import SCHEMA_NAMES, MultiCodec, schema_store, unbatch
-from streams.client_internals import refresh_metadata
 from core.errors import ConfigError, DecodeError
-from streams.kafka_security import aiokafka_security
 from core.settings import Settings
+from kafka_io.client_internals import refresh_metadata
+from kafka_io.security import aiokafka_security
+from schemas import SCHEMA_NAMES, MultiCodec, schema_store, unbatch
 
 __all__ = ["first_record", "offsets_at_time", "read_topic", "json_safe"]
 
