@@ -53,7 +53,8 @@ async def _open_registry(settings: Settings, workdir: Path) -> tuple[Any, Any, A
     from storage.config import StorageSettings
     from storage.postgres import PostgresStore
     from training.artifacts import ArtifactStore
-    from training.registry import EventPublisher, ModelRegistry
+    from training.model_events import EventPublisher
+    from training.registry import ModelRegistry
 
     dsn, schema = StorageSettings.from_env().postgres_dsn, f"candleflow_demo_{uuid.uuid4().hex[:12]}"
     try:

@@ -236,7 +236,7 @@ async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, fro
 
 
 async def _deployments(settings: Settings) -> DeploymentTimeline:
-    from training.registry import read_model_events
+    from training.model_events import read_model_events
 
     return DeploymentTimeline(await read_model_events(settings, idle_s=0.5, timed=True))
 

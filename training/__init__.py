@@ -3,8 +3,8 @@
 - :mod:`training.train`: LightGBM per horizon on candle files (``make demo`` trains the default bundle).
 - :mod:`training.mamba`: the sequence member.  :mod:`training.evaluate`, :mod:`training.walk_forward`,
   :mod:`training.backtest`: how good a model is, and what trading it would have done.
-- :mod:`training.registry`: versions, artifacts and model events.  :mod:`training.retrain_worker`: retrain
-  requests -> a validated, registered candidate.
+- :mod:`training.registry`: versions and artifacts; :mod:`training.model_events`: the events that tell the
+  workers.  :mod:`training.retrain_worker`: retrain requests -> a validated, registered candidate.
 
 Names are imported on first use (training pulls in LightGBM and PyTorch).
 """

@@ -39,7 +39,8 @@ async def with_registry(fn: Callable[[Any], Awaitable[Any]], publish: bool = Fal
     from storage.config import StorageSettings
     from storage.postgres import PostgresStore
     from training.artifacts import ArtifactStore
-    from training.registry import EventPublisher, ModelRegistry
+    from training.model_events import EventPublisher
+    from training.registry import ModelRegistry
     from training.retrain_worker import RetrainConfig
 
     store = PostgresStore(StorageSettings.from_env().postgres_dsn)

@@ -15,7 +15,8 @@ from schemas import AvroCodec, LocalSchemaStore
 from storage.postgres import PostgresStore
 from training.artifacts import ArtifactStore
 from training.promotion_worker import PromotionWorker
-from training.registry import EventPublisher, ModelRegistry, wait_for_model_event
+from training.model_events import EventPublisher, wait_for_model_event
+from training.registry import ModelRegistry
 from tests.training.test_registry import pg_session_dsn, small_models  # noqa: F401  (session fixtures)
 
 pytestmark = pytest.mark.integration

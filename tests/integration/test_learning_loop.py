@@ -24,7 +24,8 @@ from tests.training.test_registry import pg_session_dsn  # noqa: F401  (session 
 from tests.waiting import wait_for
 from training.artifacts import ArtifactStore
 from training.promotion_worker import PromotionWorker
-from training.registry import EventPublisher, ModelRegistry, wait_for_model_event
+from training.model_events import EventPublisher, wait_for_model_event
+from training.registry import ModelRegistry
 from training.retrain_worker import RetrainConfig, RetrainWorker
 
 pytestmark = pytest.mark.integration

@@ -85,7 +85,8 @@ async def test_the_request_retrains_on_the_candles_since_the_change(pg_session_d
     the change, and registers what it trained with the comparison on the same holdout."""
     from storage.postgres import PostgresStore
     from training.artifacts import ArtifactStore
-    from training.registry import EventPublisher, ModelRegistry
+    from training.model_events import EventPublisher
+    from training.registry import ModelRegistry
     from training.retrain_worker import RetrainConfig, RetrainWorker
 
     settings = app_settings(model_dir=default_bundle)

@@ -12,7 +12,8 @@ from aiokafka import AIOKafkaProducer
 from storage.postgres import PostgresStore
 from training.artifacts import ArtifactStore
 from training.dataset import BUNDLED
-from training.registry import EventPublisher, ModelRegistry, wait_for_model_event
+from training.model_events import EventPublisher, wait_for_model_event
+from training.registry import ModelRegistry
 from training.retrain_worker import RetrainConfig, RetrainWorker
 from tests.training.test_registry import pg_session_dsn  # noqa: F401  (session database fixture)
 

@@ -14,7 +14,8 @@ from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from training.artifacts import ArtifactStore
 from training.dataset import BUNDLED
-from training.registry import EventPublisher, ModelRegistry, read_model_events
+from training.model_events import EventPublisher, read_model_events
+from training.registry import ModelRegistry
 from training.train import train_on_series
 
 pytestmark = pytest.mark.integration
