@@ -16,7 +16,8 @@ from models.mamba.windows import pad_windows
 from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from features import FEATURE_NAMES, FeatureState
-from training.mamba import BUNDLED, build_windows, train_mamba_on_series
+from training.mamba import BUNDLED, train_mamba_on_series
+from training.mamba_windows import build_windows
 
 F = len(FEATURE_NAMES)
 

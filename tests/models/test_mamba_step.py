@@ -11,7 +11,8 @@ from models.mamba.classifier import MambaConfig
 from models.mamba.recurrent import MambaRecurrent
 from core.candle_files import read_candle_file
 from tests.conftest import CANDLES, HELD_OUT
-from training.mamba import build_windows, train_mamba_on_series
+from training.mamba import train_mamba_on_series
+from training.mamba_windows import build_windows
 
 
 @pytest.fixture(scope="module")

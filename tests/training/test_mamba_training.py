@@ -1,4 +1,5 @@
-"""Mamba training: windows from the stream's engine, honest split, deterministic, parity-checked export."""
+"""Mamba training: normalisation from the training split, deterministic, parity-checked export (the windows and
+the split: test_mamba_windows.py)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,9 @@ from models.mamba.classifier import MambaClassifier, MambaConfig
 from models.mamba.export import ParityError, check_parity, export_onnx
 from core.candle_files import read_candle_file
 from core.errors import ConfigError
-from features import FEATURE_NAMES, FeatureState
-from training.mamba import (
-    BUNDLED,
-    build_windows,
-    normalisation_stats,
-    split_windows,
-    train_mamba,
-    train_mamba_on_series,
-)
+from features import FEATURE_NAMES
+from training.mamba import BUNDLED, train_mamba, train_mamba_on_series
+from training.mamba_windows import build_windows, normalisation_stats, split_windows
 
 TINY = MambaConfig(d_model=8, n_layers=1)  # the tests check the pipeline, not the model's skill
 
@@ -34,31 +29,6 @@ def candles():
 def trained(candles, tmp_path_factory):
     out = tmp_path_factory.mktemp("mamba-train")
     return train_mamba_on_series([candles], out, progress=False, config=TINY, epochs=2, threads=1)
-
-
-def test_windows_are_the_feature_states_windows(candles):
-    w = build_windows([candles])
-    state = FeatureState()
-    t = 100  # a row well past warm-up; its window is what the stream's state holds after candle t
-    for c in candles[:t + 1]:
-        state.update(c)
-    row = int(np.flatnonzero(w.open_time == candles[t].open_time)[0])
-    np.testing.assert_array_equal(w.x[row], state.window(60))
-    close = np.array([c.close for c in candles])
-    np.testing.assert_array_equal(w.y[row], [int(close[t + h] > close[t]) for h in range(1, 6)])
-    # First kept row: the state has just become ready (34 candles), its window is left-padded with NaN.
-    assert w.open_time[0] == candles[33].open_time
-    assert bool(np.isnan(w.x[0, :26]).all()) and not bool(np.isnan(w.x[0, 26:, 3]).any())
-    assert w.open_time[-1] == candles[-6].open_time  # the last 5 candles have no full future
-
-
-def test_split_is_time_ordered_and_purged(candles):
-    train, valid, test = split_windows(build_windows([candles]))
-    step = 300_000
-    assert train.open_time.max() + 5 * step < valid.open_time.min()
-    assert valid.open_time.max() + 5 * step < test.open_time.min()
-    with pytest.raises(ConfigError, match="too few"):
-        split_windows(build_windows([candles[:40]]))
 
 
 def test_normalisation_uses_the_training_split_only(trained, candles):
