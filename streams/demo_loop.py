@@ -105,9 +105,11 @@ async def regime_loop(settings: Settings, model_dir: Path, candles: list[Candle]
                       publish: Callable[[list[Candle]], Awaitable[None]], request_timeout_s: float = 180.0,
                       decision_timeout_s: float = 300.0) -> dict[str, Any]:
     """Publish ``candles`` (via ``publish``) around the learning loop; what happened, for the summary."""
-    from training.evaluate import load_scorer
+    from training.scorer import load_scorer
     from training.promotion_worker import PromotionWorker
-    from training.retrain_worker import RetrainConfig, RetrainWorker, load_window, retrain_and_compare
+    from training.retrain_trial import retrain_and_compare
+    from training.retrain_window import load_window
+    from training.retrain_worker import RetrainConfig, RetrainWorker
 
     step, t0 = candles[1].open_time - candles[0].open_time, candles[changed_at].open_time
     report: dict[str, Any] = {"symbol": candles[0].symbol, "candles": len(candles), "changed_at": changed_at,

@@ -109,7 +109,7 @@ class ModelRegistry:
     async def register(self, model_dir: str | Path, name: str | None = None, evaluation: dict[str, Any] | None = None,
                        note: str = "registered") -> str:
         """Store ``model_dir`` as an artifact and record its version (idempotent); returns the version."""
-        from training.evaluate import load_scorer
+        from training.scorer import load_scorer
 
         scorer = load_scorer(model_dir)  # refuses a directory the workers would refuse
         sha, path = self.artifacts.store(model_dir)

@@ -4,7 +4,7 @@ Rolling origin, purged: the last ``test_fraction`` of the candle time is cut int
 blocks. For each block a candidate is trained on the candles before it, minus a purge gap of
 ``purge`` candles (a training row's label looks that far ahead: without the gap it would see the
 block), and both the candidate and the serving model are scored on the *same* rows of the block: those
-neither was fit on (:func:`training.evaluate.common_holdout` and the block's start). The verdict is the
+neither was fit on (:func:`training.holdout.common_holdout` and the block's start). The verdict is the
 row-weighted mean of ``metric`` over the folds, with each fold listed; a fold too short to score is
 reported and left out.
 
@@ -20,7 +20,9 @@ from typing import Any
 
 from core.candle import Candle
 from core.errors import ConfigError
-from training.evaluate import EvalConfig, common_holdout, evaluate_series, load_scorer
+from training.evaluate import EvalConfig, evaluate_series
+from training.holdout import common_holdout
+from training.scorer import load_scorer
 
 __all__ = ["Fold", "WalkForward", "walk_forward"]
 

@@ -95,7 +95,8 @@ def test_the_candle_sink_stores_every_valid_candle_once_for_retraining(app_setti
 
     from storage.postgres import PostgresStore
     from core.candle import Candle
-    from training.retrain_worker import RetrainConfig, load_window
+    from training.retrain_window import load_window
+    from training.retrain_worker import RetrainConfig
 
     monkeypatch.setenv("CANDLEFLOW_POSTGRES_DSN", pg_cluster.dsn)
     settings = app_settings(sinks=("candles",), outcome_loop=False)

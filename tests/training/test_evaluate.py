@@ -13,7 +13,8 @@ from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from training.commands import attach
 from training.dataset import BUNDLED
-from training.evaluate import EvalConfig, evaluate_files, evaluate_series, load_scorer
+from training.evaluate import EvalConfig, evaluate_files, evaluate_series
+from training.scorer import load_scorer
 from training.report import summary_text, write_report
 from training.train import train_horizons_on_series
 

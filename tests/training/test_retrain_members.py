@@ -15,9 +15,10 @@ from core.candle_files import read_candle_file
 from core.errors import ConfigError
 from core.timestamps import format_time
 from training.dataset import BUNDLED
-from training.evaluate import load_scorer
+from training.scorer import load_scorer
 from training.mamba import train_mamba_on_series
-from training.retrain_worker import RetrainConfig, retrain_and_compare, sequence_config
+from training.retrain_trial import retrain_and_compare, sequence_config
+from training.retrain_worker import RetrainConfig
 from training.train import train_horizons_on_series
 
 TINY = MambaConfig(d_model=8, n_layers=1)  # the pipeline is under test, not the model's skill

@@ -9,7 +9,7 @@ import pytest
 from core.candle_files import read_candle_file
 from streams.regime_change import alternate_moves
 from tests.conftest import HELD_OUT
-from training.evaluate import load_scorer
+from training.scorer import load_scorer
 from training.train import train_horizons_on_series
 from training.walk_forward import walk_forward
 
