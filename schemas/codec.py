@@ -7,18 +7,22 @@ costs one dict lookup plus fastavro's compiled reader or writer.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+import struct
 from io import BytesIO
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
 from schemas.checks import compile_checks
+from schemas.fast_writer import NotPlain, compile_writer
 from schemas.loader import full_name, load_schema
 from schemas.store import SchemaStore, parse
 from schemas.wire import HEADER_SIZE, frame, schema_id_of
 from core.errors import DecodeError, InvalidInput
 
 __all__ = ["AvroCodec", "MultiCodec"]
+
+_NOT_PLAIN = (NotPlain, struct.error, OverflowError, UnicodeEncodeError)  # what sends a record the general way
 
 
 class AvroCodec:
@@ -44,6 +48,7 @@ class AvroCodec:
         self.store = store
         self._reader = parse(load_schema(name))
         self._check = compile_checks(self._reader)
+        self._fast = compile_writer(self._reader)  # the plain case, same bytes (schemas/fast_writer.py)
         self._header: bytes | None = None
         # schema id -> (writer schema, reader schema or None when no resolution is needed)
         self._plans: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
@@ -59,6 +64,13 @@ class AvroCodec:
         if header is None:
             # Outside the try below: a registry outage is Retryable, not the record's fault.
             header = self._header = frame(self.schema_id)
+        if self._fast is not None:
+            fast = bytearray(header)
+            try:
+                self._fast(record, fast)
+                return bytes(fast)
+            except _NOT_PLAIN:
+                pass  # numpy scalars, defaults to fill, or a record that does not fit: the general way says which
         if not isinstance(record, Mapping):
             raise InvalidInput(f"{self.name} record must be a mapping, got {type(record).__name__}")
         out = BytesIO()
