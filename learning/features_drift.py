@@ -39,7 +39,7 @@ from scipy.special import kolmogorov
 
 from features import FEATURE_NAMES
 
-__all__ = ["DRIFT_FEATURES", "FeatureDrift", "holm_reject", "ks_two_sample"]
+__all__ = ["DRIFT_FEATURES", "FeatureDrift", "holm_reject", "ks_two_sample", "reference_cdf"]
 
 DRIFT_FEATURES: tuple[str, ...] = (
     "log_return_1", "log_return_5", "log_return_15", "volatility_5", "volatility_15", "volatility_30",
@@ -49,21 +49,32 @@ DRIFT_FEATURES: tuple[str, ...] = (
 )
 
 
-def ks_two_sample(reference_sorted: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
-    """(D, asymptotic p-value) of the two-sample KS test; ``reference_sorted`` sorted ascending, no NaN.
+def reference_cdf(reference_sorted: np.ndarray) -> np.ndarray:
+    """The reference's empirical CDF at its own values (what every test against it reuses)."""
+    return np.searchsorted(reference_sorted, reference_sorted, "right") / len(reference_sorted)
+
+
+def ks_two_sample(reference_sorted: np.ndarray, sample: np.ndarray, cdf: np.ndarray | None = None
+                  ) -> tuple[float, float]:
+    """(D, asymptotic p-value) of the two-sample KS test; ``reference_sorted`` sorted ascending, no NaN;
+    ``cdf``: :func:`reference_cdf` of it, when the caller keeps it.
+
+    D is the largest gap between the two empirical CDFs over every point of either sample: at the
+    reference's points (its own CDF given) and at the sample's.
 
     >>> rng = np.random.default_rng(1)
     >>> a, b = np.sort(rng.normal(size=1000)), rng.normal(0.5, 1.0, size=500)
     >>> d, p = ks_two_sample(a, b)
     >>> from scipy.stats import ks_2samp
-    >>> bool(np.isclose(d, ks_2samp(a, b).statistic)), p < 1e-6
-    (True, True)
+    >>> bool(np.isclose(d, ks_2samp(a, b).statistic)), p < 1e-6, ks_two_sample(a, b, reference_cdf(a)) == (d, p)
+    (True, True, True)
     """
     b = np.sort(sample)
     n, m = len(reference_sorted), len(b)
-    points = np.concatenate((reference_sorted, b))
-    d = float(np.max(np.abs(np.searchsorted(reference_sorted, points, "right") / n
-                            - np.searchsorted(b, points, "right") / m)))
+    at_reference = np.abs((cdf if cdf is not None else reference_cdf(reference_sorted))
+                          - np.searchsorted(b, reference_sorted, "right") / m)
+    at_sample = np.abs(np.searchsorted(reference_sorted, b, "right") / n - np.searchsorted(b, b, "right") / m)
+    d = float(max(at_reference.max(), at_sample.max()))
     return d, float(kolmogorov(np.sqrt(n * m / (n + m)) * d))
 
 
@@ -130,14 +141,16 @@ class FeatureDrift:
         Given again after a restore: it is not part of the persisted state, the model has it."""
         ref = self._sample(reference)
         self.reference = [np.sort(ref[:, c][np.isfinite(ref[:, c])]) for c in self.columns]
+        self._reference_cdf = [reference_cdf(r) if len(r) else r for r in self.reference]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("_reference_cdf", None)  # given again by attach(), as the reference is
         self._columns = np.array(self.columns, dtype=np.intp)  # states pickled before it existed
 
     def __getstate__(self) -> dict[str, Any]:
         # The reference belongs to the model (models/profile.py) and is ~200 KB: persisted state stays small.
-        return {**self.__dict__, "reference": None}
+        return {**self.__dict__, "reference": None, "_reference_cdf": None}
 
     def check(self) -> dict[str, Any] | None:
         """Run the tests on the current window; evidence if enough features drifted, else None."""
@@ -149,7 +162,7 @@ class FeatureDrift:
             now = recent[:, j][np.isfinite(recent[:, j])]
             if len(self.reference[j]) < 30 or len(now) < 30:
                 continue  # a feature this feed lacks (NaN), or too few values to test
-            d, p = ks_two_sample(self.reference[j], now)
+            d, p = ks_two_sample(self.reference[j], now, self._reference_cdf[j])
             names.append(name), stats.append(d), pvals.append(p)
         if not names:
             return None

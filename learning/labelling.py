@@ -53,14 +53,19 @@ __all__ = ["Labelled", "Labeller", "outcome_id"]
 _FORMAT = 2  # 2: each pending entry's features as base64 float64 (JSON floats cost ~0.5 us each); 1 is still read
 
 
+_SOURCES = {source: json.dumps(source) for source in ("LABEL", "TRADE")}
+
+
 def outcome_id(prediction_id: str, horizon: int, source: str = "LABEL") -> str:
     """Deterministic id of the outcome of one prediction at one horizon (32 hex characters).
 
     >>> outcome_id("p0", 1) == outcome_id("p0", 1) != outcome_id("p0", 2)
     True
     """
-    # = json.dumps(["outcome", source, prediction_id, int(horizon)], separators=(",", ":")), without the list
-    key = f'["outcome",{json.dumps(source)},{json.dumps(prediction_id)},{int(horizon)}]'
+    # = json.dumps(["outcome", source, prediction_id, int(horizon)], separators=(",", ":")), without the list;
+    # a prediction id is hex, which JSON quotes as it is (json.dumps per id was ~1.5 us of ~3)
+    quoted = f'"{prediction_id}"' if prediction_id.isalnum() and prediction_id.isascii() else json.dumps(prediction_id)
+    key = f'["outcome",{_SOURCES.get(source) or json.dumps(source)},{quoted},{int(horizon)}]'
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 

@@ -42,10 +42,10 @@ class ProbabilityModel(Protocol):
 
 def serving_version(symbol: str, active: Any, candidate: Any | None, share: float) -> Any:
     """The model that serves ``symbol``: the candidate for a stable ``share`` of symbols, else the active one."""
-    from learning.promotion import assign_version
-
     if candidate is None or share <= 0.0:
         return active
+    from learning.promotion import assign_version
+
     return candidate if assign_version(symbol, active.version, candidate.version, share) == candidate.version else active
 
 

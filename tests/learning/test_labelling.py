@@ -129,3 +129,14 @@ def test_property_no_outcome_before_its_horizon_and_each_at_most_once(evts):
             seen.add(o["id"])
         assert all(target > t for target in lab._pending)  # nothing pending whose time has passed
         assert lab.pending <= 5 * 5  # bounded: at most max_horizon predictions x horizons in flight
+
+
+@given(st.text(max_size=40), st.integers(1, 5), st.sampled_from(["LABEL", "TRADE", 'odd"source']))
+def test_outcome_ids_are_the_hash_of_their_json_definition(prediction_id: str, horizon: int, source: str) -> None:
+    import hashlib
+    import json
+
+    from learning.labelling import outcome_id
+
+    key = json.dumps(["outcome", source, prediction_id, horizon], separators=(",", ":"))
+    assert outcome_id(prediction_id, horizon, source) == hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
