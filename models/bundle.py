@@ -6,9 +6,9 @@ Layout (written by :func:`training.train.train_horizons`)::
     bundle_dir/h1/ ... h5/      one DirectionModel directory per horizon
     bundle_dir/mamba/           optional; loaded by the ``sequence_loader`` given to :meth:`ModelBundle.load`
 
-:class:`ModelBundle` is a drop-in for :class:`~models.direction.DirectionModel` where the stream scores
-(``version``, ``horizon == 1``, ``predict_proba(X) -> (n,)``: the ensemble's horizon-1 P(up)), and
-:meth:`ModelBundle.score` gives every horizon with confidence and the member versions. Its ``version``
+:class:`ModelBundle` is a :class:`~models.base.ServableModel` (the contract the stream scores with):
+:meth:`ModelBundle.score` gives every horizon with confidence and the member versions, ``horizon`` is 1
+when the bundle has it, and ``predict_proba(X) -> (n,)`` is the ensemble's P(up) there. Its ``version``
 is derived from the members' versions, weights and the strategy: the same models combined the same way
 always carry the same version, and any change to what produces a prediction changes it.
 
@@ -39,14 +39,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.base import ScoreOutput, ServableModel
 from models.direction import DirectionHorizons
-from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, EnsembleOutput, Member, ProbaModel
+from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, Member, ProbaModel
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, BundleConfig, horizon_dir
 from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from core.errors import ConfigError
@@ -60,12 +60,7 @@ SEQUENCE_MEMBER = "mamba"
 SEQUENCE_DIR = "mamba"
 SequenceLoader = Callable[[Path], ProbaModel]  # e.g. the sequence model's own ``load``; not imported here
 
-
-@dataclass(frozen=True)
-class BundleOutput(EnsembleOutput):
-    """An :class:`~models.ensemble.EnsembleOutput` plus the version of the bundle that produced it."""
-
-    version: str = ""
+BundleOutput = ScoreOutput  # what a bundle's score returns: every servable model's output
 
 
 def bundle_version(ensemble: Ensemble) -> str:
@@ -128,7 +123,7 @@ def _read_config(bundle_dir: Path) -> BundleConfig:
         raise ConfigError(f"{bundle_dir}: {exc}") from None
 
 
-class ModelBundle:
+class ModelBundle(ServableModel):
     """The ensemble of a bundle directory, timed per member. Build it with :meth:`load`."""
 
     name = "ensemble"
@@ -136,10 +131,10 @@ class ModelBundle:
     def __init__(self, ensemble: Ensemble, config: BundleConfig, stats_size: int = 1024) -> None:
         self.ensemble = ensemble
         self.config = config
-        self.version = bundle_version(ensemble)
-        # The stream's single-horizon interface scores horizon 1 when the bundle has it.
-        self.horizon = 1 if 1 in ensemble.horizons else ensemble.horizons[0]
-        self._column = ensemble.horizons.index(self.horizon)
+        self._version = bundle_version(ensemble)
+        # The main horizon (signals, the single-horizon predict_proba): horizon 1 when the bundle has it.
+        self._horizon = 1 if 1 in ensemble.horizons else ensemble.horizons[0]
+        self._column = ensemble.horizons.index(self._horizon)
         self._latency = {m.name: CallStats(stats_size) for m in ensemble.members}
         self._score_latency = CallStats(stats_size)
         self.profile = TrainingProfile()  # set by load from the bundle's metrics and reference.npy
@@ -196,19 +191,23 @@ class ModelBundle:
             elif m.reads == STEPS:
                 m.run(np.zeros((1, n_features)), None, m.model.initial_state(1))
 
+    version = property(lambda self: self._version)
+    horizon = property(lambda self: self._horizon)
     versions = property(lambda self: self.ensemble.versions)
     horizons = property(lambda self: self.ensemble.horizons)
+    members = property(lambda self: self.ensemble.members)
+    step_members = property(lambda self: self.ensemble.step_members)
     strategy = property(lambda self: self.ensemble.strategy)
     feature_names = property(lambda self: self.ensemble.members[0].model.feature_names)
     provider = property(lambda self: getattr(self.ensemble.members[0].model, "provider", "n/a"))
 
     def score(self, features: np.ndarray, windows: np.ndarray | None = None,
-              states: Mapping[str, np.ndarray] | None = None,
-              given: Mapping[str, tuple[np.ndarray, float]] | None = None) -> BundleOutput:
-        """Every horizon for a batch: one call per member, combined by the ensemble. ``states``: member
-        name -> each row's recurrent state for the step members (the new ones come back in ``states``).
-        ``given``: member name -> (its P(up) for these rows, the seconds it took), computed by the caller
-        (the batch step runs a step member candle by candle for a series with several candles)."""
+              given: Mapping[str, tuple[np.ndarray, float]] | None = None,
+              states: Mapping[str, np.ndarray] | None = None) -> ScoreOutput:
+        """Every horizon for a batch: one call per member, combined by the ensemble. ``given``: member
+        name -> (its P(up) for these rows, the seconds it took), computed by the caller (the batch step runs
+        a step member candle by candle for a series with several candles). ``states``: member name -> each
+        row's recurrent state for the step members (the new ones come back in ``states``)."""
         started = time.perf_counter()
         features = np.asarray(features)
         if windows is not None and len(windows) != len(features):
@@ -228,7 +227,7 @@ class ModelBundle:
                 new_states[member.name] = new
         out = dataclasses.replace(self.ensemble.combine(probabilities, len(features)), states=new_states)
         self._score_latency.record(time.perf_counter() - started, len(features))
-        return BundleOutput(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)}, version=self.version)
+        return ScoreOutput(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)}, version=self.version)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """The ensemble's P(up) at :attr:`horizon` for each feature row: the DirectionModel interface."""

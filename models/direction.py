@@ -2,7 +2,8 @@
 
 Loading checks everything that could make the stream score garbage quietly: the metadata parses, the
 ONNX bytes are the ones it describes, and the model's feature order is exactly the engine's
-``FEATURE_NAMES``. Any mismatch is a :class:`~core.errors.ConfigError`, at load, not per candle.
+``FEATURE_NAMES``. Any mismatch is a :class:`~core.errors.ConfigError`, at load, not per candle. A
+:class:`DirectionModel` is served as a one-member ensemble (:class:`models.base.SingleHorizonModel`).
 
 >>> import numpy as np
 >>> from features import FEATURE_NAMES
@@ -12,6 +13,9 @@ ONNX bytes are the ones it describes, and the model's feature order is exactly t
 >>> p = model.predict_proba(np.zeros((3, len(FEATURE_NAMES))))
 >>> p.shape, bool(((0 < p) & (p < 1)).all())
 ((3,), True)
+>>> out = model.score(np.zeros((3, len(FEATURE_NAMES))))   # the serving contract: every horizon (here one)
+>>> out.horizons, bool((out.prob_up[:, 0] == p).all()), out.versions == {model.name: model.version}
+((1,), True, True)
 >>> DirectionModel.load("no/such/dir")
 Traceback (most recent call last):
 ...
@@ -30,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.base import SingleHorizonModel
 from models.metadata import METADATA_FILE, ONNX_FILE, ModelMetadata
 from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from models.onnx_session import P_UP_OUTPUT, create_session, merge_p_up
@@ -80,7 +85,7 @@ def load_checked(model_dir: str | Path) -> tuple[ModelMetadata, bytes]:
     return metadata, onnx_bytes
 
 
-class DirectionModel:
+class DirectionModel(SingleHorizonModel):
     """An exported direction classifier, ready to score feature rows. Build it with :meth:`load`."""
 
     def __init__(self, metadata: ModelMetadata, session, provider: str, reference: np.ndarray | None = None) -> None:

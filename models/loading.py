@@ -4,10 +4,13 @@ Mamba) or a single-horizon LightGBM model (``model.json`` + ``model.onnx``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from models.metadata import BUNDLE_FILE, METADATA_FILE
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from models.base import ServableModel
 
 __all__ = ["load_model"]
 
@@ -23,8 +26,10 @@ def _sequence_loader(providers: Sequence[str] | str | None, intra_op_threads: in
     return load
 
 
-def load_model(model_dir: str | Path, providers: Sequence[str] | str | None = None, intra_op_threads: int = 1) -> Any:
-    """A ready, warmed-up scorer for ``model_dir``; ConfigError when it holds no usable model."""
+def load_model(model_dir: str | Path, providers: Sequence[str] | str | None = None,
+               intra_op_threads: int = 1) -> ServableModel:
+    """A ready, warmed-up :class:`~models.base.ServableModel` for ``model_dir`` (a bundle or a single
+    LightGBM, served as a one-member ensemble); ConfigError when it holds no usable model."""
     from models.bundle import ModelBundle
     from models.direction import DirectionModel
 

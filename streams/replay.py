@@ -39,7 +39,7 @@ from kafka_io.security import aiokafka_security
 from streams.replay_output import KeptRecords, ReplayOutput
 from streams.replay_window import ReplayWindow, resolve_window
 from core.timestamps import format_time
-from streams.scoring import ProbabilityModel
+from models.base import ServableModel
 from streams.series import Position
 from streams.series_book import SeriesBook
 from core.settings import Settings
@@ -148,7 +148,7 @@ class ServingTimeline:
         return self._loaded[slot.version]
 
 
-async def replay(settings: Settings, model: ProbabilityModel, topic: str, *, from_offset: int | None = None,
+async def replay(settings: Settings, model: ServableModel, topic: str, *, from_offset: int | None = None,
                  from_time: int | None = None, to_offset: int | None = None, to_time: int | None = None,
                  by_message_time: bool = False, warmup: bool = True, follow_deployments: bool = True,
                  progress: bool = True, idle_timeout_s: float = 10.0, output: ReplayOutput | None = None,

@@ -4,43 +4,35 @@ No Faust and no I/O here, so tests (and the replay and training code) can call i
 A batch of candles is scored with one call per model; each symbol's feature state is updated in
 arrival order, so a batch gives exactly what the same candles one by one would.
 
-A model is either a single-horizon model (``predict_proba(X) -> (n,)``, e.g.
-:class:`models.direction.DirectionModel`) or a bundle (``score(X, windows)`` with every horizon and an
-agreement-based confidence, :class:`models.bundle.ModelBundle`). With a candidate model and a traffic
-share, each symbol is served by one of the two by a stable hash of the symbol (A/B).
+A model is a :class:`models.base.ServableModel`, the one contract: ``score(X, windows, given)`` gives
+every horizon with an agreement-based confidence, whether it is a bundle (:class:`models.bundle.ModelBundle`)
+or a single-horizon model served as a one-member ensemble (:class:`models.direction.DirectionModel`).
+With a candidate model and a traffic share, each symbol is served by one of the two by a stable hash of
+the symbol (A/B).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, MutableMapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, MutableMapping, Sequence
 
 import numpy as np
 
-from core.signals import confidence_of, decide, prediction_id, signal_id
+from core.signals import decide, prediction_id, signal_id
 from core.candle import Candle
 from core.errors import InvalidInput
 from features import FEATURE_NAMES, FeatureState
 from features.window import WINDOW  # feature vectors a sequence model reads
+from models.base import ServableModel
 from streams.online_member import Blend, blend
 from core.series_keys import series_key as state_key  # one home for the key of a series
 
-__all__ = ["ModelOutput", "ScoredBatch", "ProbabilityModel", "Scorable", "model_outputs", "SequenceStates", "needs_windows", "score_candles", "score_rows",
+__all__ = ["ModelOutput", "ScoredBatch", "Scorable", "model_outputs", "SequenceStates", "needs_windows", "score_candles", "score_rows",
            "state_key", "serving_version", "step_members", "WINDOW"]
 
 
-
-class ProbabilityModel(Protocol):
-    """What the scorer needs from a model: P(up) for a batch of feature rows."""
-
-    version: str
-    horizon: int
-
-    def predict_proba(self, features: np.ndarray) -> np.ndarray: ...
-
-
-def serving_version(symbol: str, active: Any, candidate: Any | None, share: float) -> Any:
+def serving_version(symbol: str, active: ServableModel, candidate: ServableModel | None, share: float) -> ServableModel:
     """The model that serves ``symbol``: the candidate for a stable ``share`` of symbols, else the active one."""
     if candidate is None or share <= 0.0:
         return active
@@ -64,16 +56,14 @@ class ScoredBatch:
 Scorable = tuple[int, Candle, "int | None", bool, np.ndarray, "np.ndarray | None", Any]
 
 
-def needs_windows(model: Any) -> bool:
+def needs_windows(model: ServableModel) -> bool:
     """True if a member of ``model`` reads windows of feature vectors (a sequence model)."""
-    ensemble = getattr(model, "ensemble", None)
-    return ensemble is not None and any(m.reads == "windows" for m in ensemble.members)
+    return model.reads_windows
 
 
-def step_members(model: Any) -> tuple[Any, ...]:
+def step_members(model: ServableModel) -> tuple[Any, ...]:
     """The members of ``model`` that keep a recurrent state per series (a sequence model in step mode)."""
-    ensemble = getattr(model, "ensemble", None)
-    return ensemble.step_members if ensemble is not None else ()
+    return model.step_members
 
 
 @dataclass(frozen=True)
@@ -110,24 +100,18 @@ def _step(member: Any, rows: Sequence[Scorable], sequences: SequenceStates) -> t
     return p, time.perf_counter() - started
 
 
-def _run(model: Any, features: np.ndarray, windows: np.ndarray | None, given: dict | None = None
+def _run(model: ServableModel, features: np.ndarray, windows: np.ndarray | None, given: dict | None = None
          ) -> tuple[np.ndarray, np.ndarray, list[list[dict]], dict[str, str]]:
     """(P(up) at the model's horizon, confidence, every horizon per row, member versions); ``given``:
     members' outputs computed by the caller (:func:`_step`)."""
-    if hasattr(model, "score"):
-        out = model.score(features, windows, given=given) if given else model.score(features, windows)
-        column = out.column(model.horizon)
-        # Python floats first: indexing numpy per element costs ~10x a list's.
-        horizons = [int(h) for h in out.horizons]
-        per_row = [[{"horizon": h, "prob_up": q, "direction": "UP" if q >= 0.5 else "DOWN", "confidence": c}
-                    for h, q, c in zip(horizons, qs, cs)]
-                   for qs, cs in zip(out.prob_up.tolist(), out.confidence.tolist())]
-        return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions)
-    p = np.asarray(model.predict_proba(features), dtype=np.float64)
-    confidence = confidence_of(p)
-    per_row = [[{"horizon": model.horizon, "prob_up": float(q), "direction": "UP" if q >= 0.5 else "DOWN",
-                 "confidence": float(c)}] for q, c in zip(p, confidence)]
-    return p, confidence, per_row, {getattr(model, "name", "model"): model.version}
+    out = model.score(features, windows, given)
+    column = out.column(model.horizon)
+    # Python floats first: indexing numpy per element costs ~10x a list's.
+    horizons = [int(h) for h in out.horizons]
+    per_row = [[{"horizon": h, "prob_up": q, "direction": "UP" if q >= 0.5 else "DOWN", "confidence": c}
+                for h, q, c in zip(horizons, qs, cs)]
+               for qs, cs in zip(out.prob_up.tolist(), out.confidence.tolist())]
+    return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions)
 
 
 def _rounds(rows: Sequence[Scorable]) -> list[list[tuple]]:
@@ -152,9 +136,9 @@ def _rounds(rows: Sequence[Scorable]) -> list[list[tuple]]:
 def score_candles(
     candles: Iterable[tuple[Candle, int | None]],
     states: MutableMapping[str, FeatureState],
-    model: ProbabilityModel,
+    model: ServableModel,
     threshold: float,
-    candidate: ProbabilityModel | None = None,
+    candidate: ServableModel | None = None,
     candidate_share: float = 0.0,
 ) -> ScoredBatch:
     """Update each candle's feature state, score the updated rows (one call per model), decide signals.

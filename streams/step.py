@@ -13,7 +13,8 @@ before the changelog had the state would otherwise leave the changelog behind).
 
 >>> import numpy as np
 >>> from core.candle import Candle
->>> class Bullish:  # any model with a version, a horizon and predict_proba
+>>> from models.base import SingleHorizonModel
+>>> class Bullish(SingleHorizonModel):  # any one-horizon model: a version, a horizon and predict_proba
 ...     version, horizon = "v1", 1
 ...     def predict_proba(self, rows): return np.full(len(rows), 0.9)
 >>> book = SeriesBook()

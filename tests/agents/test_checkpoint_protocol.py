@@ -33,6 +33,7 @@ from learning.learner import OutcomeLearner
 from core.candle_files import read_candle_file
 from streams.series import Position
 from streams.step import Models, StepConfig, process_batch
+from models.base import SingleHorizonModel
 from tests.conftest import CANDLES
 
 PARTITIONS = 2
@@ -41,7 +42,7 @@ BATCH = 3  # messages per agent batch
 CHECKPOINT_EVERY = 2  # batches
 
 
-class Model:
+class Model(SingleHorizonModel):
     """Deterministic and feature-dependent, so a wrong state gives a different prediction."""
 
     version, horizon = "m1", 1

@@ -16,6 +16,7 @@ from core.candle_files import read_candle_file
 from streams.series import Position
 from streams.series_book import SeriesBook
 from streams.step import Models, StepConfig, process_batch
+from models.base import SingleHorizonModel
 from tests.conftest import CANDLES
 
 
@@ -44,7 +45,7 @@ def test_learn_many_keeps_the_scaler_statistics_of_learn_one_and_its_accuracy():
     assert accuracy(many) > 0.9 and abs(accuracy(many) - accuracy(one)) < 0.03
 
 
-class Bullish:
+class Bullish(SingleHorizonModel):
     version, horizon = "m1", 1
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:

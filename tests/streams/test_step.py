@@ -9,11 +9,12 @@ from core.errors import OutOfOrder
 from streams.series import Position
 from streams.series_book import SeriesBook
 from streams.step import Models, StepConfig, process_batch
+from models.base import SingleHorizonModel
 
 STEP_MS = 300_000
 
 
-class Model:
+class Model(SingleHorizonModel):
     version, horizon = "m1", 1
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
@@ -62,7 +63,7 @@ def test_a_refused_message_delivered_twice_is_refused_once():
     assert [i for i, _ in result.rejected] == [0] and result.redelivered == [1]
 
 
-class Bearish:
+class Bearish(SingleHorizonModel):
     version, horizon = "m2", 1
 
     def predict_proba(self, rows: np.ndarray) -> np.ndarray:
