@@ -1,6 +1,7 @@
-"""The runtime and the entry points: the batch step, the Faust app, the CLI, the web views, replay and
-the demo. The foundation is ``core/``, the feature engine ``features/``; ``docs/architecture.md`` maps
-them file by file.
+"""The runtime and the entry points below the agents: the batch step, the Faust app, the web views, replay
+and the demo. The ``candleflow`` command and the worker, which attach ``agents/`` to the app, live above
+both in ``candleflow/``. The foundation is ``core/``, the feature engine ``features/``;
+``docs/architecture.md`` maps them file by file.
 
 Names are imported on first use (the runtime pulls in Faust).
 """

@@ -1,7 +1,9 @@
-"""The Faust app and everything it declares: topics, tables, agents, web views.
+"""The Faust app and everything it declares: topics and tables, in a :class:`Pipeline`.
 
 ``create_app`` builds one app per settings object (tests and replays run several side by side,
-each with its own app id), so nothing here lives at module level.
+each with its own app id), so nothing here lives at module level. The agents (``agents/``) and the web
+views (``streams/web/``) are attached by the worker (``candleflow/worker.py``): the agents import this
+module, so it imports none of them.
 """
 
 from __future__ import annotations
@@ -52,11 +54,11 @@ class Pipeline:
     partition_of: Any  # symbol -> the partition of its key on the output topics (streams.partitioning)
     stats: PipelineStats
     learning_history: LearningHistory = field(default_factory=LearningHistory)  # the dashboard's loop chart
-    model: Any = None  # the active model, set at start-up and swapped by agents.model_events
+    model: Any = None  # the active model, set at start-up and swapped by the model-events agent
     candidate: tuple[Any, float] | None = None  # (candidate model, share of symbols it serves)
     model_errors: list[str] = field(default_factory=list)  # models that failed to load, newest last
     sink_stats: dict[str, Any] = field(default_factory=dict)  # sink name -> its stats() callable
-    # The candle agent's live series and learners and their write-behind protocol (agents.checkpoint).
+    # The candle agent's live series and learners and their write-behind protocol (set by agents.attach).
     checkpoint: Any = None
     patterns: Any = None  # a storage.patterns PatternStore when pattern search is on
     # Every call to the pattern store goes through it: an outage or a slow store never holds up a signal.
@@ -110,14 +112,7 @@ def faust_app(settings: Settings) -> faust.App:
 
 
 def create_app(settings: Settings) -> Pipeline:
-    """Build the app, declare its topics and tables, and attach the agents and web views."""
-    from agents.aggregation import attach_aggregation_agent
-    from agents.candles import attach_candle_agent
-    from agents.checkpoint import Checkpoint
-    from agents.model_events import attach_model_reloader
-    from agents.outcomes import attach_outcome_agents
-    from streams.web import attach_web_views
-
+    """Build the app and declare its topics and tables (the worker attaches the agents and web views)."""
     store = schema_store(settings)
     register_faust_codecs(store)
     app = faust_app(settings)
@@ -156,21 +151,4 @@ def create_app(settings: Settings) -> Pipeline:
     if not settings.state_key:
         log.warning("CANDLEFLOW_STATE_KEY is not set: learner state is sealed with a key derived from the app id, "
                     "which keeps corrupt values out but not a forger who knows it; set a secret for production")
-    pipeline.checkpoint = Checkpoint(app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s,
-                                     kill_at=settings.fault_kill_at, recent_signals=pipeline.recent_signals,
-                                     signing_key=settings.signing_key, max_live_series=settings.max_live_series)
-    attach_candle_agent(pipeline)
-    attach_aggregation_agent(pipeline)
-    if settings.outcome_loop:
-        attach_outcome_agents(pipeline)
-    if settings.patterns:
-        from agents.patterns import attach_pattern_store
-
-        attach_pattern_store(pipeline)
-    if settings.sinks:
-        from agents.sinks import attach_sink_agents
-
-        attach_sink_agents(pipeline)
-    attach_model_reloader(pipeline)
-    attach_web_views(pipeline)
     return pipeline

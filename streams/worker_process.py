@@ -30,7 +30,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         env = {**os.environ, **settings_env(self.settings)}
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+            self.process = subprocess.Popen([sys.executable, "-m", "candleflow", "worker"], env=env,
                                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             # Its own session: a Ctrl-C at the terminal reaches the parent,
                                             # which stops the worker before the broker it flushes to.

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-OURS = {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "training", "streams", "agents", "bench"}
+OURS = {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "training", "streams", "agents", "bench",
+        "candleflow"}
 # package -> the packages of ours it may import (itself included)
 ALLOWED = {
     "core": {"core"},
@@ -21,6 +22,13 @@ ALLOWED = {
     "kafka_io": {"core", "schemas", "kafka_io"},
     # offline work: never the runtime (streams/, agents/), whose entry points import training
     "training": {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "training"},
+    # the runtime, the step and the entry points below the agents: never agents/ (they import streams/)
+    "streams": {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "training", "streams"},
+    # thin agents on the app and the step of streams/; attached by the worker, candleflow/worker.py
+    "agents": {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "training", "streams",
+               "agents"},
+    # the top: the candleflow command and the worker put the runtime and the agents together
+    "candleflow": OURS,
 }
 
 

@@ -1,7 +1,7 @@
 """Click commands for the ``candleflow`` CLI: ``evaluate``, ``models ...`` and ``retrain-worker``.
 
-Mount them with :func:`attach` (``attach(streams.cli.cli)``). Bad arguments raise ``click.UsageError`` or
-``ConfigError``, which ``streams.cli.main`` prints as one line.
+Mount them with :func:`attach` (``attach(candleflow.cli.cli)``). Bad arguments raise ``click.UsageError`` or
+``ConfigError``, which ``candleflow.cli.main`` prints as one line.
 
 >>> import click
 >>> group = click.Group("candleflow")

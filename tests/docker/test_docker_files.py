@@ -32,7 +32,7 @@ def compose() -> dict:
 @pytest.fixture(scope="module")
 def subcommands() -> set[str]:
     """The subcommands `candleflow --help` lists."""
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "--help"], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-m", "candleflow", "--help"], capture_output=True, text=True, check=True,
                          cwd=REPO).stdout
     listing = out.split("Commands:", 1)[1]
     return {line.split()[0] for line in listing.splitlines() if line.startswith("  ") and line.split()}

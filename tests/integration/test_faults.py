@@ -159,7 +159,7 @@ def test_worker_waits_for_the_broker_and_rides_out_a_lost_connection(proxied_bro
 
 def start_worker_cli(settings: Settings) -> subprocess.Popen:
     env = {**os.environ, **settings_env(settings)}
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "candleflow", "worker"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 

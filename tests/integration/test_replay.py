@@ -116,7 +116,7 @@ def test_cli_produce_tail_with_filters_and_replay_to_a_file(app_settings, worker
     source.write_text("\n".join(rows) + "\n")
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=180)
+        return subprocess.run([sys.executable, "-m", "candleflow", *args], env=env, capture_output=True, text=True, timeout=180)
 
     produced = cli("produce", str(source), "--rate", "2000")
     assert produced.returncode == 0 and "published 200 candles" in produced.stderr

@@ -101,7 +101,7 @@ def test_the_cli_replays_a_day_by_candle_time(produced, tmp_path):
     env = {**os.environ, **settings_env(settings)}
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "streams.cli", "replay", "--topic", "candles.5m", *args], env=env,
+        return subprocess.run([sys.executable, "-m", "candleflow", "replay", "--topic", "candles.5m", *args], env=env,
                               capture_output=True, text=True, timeout=180)
 
     done = cli("--from-time", day, "--to-time", next_day, "--out", str(tmp_path / "day.jsonl"))

@@ -16,7 +16,7 @@ def test_demo_runs_to_completion_and_leaves_nothing_behind(trained_model, tmp_pa
     env_model = {"CANDLEFLOW_MODEL_DIR": str(trained_model)}
     import os
 
-    result = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--candles", "300", "--json"],
+    result = subprocess.run([sys.executable, "-m", "candleflow", "demo", "--candles", "300", "--json"],
                             capture_output=True, text=True, timeout=300, env={**os.environ, **env_model}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -42,7 +42,7 @@ def test_interrupted_demo_stops_its_broker_and_worker(trained_model, tmp_path):
     import os
     import signal
 
-    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--candles", "5000", "--rate", "100"],
+    process = subprocess.Popen([sys.executable, "-m", "candleflow", "demo", "--candles", "5000", "--rate", "100"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                                env={**os.environ, "CANDLEFLOW_MODEL_DIR": str(trained_model)})
     ports = []
@@ -71,7 +71,7 @@ def test_demo_regime_change_reports_the_learning_loop(default_bundle, tmp_path):
     the summary says when, from where, and what each step decided."""
     import os
 
-    result = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--regime-change", "--rate", "2000", "--json"],
+    result = subprocess.run([sys.executable, "-m", "candleflow", "demo", "--regime-change", "--rate", "2000", "--json"],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path,
                             env={**os.environ, "CANDLEFLOW_MODEL_DIR": str(default_bundle)})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -108,7 +108,7 @@ def test_make_demo_in_a_terminal_stays_live_until_ctrl_c(trained_model, tmp_path
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--candles", "300", "--live-rate", "50"],
+    process = subprocess.Popen([sys.executable, "-m", "candleflow", "demo", "--candles", "300", "--live-rate", "50"],
                                stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path, preexec_fn=controlling_terminal,
                                env={**os.environ, "CANDLEFLOW_MODEL_DIR": str(trained_model), "COLUMNS": "200"})
     os.close(slave)

@@ -23,7 +23,7 @@ def test_soft_targets_blend_hard_labels_and_softened_teacher():
 def test_distill_command_writes_a_servable_student(trained_model, tmp_path):
     out = tmp_path / "student"
     files = [str(f) for f in sorted(CANDLES.glob("*.csv.gz"))]
-    result = subprocess.run([sys.executable, "-m", "streams.cli", "distill", "--teacher", str(trained_model),
+    result = subprocess.run([sys.executable, "-m", "candleflow", "distill", "--teacher", str(trained_model),
                              *sum((["--data", f] for f in files), []), "--out", str(out), "--json"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,17 +1,28 @@
-"""Run one Candleflow worker: load the model, start the Faust app, serve until stopped."""
+"""Run one Candleflow worker: load the model, build the Faust app with its agents and web views, serve
+until stopped. The one place the runtime (``streams/``) and the agents (``agents/``) are put together."""
 
 from __future__ import annotations
 
 import faust
 
-from streams.app import create_app
+from agents.attach import attach_agents
+from streams.app import Pipeline, create_app
+from streams.web import attach_web_views
 from core.errors import ConfigError
 from core.gc_policy import settle
 from kafka_io.security import confluent_security
 from core.settings import Settings
 from core.topics import ensure_topics, topic_specs
 
-__all__ = ["run_worker"]
+__all__ = ["create_worker_app", "run_worker"]
+
+
+def create_worker_app(settings: Settings) -> Pipeline:
+    """The app with its topics and tables (``streams/app.py``), the agents and the web views attached."""
+    pipeline = create_app(settings)
+    attach_agents(pipeline)
+    attach_web_views(pipeline)
+    return pipeline
 
 
 def run_worker(settings: Settings) -> None:
@@ -24,7 +35,7 @@ def run_worker(settings: Settings) -> None:
     except OSError as exc:
         raise ConfigError(f"CANDLEFLOW_DATA_DIR {settings.data_dir} cannot be created: {exc}") from None
     ensure_topics(settings.broker, topic_specs(settings), client_config=confluent_security(settings))
-    pipeline = create_app(settings)
+    pipeline = create_worker_app(settings)
     pipeline.model = model
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.upper())
     settle()  # the imports, the model and the app, out of the collector's scans (core/gc_policy.py)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from streams.cli.common import full_topic, settings_from
+from candleflow.cli.common import full_topic, settings_from
 
 __all__ = ["distill", "train"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from core.errors import ConfigError
-from streams.cli.common import settings_from
+from candleflow.cli.common import settings_from
 
 __all__ = ["schemas"]
 

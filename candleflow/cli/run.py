@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from core.errors import ConfigError
-from streams.cli.common import full_topic, settings_from
+from candleflow.cli.common import full_topic, settings_from
 
 __all__ = ["broker", "demo", "replay", "worker"]
 
@@ -41,7 +41,7 @@ def broker(port: int | None) -> None:
 @click.option("--broker", "broker_", default=None, help="Kafka bootstrap host:port (CANDLEFLOW_BROKER).")
 def worker(broker_: str | None) -> None:
     """Run a candle worker: features, model inference, predictions and signals."""
-    from streams.worker import run_worker
+    from candleflow.worker import run_worker
 
     run_worker(settings_from(broker=broker_))
 

@@ -1,9 +1,9 @@
 """The ``candleflow`` command line: the group, its commands mounted from one module per family, and
 :func:`main`.
 
-- :mod:`streams.cli.run`: ``broker``, ``worker``, ``demo``, ``replay``.  :mod:`streams.cli.topics`: ``produce``,
-  ``produce-outcomes``, ``tail``.  :mod:`streams.cli.train`: ``train``, ``distill``.
-- :mod:`streams.cli.schemas`: ``schemas ...``.  :mod:`streams.cli.bench`: ``bench ...``.
+- :mod:`candleflow.cli.run`: ``broker``, ``worker``, ``demo``, ``replay``.  :mod:`candleflow.cli.topics`: ``produce``,
+  ``produce-outcomes``, ``tail``.  :mod:`candleflow.cli.train`: ``train``, ``distill``.
+- :mod:`candleflow.cli.schemas`: ``schemas ...``.  :mod:`candleflow.cli.bench`: ``bench ...``.
 - ``training/commands.py``: ``evaluate``, ``models ...``, ``retrain-worker``.
 
 Invalid arguments and configuration end with a one-line message on stderr and a non-zero exit.
@@ -17,7 +17,7 @@ import sys
 import click
 
 from core.errors import CandleflowError
-from streams.cli import bench, run, schemas, topics, train
+from candleflow.cli import bench, run, schemas, topics, train
 
 __all__ = ["main", "cli"]
 

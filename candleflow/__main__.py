@@ -1,0 +1,5 @@
+"""``python -m candleflow``: the ``candleflow`` command."""
+
+from candleflow.cli import main
+
+main()
