@@ -4,115 +4,44 @@ Starts the embedded broker and a worker process, trains the model if none exists
 bundled real candles (plus a few deliberately invalid messages), waits until every candle is
 accounted for, and reports. Live (``live_rate``: what ``make demo`` does in a terminal), it then keeps
 the broker and worker up and goes on replaying the same candles in a loop at a gentle pace, each loop
-with later open times (:func:`loop_candles`), so the dashboard's series keep moving, until Ctrl-C.
-Every process it starts is stopped when it ends or is interrupted.
+with later open times (:func:`streams.demo_feed.loop_candles`), so the dashboard's series keep moving,
+until Ctrl-C. Every process it starts is stopped when it ends or is interrupted.
+
+What it sends: :mod:`streams.demo_feed`; what it reads back: :mod:`streams.demo_collect`; what it reports:
+:mod:`streams.demo_summary`; the learning loop of ``--regime-change``: :mod:`streams.demo_loop`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import itertools
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from streams.broker import EmbeddedBroker, free_port
 from core.candle import Candle
 from core.candle_files import read_candle_file
-from kafka_io.consumer import read_topic
+from streams.demo_collect import collect_outputs
+from streams.demo_feed import demo_candles, feed_live, publish_candles
 from streams.demo_loop import regime_loop
+from streams.demo_summary import DemoSummary
 from core.errors import ConfigError
-from streams.producer import CandleProducer, Pacer, merge_by_time
 from streams.regime_change import alternate_moves
 from core.settings import Settings
 from core.latency import percentile
 from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 
-__all__ = ["run_demo", "DemoSummary", "BUNDLED_CANDLES", "loop_candles", "LIVE_RATE"]
+__all__ = ["run_demo", "BUNDLED_CANDLES", "ensure_model", "LIVE_RATE"]
 
 LIVE_RATE = 20.0  # candles per second once live: the charts move, the laptop stays idle
 
 BUNDLED_CANDLES = Path(__file__).resolve().parent.parent / "data" / "candles"
 REGIME_SERIES = BUNDLED_CANDLES / "held-out" / "ETC-BTC_5m.csv.gz"  # real candles no bundled model is trained on
-
-
-@dataclass
-class DemoSummary:
-    candles: int
-    valid_candles: int
-    predictions: int
-    signals: int
-    dead_letters: int
-    latency_ms_p50: float | None
-    latency_ms_p99: float | None
-    prediction_latency_ms_p50: float | None
-    symbols: list[str]
-    model_version: str
-    elapsed_s: float
-    complete: bool
-    regime_change: dict[str, Any] | None = None  # --regime-change: what the learning loop did (streams.demo_loop)
-    signals_by_direction: dict[str, int] = field(default_factory=dict)
-    dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # 'kind: reason' -> messages
-    members: dict[str, str] = field(default_factory=dict)  # ensemble member -> version, as the predictions name them
-
-    def text(self) -> str:
-        lat = lambda v: "n/a" if v is None else f"{v:.1f} ms"  # noqa: E731
-        return "\n".join([
-            "Candleflow demo summary",
-            f"  symbols             {', '.join(self.symbols)}",
-            f"  model               {self.model_version}",
-            f"  candles in          {self.candles} ({self.valid_candles} valid, {self.candles - self.valid_candles} invalid on purpose)",
-            f"  predictions out     {self.predictions}",
-            f"  model members       {', '.join(f'{k} {v}' for k, v in sorted(self.members.items())) or 'n/a'}",
-            f"  signals out         {self.signals}" + (f" ({', '.join(f'{n} {d}' for d, n in sorted(self.signals_by_direction.items()))})"
-                                                       if self.signals_by_direction else ""),
-            f"  dead letters        {self.dead_letters}",
-            *(f"    {n} x {reason}" for reason, n in sorted(self.dead_letter_reasons.items())),
-            f"  candle->signal      p50 {lat(self.latency_ms_p50)}, p99 {lat(self.latency_ms_p99)}",
-            f"  candle->prediction  p50 {lat(self.prediction_latency_ms_p50)}",
-            f"  elapsed             {self.elapsed_s:.1f} s" + ("" if self.complete else "  (INCOMPLETE: timed out)"),
-            *self._regime_lines(),
-        ])
-
-    def _regime_lines(self) -> list[str]:
-        r = self.regime_change
-        if r is None:
-            return []
-        lines = ["Regime change (the learning loop)",
-                 f"  market changed at   candle {r['changed_at']} of {r['candles']} ({r['symbol']}, every other move mirrored)"]
-        if r.get("request") is None:
-            return lines + ["  retrain request     none (the drift watches saw no change)"]
-        q, trial = r["request"], r.get("retrain") or {}
-        lines += [f"  retrain request     {q['after_candles']} candles after the change: {', '.join(q['reasons'])}",
-                  f"  change seen since   {q['since_from_change']:+d} candles from the true change"]
-        if trial:
-            lines += [f"  retrained on        {trial['candles']} candles from the candle topic (since {trial['from_change']:+d})",
-                      f"  new model           {trial['version']}: {trial['decision']} ({trial['reason']})"]
-        promotion = r.get("promotion")
-        if promotion:
-            lines.append(f"  shadow A/B test     {promotion['decision']}: {promotion['reason']}")
-            if promotion.get("paired_outcomes"):
-                lines.append(f"  on the same candles accuracy {promotion['accuracy_active']:.3f} (serving) vs "
-                             f"{promotion['accuracy_candidate']:.3f} (candidate), {promotion['paired_outcomes']:,} paired outcomes")
-            if promotion.get("serving"):
-                state = "serving it" if promotion.get("worker_serves_it") else "NOT serving it yet"
-                lines.append(f"  the worker          {state}: {promotion['serving']}")
-        return lines
-
-
-def demo_candles(n: int, files: list[Path]) -> list[Candle]:
-    """The last ``n`` candles across ``files`` (split evenly), interleaved by time like a live feed."""
-    per_file = max(1, n // len(files))
-    series = [read_candle_file(f).candles[-per_file:] for f in files]
-    return list(merge_by_time(series))[:n]
 
 
 def ensure_model(model_dir: Path, files: list[Path], progress: bool) -> None:
@@ -123,91 +52,6 @@ def ensure_model(model_dir: Path, files: list[Path], progress: bool) -> None:
 
     print(f"no model at {model_dir}: training one on {', '.join(f.name for f in files)} ...", file=sys.stderr)
     train_horizons(files, model_dir, progress=progress)
-
-
-async def _publish(settings: Settings, candles: list[Candle], bad: int, rate: float | None) -> None:
-    async with CandleProducer(settings) as producer:
-        pacer = Pacer(rate=rate)
-        for candle in candles:
-            await pacer.wait(candle)
-            await producer.send(candle)
-        for i in range(bad):  # what a broken producer might send: bytes that are no Avro, and an impossible candle
-            if i % 2 == 0:
-                await producer.send_raw(settings.candle_topic(candles[0].timeframe), b"broken", b"\x00not avro at all")
-            else:
-                c = candles[i % len(candles)]
-                impossible = Candle(c.symbol, c.timeframe, c.open_time, c.open, c.low * 0.5, c.low, c.close, c.volume)
-                await producer.send(impossible)
-
-
-async def _collect(settings: Settings, expected_predictions: int, expected_dead: int, timeout_s: float) -> dict[str, Any]:
-    topics = [settings.topic("predictions"), settings.topic("signals"), settings.topic("dead-letters")]
-    counts = {t: 0 for t in topics}
-    directions: Counter[str] = Counter()
-    reasons: Counter[str] = Counter()
-    members: dict[str, str] = {}
-    signal_latency: list[float] = []
-    prediction_latency: list[float] = []
-    done = asyncio.Event()
-
-    async def consume() -> None:
-        async for topic, record, received in read_topic(settings, topics):
-            counts[topic] += 1
-            if isinstance(record, dict):
-                if topic == topics[0]:
-                    members.update(record.get("model_versions") or {})
-                elif topic == topics[1]:
-                    directions[record["direction"]] += 1
-                elif topic == topics[2]:
-                    reasons[_reason(record)] += 1
-            produced = record.get("candle_produced_at") if isinstance(record, dict) else None
-            if produced:
-                latency = received * 1000 - produced
-                (signal_latency if topic == topics[1] else prediction_latency).append(latency)
-            if counts[topics[0]] >= expected_predictions and counts[topics[2]] >= expected_dead:
-                done.set()
-
-    task = asyncio.create_task(consume())
-    try:
-        await asyncio.wait_for(done.wait(), timeout_s)
-        await asyncio.sleep(0)
-    except asyncio.TimeoutError:
-        pass
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return {"predictions": counts[topics[0]], "signals": counts[topics[1]], "dead_letters": counts[topics[2]],
-            "signal_latency": signal_latency, "prediction_latency": prediction_latency, "complete": done.is_set(),
-            "directions": dict(directions), "reasons": dict(reasons), "members": members}
-
-
-def _reason(dead_letter: dict[str, Any]) -> str:
-    """A dead letter's kind and reason, on one line of the summary."""
-    reason = " ".join(str(dead_letter.get("reason") or "unknown").split())
-    return f"{dead_letter.get('error_type', 'validation')}: {reason if len(reason) <= 90 else reason[:87] + '...'}"
-
-
-def loop_candles(candles: list[Candle], loop: int) -> list[Candle]:
-    """``candles`` again for the ``loop``-th time (1, 2, ...), every open time moved on by the span they
-    cover plus one candle, so each series continues where the last loop ended.
-
-    >>> c = [Candle("ETH-BTC", "5m", 0, 1.0, 1.0, 1.0, 1.0, 1.0), Candle("ETH-BTC", "5m", 300_000, 1.0, 1.0, 1.0, 1.0, 1.0)]
-    >>> [x.open_time for x in loop_candles(c, 2)]
-    [1200000, 1500000]
-    """
-    step = min((b.open_time - a.open_time for a, b in zip(candles, candles[1:]) if b.open_time > a.open_time), default=0)
-    span = max(c.open_time for c in candles) - min(c.open_time for c in candles) + (step or 300_000)
-    return [dataclasses.replace(c, open_time=c.open_time + loop * span) for c in candles]
-
-
-async def _live(settings: Settings, candles: list[Candle], rate: float) -> None:
-    """The demo's candles in a loop at ``rate`` candles/s (later open times each loop), until cancelled."""
-    async with CandleProducer(settings) as producer:
-        pacer = Pacer(rate=rate)
-        for loop in itertools.count(1):
-            for candle in loop_candles(candles, loop):
-                await pacer.wait(candle)
-                await producer.send(candle)
 
 
 def live_help(settings: Settings, candle: Candle, rate: float) -> str:
@@ -266,16 +110,16 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
 
         async def run() -> tuple[dict[str, Any], dict[str, Any] | None]:
             # The loop (a retrain, a shadow A/B test) adds minutes between the first candle and the last.
-            collector = asyncio.create_task(_collect(settings, len(candles), bad, timeout_s + (900 if regime_change else 0)))
+            collector = asyncio.create_task(collect_outputs(settings, len(candles), bad, timeout_s + (900 if regime_change else 0)))
             if not regime_change:
-                await _publish(settings, candles, bad, rate)
+                await publish_candles(settings, candles, bad, rate)
                 return await collector, None
             invalid = bad  # sent with the first part
 
             async def publish_part(part: list[Candle]) -> None:
                 nonlocal invalid
                 if part:
-                    await _publish(settings, part, invalid, rate)
+                    await publish_candles(settings, part, invalid, rate)
                     invalid = 0
 
             loop = await regime_loop(settings, model_dir, candles, changed_at, workdir, publish_part)
@@ -294,11 +138,10 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
             show(summary)
         if live_rate is not None:
             print(live_help(settings, candles[0], live_rate), file=sys.stderr, flush=True)
-            asyncio.run(_live(settings, candles, live_rate))
+            asyncio.run(feed_live(settings, candles, live_rate))
         return summary
     finally:
         if worker is not None:
             worker.stop()
         broker.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
