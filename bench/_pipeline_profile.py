@@ -90,7 +90,11 @@ def summarise(raw_path: str, candles: int) -> dict[str, Any]:
 
 
 def profile_rows(ctx: dict[str, Any], cfg: Any, log) -> dict[str, Any]:
-    from bench.pipeline import LIVE_SYMBOLS, WARMUP_STEPS, Feed, Feeder, Measure, Reader, PARTITIONS, start_row
+    from bench._pipeline_config import LIVE_SYMBOLS, PARTITIONS, WARMUP_STEPS
+    from bench._pipeline_feed import Feed
+    from bench._pipeline_io import Feeder, Reader
+    from bench._pipeline_measure import Measure
+    from bench._pipeline_rows import start_row
 
     spy = shutil.which("py-spy") or str(__import__("pathlib").Path(__import__("sys").executable).parent / "py-spy")
     out: dict[str, Any] = {}
@@ -145,7 +149,7 @@ def profile_rows(ctx: dict[str, Any], cfg: Any, log) -> dict[str, Any]:
         finally:
             row.stop()
             reader.stop()
-            from bench.pipeline import delete_topics
+            from bench._pipeline_rows import delete_topics
 
             delete_topics(ctx["broker"], f"bp{ctx['run_id']}p-{name}")
     return out
