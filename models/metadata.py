@@ -32,8 +32,8 @@ from typing import Any
 
 from core.errors import ConfigError
 
-__all__ = ["BUNDLE_FILE", "METADATA_FILE", "ONNX_FILE", "LGBM_MEMBER", "STRATEGIES", "BundleConfig", "ModelMetadata", "horizon_dir",
-           "metadata_fields"]
+__all__ = ["BUNDLE_FILE", "METADATA_FILE", "ONNX_FILE", "LGBM_MEMBER", "STRATEGIES", "BundleConfig", "ExportProvenance",
+           "ModelMetadata", "horizon_dir", "metadata_fields"]
 
 METADATA_FILE = "model.json"
 ONNX_FILE = "model.onnx"
@@ -76,8 +76,30 @@ def metadata_fields(cls: Any, text: str, what: str, tuple_fields: tuple[str, ...
     return values
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExportProvenance:
+    """What every exported model's ``model.json`` records besides its identity and inputs: the ONNX output
+    and opset, the data it was trained on, its metrics and parameters, when (LightGBM's
+    :class:`ModelMetadata`, the sequence model's :class:`models.mamba.metadata.MambaMetadata`)."""
+
+    output_name: str = "probabilities"
+    onnx_opset: int | None = None
+    symbols: tuple[str, ...] = ()
+    timeframes: tuple[str, ...] = ()
+    training_range: dict[str, dict[str, str]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    n_train: int = 0
+    n_valid: int = 0
+    created_at: str = ""
+
+    def to_json(self) -> str:
+        """``model.json``: every field, keys sorted."""
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+
 @dataclass(frozen=True)
-class ModelMetadata:
+class ModelMetadata(ExportProvenance):
     """Identity, inputs and provenance of one exported model.
 
     ``version`` is derived from the ONNX bytes, so the same model always has the same version and
@@ -90,20 +112,7 @@ class ModelMetadata:
     feature_names: tuple[str, ...]
     onnx_sha256: str
     input_name: str = "input"
-    output_name: str = "probabilities"
-    onnx_opset: int | None = None
-    symbols: tuple[str, ...] = ()
-    timeframes: tuple[str, ...] = ()
-    training_range: dict[str, dict[str, str]] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    n_train: int = 0
-    n_valid: int = 0
-    created_at: str = ""
     lightgbm_version: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:

@@ -17,12 +17,10 @@ core.errors.ConfigError: Mamba model metadata lacks version, feature_names, hori
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from models.metadata import metadata_fields
+from models.metadata import ExportProvenance, metadata_fields
 from core.errors import ConfigError
 
 __all__ = ["METADATA_FILE", "MODEL_NAME", "ONNX_FILE", "WEIGHTS_FILE", "MambaMetadata", "mamba_version"]
@@ -43,8 +41,9 @@ def mamba_version(onnx_sha256: str) -> str:
 
 
 @dataclass(frozen=True)
-class MambaMetadata:
-    """Identity, inputs, rules and provenance of one exported Mamba model."""
+class MambaMetadata(ExportProvenance):
+    """Identity, inputs, rules and provenance of one exported Mamba model (the provenance fields shared
+    with LightGBM's: :class:`models.metadata.ExportProvenance`)."""
 
     name: str
     version: str
@@ -56,21 +55,8 @@ class MambaMetadata:
     config: dict[str, Any]
     normalisation: dict[str, Any]
     input_name: str = "windows"
-    output_name: str = "probabilities"
-    onnx_opset: int | None = None
-    symbols: tuple[str, ...] = ()
-    timeframes: tuple[str, ...] = ()
-    training_range: dict[str, dict[str, str]] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    n_train: int = 0
-    n_valid: int = 0
     n_test: int = 0
-    created_at: str = ""
     torch_version: str = ""
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> MambaMetadata:
