@@ -7,6 +7,8 @@ breaks here, and only here.
   aggregation agent) sets it itself, and clears it before a read, because with a current event the
   RocksDB store looks only in that event's partition.
 - The last offset Faust's consumer has handed to an agent, per partition (for the lag in ``/stats``).
+- The offset Faust's consumer holds as committed per partition (the next to process; where an assigned
+  partition starts).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from faust.streams import _current_event
 
-__all__ = ["clear_current_event", "last_read_offset", "set_current_event"]
+__all__ = ["clear_current_event", "committed_offset", "last_read_offset", "set_current_event"]
 
 
 def set_current_event(event: Any) -> None:
@@ -32,3 +34,8 @@ def clear_current_event() -> None:
 def last_read_offset(faust_consumer: Any, tp: Any) -> int | None:
     """The last offset of ``tp`` Faust's consumer has delivered to the agents (None before the first)."""
     return faust_consumer._read_offset.get(tp)
+
+
+def committed_offset(faust_consumer: Any, tp: Any) -> int | None:
+    """The next offset of ``tp`` Faust's consumer has committed or sought to (None while it does not know)."""
+    return faust_consumer._committed_offset.get(tp)

@@ -15,7 +15,10 @@ already processed) passes; the step skips its candles as already in their series
 fetched before a seek may still come first: they are held back again, and the partition sought again.
 A message lost at the very end of a fetch has no later one to reveal it: a partition whose next offset
 the broker has but that does not move for a while is read again too (:meth:`OffsetGuard.stalled`).
-The guard forgets everything when partitions move: the next offset is then the first one delivered.
+The guard forgets everything when partitions move; the next offset is then the partition's committed
+offset when the consumer knows it (:meth:`OffsetGuard.start`), else the first one delivered. Faust
+can skip the very first message of a partition it was just given (its commit check lets a gap of one
+at the committed offset pass), and nothing later would reveal that hole.
 The app also keeps Faust from marking holes in these topics as done (``streams.faust_transport``), so
 no commit passes a hole before it is processed.
 
@@ -34,6 +37,9 @@ Admitted(indices=[0, 1, 2], holes={}, seek={})
 [0]
 >>> guard.stalled(lambda tp: 120 if tp == ("c", 0) else None, now=15.0)  # 73..119 fetched by nobody
 {('c', 0): 73}
+>>> guard.reset(); guard.start(("c", 0), 120)  # given the partition again, committed at 120
+>>> guard.admit([("c", 0, 121)]).holes  # Faust skipped the first one
+{('c', 0): 120}
 """
 
 from __future__ import annotations
@@ -65,6 +71,16 @@ class OffsetGuard:
         self._next.clear()
         self._hole.clear()
         self._moved.clear()
+
+    def knows(self, tp: TopicPartition) -> bool:
+        """Whether the next offset of ``tp`` is known (else :meth:`start` may say it)."""
+        return tp in self._next
+
+    def start(self, tp: TopicPartition, committed: int | None) -> None:
+        """``tp`` continues at ``committed`` (the consumer's committed offset; None: unknown, the first
+        message delivered says where). Only before the partition's first message."""
+        if committed is not None and committed >= 0 and tp not in self._next:
+            self._next[tp] = committed
 
     def stalled(self, highwater: Callable[[TopicPartition], int | None], now: float, idle_s: float = 10.0
                 ) -> dict[TopicPartition, int]:
