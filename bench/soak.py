@@ -77,15 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=200.0, help="candles per second")
     parser.add_argument("--every", type=float, default=15.0, help="seconds between samples")
-    parser.add_argument("--worker-linger-ms", type=int, default=50,
-                        help="the worker's producer linger: an hours-long run on the embedded broker wants few, large "
-                             "produce batches (docs/operations.md, Known limits); the worker's own default is 5 ms")
     parser.add_argument("--feeder-linger-ms", type=int, default=50,
                         help="the feeder's producer linger: candles per produce batch (see BENCHMARKS.md, Soak)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if args.minutes <= 0 or args.rate <= 0 or args.every <= 0 or args.feeder_linger_ms < 0 or args.worker_linger_ms < 0:
-        parser.error("--minutes, --rate and --every must be positive, --feeder-linger-ms and --worker-linger-ms not negative")
+    if args.minutes <= 0 or args.rate <= 0 or args.every <= 0 or args.feeder_linger_ms < 0:
+        parser.error("--minutes, --rate and --every must be positive, --feeder-linger-ms not negative")
 
     base = Settings.from_env()
     ensure_model(Path(base.model_dir), sorted(BUNDLED_CANDLES.glob("*.csv.gz")), progress=False)
@@ -94,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
         settings = base.replace(broker=broker.bootstrap, app_id="candleflow-soak", topic_prefix="soak",
                                 data_dir=workdir / "state", model_dir=Path(base.model_dir).resolve(),
-                                web_port=free_port(), timeframes=("5m",), producer_linger_s=args.worker_linger_ms / 1000)
+                                web_port=free_port(), timeframes=("5m",))
         ensure_topics(settings.broker, topic_specs(settings))
         worker = WorkerProcess(settings, workdir / "worker.log").start()
         try:

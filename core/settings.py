@@ -79,10 +79,10 @@ class Settings:
     # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
     fault_kill_at: str = ""
     fetch_max_wait_ms: int = 25
-    # How long the producer gathers records into one request. A step hands all its outputs to the producer
-    # at once (one batch per partition whatever the linger), so waiting longer only adds latency: 5 ms
-    # (BENCHMARKS.md, 2026-12-06). Hours-long runs on the embedded broker want 0.05 (docs/operations.md).
-    producer_linger_s: float = 0.005
+    # How long the producer gathers records into one request: fewer, larger requests cost the broker far
+    # less per record. 0.005 halves the steady latency in quick runs (BENCHMARKS.md, 2026-12-02), but the
+    # full pipeline benchmark's bursts did not complete with it on the embedded broker: 50 ms stays the default.
+    producer_linger_s: float = 0.05
     outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
     # The River online model's largest weight in the main horizon's P(up); its weight follows its recent
     # accuracy (streams/online_member.py), deterministic under replay. 0 leaves it out.
