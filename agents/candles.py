@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from faust.types import TP
 
-from streams.client_internals import committed_offset
+from streams.client_internals import committed_offset, send_now
 from streams.offset_guard import OffsetGuard
 from agents.outcomes import emit_retrain_requests, learner_for_partition
 from agents.patterns import add_consensus, remember_patterns
@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 OFFLOAD_MIN_BATCH = 64
 # Items per PredictionBatch/OutcomeBatch record: a prediction is ~0.6 KB, so a record stays near 300 KB.
 RECORDS_PER_BATCH = 500
+# From this many candles, a step's outputs go to the broker at once instead of lingering for more (the
+# producer's linger, 50 ms, is for small steps: a few symbols at a high rate share requests, so the
+# embedded broker gets few, large batches). A close of many symbols is what must be out fast, and its
+# batches are big enough to be worth a request of their own.
+SEND_NOW_MIN_CANDLES = 16
 STEP_MAX_CANDLES = 4096  # candles per step: bounds the records a take of big CandleBatch messages holds at once
 
 
@@ -182,6 +187,8 @@ async def _handle_locked(pipeline: Pipeline, events: list[Any], decoded: tuple[l
         dead += dead_here  # sent with the batch's other refusals: one dead letter per message
         await _emit(pipeline, result, chunk_origin)
         await _emit_threshold_changes(pipeline, result)
+        if len(chunk) >= SEND_NOW_MIN_CANDLES:
+            send_now(pipeline.app.producer)
         # Learning comes after the outputs are on their way: a close's signals do not wait for River.
         await _in_thread_if_big(len(chunk), functools.partial(learn_batch, result, learner_for))
         await emit_retrain_requests(pipeline, result.retrain_requests)

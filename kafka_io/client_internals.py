@@ -2,15 +2,30 @@
 that moves them breaks here, and only here.
 
 - aiokafka's consumer knows the partitions of a topic only once its client has fetched metadata for it.
+- aiokafka's producer has no "send what you hold now" short of ``flush()``, which also waits for delivery:
+  :func:`send_open_batches` closes the batches it holds and wakes its sender, as its own transaction
+  commit does (``MessageAccumulator.flush_for_commit``), without waiting.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["refresh_metadata"]
+__all__ = ["refresh_metadata", "send_open_batches"]
 
 
 async def refresh_metadata(consumer: Any) -> None:
     """Ask the broker for the metadata of every topic (a fresh aiokafka client may not have a topic's yet)."""
     await consumer._client.force_metadata_update()
+
+
+def send_open_batches(producer: Any) -> None:
+    """Let every batch ``producer`` (an ``AIOKafkaProducer``) holds go in its sender's next request,
+    without waiting out the linger; later sends start new batches. Returns at once."""
+    accumulator = producer._message_accumulator
+    for batches in accumulator._batches.values():
+        for batch in batches:
+            batch._builder.close()
+    waiter = accumulator._waiter_future
+    if not waiter.done():
+        waiter.set_result(None)

@@ -7,6 +7,7 @@ breaks here, and only here.
   aggregation agent) sets it itself, and clears it before a read, because with a current event the
   RocksDB store looks only in that event's partition.
 - The last offset Faust's consumer has handed to an agent, per partition (for the lag in ``/stats``).
+- The aiokafka producer inside Faust's, for :func:`send_now`.
 - The offset Faust's consumer holds as committed per partition (the next to process; where an assigned
   partition starts).
 """
@@ -18,7 +19,9 @@ from typing import Any
 
 from faust.streams import _current_event
 
-__all__ = ["clear_current_event", "committed_offset", "last_read_offset", "set_current_event"]
+from kafka_io.client_internals import send_open_batches
+
+__all__ = ["clear_current_event", "committed_offset", "last_read_offset", "send_now", "set_current_event"]
 
 
 def set_current_event(event: Any) -> None:
@@ -39,3 +42,10 @@ def last_read_offset(faust_consumer: Any, tp: Any) -> int | None:
 def committed_offset(faust_consumer: Any, tp: Any) -> int | None:
     """The next offset of ``tp`` Faust's consumer has committed or sought to (None while it does not know)."""
     return faust_consumer._committed_offset.get(tp)
+
+
+def send_now(faust_producer: Any) -> None:
+    """What Faust's producer holds goes to the broker in the next request, not after the linger."""
+    producer = faust_producer._producer
+    if producer is not None:
+        send_open_batches(producer)
