@@ -3,8 +3,9 @@ that moves them breaks here, and only here.
 
 - aiokafka's consumer knows the partitions of a topic only once its client has fetched metadata for it.
 - aiokafka's producer has no "send what you hold now" short of ``flush()``, which also waits for delivery:
-  :func:`send_open_batches` closes the batches it holds and wakes its sender, as its own transaction
-  commit does (``MessageAccumulator.flush_for_commit``), without waiting.
+  :func:`send_open_batches` ends the linger of the batches it holds and wakes its sender, without
+  waiting. (Closing them, as its transaction commit does, would make the next send to a partition wait
+  until its closed batch is drained: behind a request in flight.)
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ async def refresh_metadata(consumer: Any) -> None:
 
 def send_open_batches(producer: Any) -> None:
     """Let every batch ``producer`` (an ``AIOKafkaProducer``) holds go in its sender's next request,
-    without waiting out the linger; later sends start new batches. Returns at once."""
+    without waiting out the linger (sends before that request still join them). Returns at once."""
     accumulator = producer._message_accumulator
     for batches in accumulator._batches.values():
         for batch in batches:
-            batch._builder.close()
+            batch._linger_time = 0  # ready to drain: MessageBatch.remaining_linger() is None from now
     waiter = accumulator._waiter_future
     if not waiter.done():
         waiter.set_result(None)

@@ -26,7 +26,7 @@ async def test_open_batches_go_without_waiting_out_the_linger(broker) -> None:
         assert not done  # held for the linger
         send_open_batches(producer)
         metadata = await asyncio.wait_for(lingering, timeout=LINGER_S / 3)
-        later = await producer.send(topic, b"after", partition=0)  # a new batch takes later sends
+        later = await producer.send(topic, b"after", partition=0)  # a new batch lingers again, until told
         send_open_batches(producer)
         assert (await asyncio.wait_for(later, timeout=LINGER_S / 3)).offset > metadata.offset
     finally:
