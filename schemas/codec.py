@@ -6,8 +6,8 @@ costs one dict lookup plus fastavro's compiled reader or writer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 import struct
+from collections.abc import Iterable, Mapping
 from io import BytesIO
 from typing import Any
 
