@@ -93,10 +93,8 @@ def attach_candle_agent(pipeline: Pipeline) -> None:
 async def _in_order(app: Any, guard: OffsetGuard, events: list[Any]) -> list[Any]:
     """The events to process now; a partition with a hole is read again (streams/offset_guard.py).
     Held-back events are dropped unacknowledged: they come again."""
-    for tp in {(e.message.topic, e.message.partition) for e in events}:
-        if not guard.knows(tp):  # the partition's first take since it was assigned: start at its committed offset
-            guard.start(tp, committed_offset(app.consumer, TP(*tp)))
-    admitted = guard.admit([(e.message.topic, e.message.partition, e.message.offset) for e in events], time.monotonic())
+    admitted = guard.admit([(e.message.topic, e.message.partition, e.message.offset) for e in events], time.monotonic(),
+                           committed=lambda tp: committed_offset(app.consumer, TP(*tp)))
     for (topic, partition), hole in admitted.holes.items():
         await _read_again(app, guard, topic, partition, hole)
     for (topic, partition), offset in admitted.seek.items():

@@ -105,27 +105,16 @@ def _string(value: Any, out: bytearray) -> None:
 
 
 def _enum(symbols: list[str]) -> Writer:
-    index = {symbol: _SMALL[i << 1] if i < 64 else None for i, symbol in enumerate(symbols)}
-    if any(v is None for v in index.values()):
-        return _enum_long(symbols)
+    encoded = {}
+    for i, symbol in enumerate(symbols):  # each symbol's index as its varint, once
+        _varint(index := bytearray(), i)
+        encoded[symbol] = bytes(index)
 
     def write(value: Any, out: bytearray) -> None:
-        encoded = index.get(value) if type(value) is str else None
-        if encoded is None:
+        data = encoded.get(value) if type(value) is str else None
+        if data is None:
             raise NotPlain("not one of the enum's symbols")
-        out += encoded
-
-    return write
-
-
-def _enum_long(symbols: list[str]) -> Writer:
-    index = {symbol: i for i, symbol in enumerate(symbols)}
-
-    def write(value: Any, out: bytearray) -> None:
-        i = index.get(value) if type(value) is str else None
-        if i is None:
-            raise NotPlain("not one of the enum's symbols")
-        _varint(out, i)
+        out += data
 
     return write
 

@@ -37,8 +37,8 @@ Admitted(indices=[0, 1, 2], holes={}, seek={})
 [0]
 >>> guard.stalled(lambda tp: 120 if tp == ("c", 0) else None, now=15.0)  # 73..119 fetched by nobody
 {('c', 0): 73}
->>> guard.reset(); guard.start(("c", 0), 120)  # given the partition again, committed at 120
->>> guard.admit([("c", 0, 121)]).holes  # Faust skipped the first one
+>>> guard.reset()  # given the partition again, committed at 120; Faust skipped the first one
+>>> guard.admit([("c", 0, 121)], committed=lambda tp: 120).holes
 {('c', 0): 120}
 """
 
@@ -72,10 +72,6 @@ class OffsetGuard:
         self._hole.clear()
         self._moved.clear()
 
-    def knows(self, tp: TopicPartition) -> bool:
-        """Whether the next offset of ``tp`` is known (else :meth:`start` may say it)."""
-        return tp in self._next
-
     def start(self, tp: TopicPartition, committed: int | None) -> None:
         """``tp`` continues at ``committed`` (the consumer's committed offset; None: unknown, the first
         message delivered says where). Only before the partition's first message."""
@@ -95,11 +91,15 @@ class OffsetGuard:
                 self._moved[tp] = now  # once per idle_s
         return out
 
-    def admit(self, messages: Sequence[tuple[str, int, int]], now: float = 0.0) -> Admitted:
-        """``messages``: (topic, partition, offset) in delivery order; ``now``: monotonic seconds."""
+    def admit(self, messages: Sequence[tuple[str, int, int]], now: float = 0.0,
+              committed: Callable[[TopicPartition], int | None] = lambda tp: None) -> Admitted:
+        """``messages``: (topic, partition, offset) in delivery order; ``now``: monotonic seconds;
+        ``committed(tp)``: where a partition first seen since the last reset starts (:meth:`start`)."""
         out = Admitted([], {}, {})
         for i, (topic, partition, offset) in enumerate(messages):
             tp = (topic, partition)
+            if tp not in self._next:
+                self.start(tp, committed(tp))
             if tp in out.holes or tp in out.seek:  # behind a hole: comes again after the seek
                 continue
             expected = self._next.get(tp)
