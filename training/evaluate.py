@@ -40,7 +40,7 @@ from core.timestamps import format_time
 from training.dataset import build_datasets
 from training.holdout import HOLDOUTS, fitted_spans, holdout_cuts, holdout_rows
 from training.horizon_report import horizon_report
-from training.scorer import Scorer, load_scorer
+from training.scorer import Scorer, load_scorer, score_datasets
 
 __all__ = ["EvalConfig", "dumps", "evaluate_files", "evaluate_series", "read_series"]
 
@@ -116,14 +116,15 @@ def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: 
                      + (" (every row: unseen_symbols 'all')" if config.unseen_symbols == "all" else ""))
     if any(h > 1 for h in scorer.horizons):
         notes.append("horizons > 1: consecutive trades overlap; Sharpe is annualised by sqrt(periods/horizon)")
-    horizons: dict[str, Any] = {}
+    evaluated = {}
     for h in scorer.horizons:
-        ds = datasets[h]
-        ds = ds.take(holdout_rows(ds, cuts, default_cut))
+        ds = datasets[h].take(holdout_rows(datasets[h], cuts, default_cut))
         if len(ds) < 2 or len(set(ds.y.tolist())) < 2:
             raise ConfigError(f"horizon {h}: {len(ds)} rows to evaluate after the training range "
                               f"(holdout {config.holdout!r}); give later candles or --holdout all")
-        horizons[str(h)] = horizon_report(ds, scorer.predict(ds.X, h), config, spans)
+        evaluated[h] = ds
+    prob_up = score_datasets(scorer, series, evaluated)
+    horizons = {str(h): horizon_report(ds, prob_up[h], config, spans) for h, ds in evaluated.items()}
     first = horizons[str(scorer.horizons[0])]
     trained = {s: v["trained_rows"] for s, v in first["per_symbol"].items() if v["trained_rows"]}
     if trained:
@@ -138,7 +139,8 @@ def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: 
     notes.append("backtest: fills at candle closes, one trade per signal, no slippage beyond cost_bps")
     return {
         "model": {"path": str(scorer.path), "kind": scorer.kind, "name": scorer.name, "version": scorer.version,
-                  "horizons": list(scorer.horizons), "training_range": scorer.metadata[0].training_range,
+                  "horizons": list(scorer.horizons), "members": dict(getattr(scorer.model, "versions", {})),
+                  "training_range": scorer.metadata[0].training_range,
                   "training_metrics": scorer.metadata[0].metrics},
         "data": {"sources": [str(s) for s in sources], "holdout": config.holdout,
                  "symbols": {s: {k: v[k] for k in ("rows", "from", "to")} for s, v in first["per_symbol"].items()}},

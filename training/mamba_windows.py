@@ -25,7 +25,7 @@ True
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -36,7 +36,7 @@ from core.errors import ConfigError
 from features import FEATURE_NAMES, FeatureState
 from models.mamba.windows import WINDOW, pad_windows
 
-__all__ = ["HORIZONS", "Windows", "build_windows", "normalisation_stats", "split_windows"]
+__all__ = ["HORIZONS", "Windows", "build_windows", "normalisation_stats", "split_windows", "windows_at"]
 
 HORIZONS = (1, 2, 3, 4, 5)
 
@@ -63,16 +63,57 @@ class Windows:
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
 
+def _stream_windows(candles: Sequence[Candle], wanted: Callable[[int, Candle, bool], bool]
+                    ) -> Iterator[tuple[int, bool, np.ndarray | None]]:
+    """(index, ready, the padded window right after the candle, or None where ``wanted`` says no): the
+    stream's own engine fed one candle at a time, as the candle agent feeds it."""
+    state = FeatureState()
+    for i, candle in enumerate(candles):
+        state.update(candle)
+        take = wanted(i, candle, state.ready)
+        yield i, state.ready, pad_windows(state.window(WINDOW))[0] if take else None
+
+
+def windows_at(candles: Sequence[Candle], open_times: Sequence[int]) -> np.ndarray:
+    """(len(open_times), 60, 41) float32: the window a sequence member reads when the candle of each open
+    time (in the order given) closes; what evaluation and distillation score a bundle's sequence member on.
+
+    >>> from core.candle_files import read_candle_file
+    >>> from training.dataset import BUNDLED
+    >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:100]
+    >>> w = windows_at(eth, [eth[99].open_time, eth[40].open_time])
+    >>> w.shape, bool(np.isnan(w[1, :19]).all()), bool(np.isfinite(w[0, -1, 0]))   # 41 candles: 19 padded steps
+    ((2, 60, 41), True, True)
+    >>> windows_at(eth, [1])
+    Traceback (most recent call last):
+    ...
+    core.errors.ConfigError: ETH-BTC 5m: no candle opens at 1 (asked for a window there)
+    """
+    where: dict[int, list[int]] = {}
+    for i, t in enumerate(open_times):
+        where.setdefault(int(t), []).append(i)
+    out = np.full((len(open_times), WINDOW, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
+    found = 0
+    for i, _, window in _stream_windows(candles, lambda i, c, ready: c.open_time in where):
+        if window is not None:
+            out[where[candles[i].open_time]] = window
+            found += 1
+    if found < len(where):
+        missing = min(set(where) - {c.open_time for c in candles})
+        head = candles[0] if candles else None
+        name = f"{head.symbol} {head.timeframe}" if head else "an empty series"
+        raise ConfigError(f"{name}: no candle opens at {missing} (asked for a window there)")
+    return out
+
+
 def _series_windows(candles: Sequence[Candle], horizons: Sequence[int]) -> Windows:
     n = len(candles)
-    state = FeatureState()
     wins = np.full((n, WINDOW, len(FEATURE_NAMES)), np.nan, dtype=np.float32)
     ready = np.zeros(n, dtype=bool)
-    for i, candle in enumerate(candles):
-        state.update(candle)  # the stream's own engine, one candle at a time
-        ready[i] = state.ready
-        if ready[i]:
-            wins[i] = pad_windows(state.window(WINDOW))[0]
+    for i, is_ready, window in _stream_windows(candles, lambda i, c, ready: ready):
+        ready[i] = is_ready
+        if window is not None:
+            wins[i] = window
     times = np.fromiter((c.open_time for c in candles), dtype=np.int64, count=n)
     close = np.fromiter((c.close for c in candles), dtype=np.float64, count=n)
     step = TIMEFRAME_MS[candles[0].timeframe]

@@ -92,10 +92,10 @@ def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, 
                 valid_fraction=config.valid_fraction, num_boost_round=config.num_boost_round)
     sequence = sequence_config(active_scorer)
 
-    def train(data: Sequence[Sequence[Candle]], where: Path, with_sequence: bool = False) -> None:
+    def train(data: Sequence[Sequence[Candle]], where: Path) -> None:
         if active_scorer is not None and active_scorer.kind == "bundle":
             train_horizons_on_series(data, where, horizons, **opts)
-            if with_sequence:
+            if sequence is not None:
                 from models.bundle import SEQUENCE_DIR
                 from training.mamba import train_mamba_on_series
 
@@ -104,9 +104,9 @@ def retrain_and_compare(series: Sequence[Sequence[Candle]], active_scorer: Any, 
         else:
             train_on_series(data, where, horizons[0], **opts)
 
-    # Every member the active bundle has; the comparisons (the holdout, the walk-forward folds) score feature
-    # rows, the LightGBM members, so the folds train those alone.
-    train(series, out_dir, with_sequence=sequence is not None)
+    # Every member the active bundle has, here and in each walk-forward fold: the comparisons score every
+    # member of both models (the sequence member on the stream's windows, training.scorer).
+    train(series, out_dir)
     candidate = load_scorer(out_dir)
     trained_on = {"series": len(series), "candles": sum(map(len, series)),
                   "from": min(s[0].open_time for s in series), "to": max(s[-1].open_time for s in series)}

@@ -91,6 +91,39 @@ def test_a_bundle_reports_every_horizon(tmp_path):
     assert [p.name for p in written][:2] == ["report.json", "report.txt"] and written[2].stat().st_size > 500
 
 
+def test_a_bundle_with_a_sequence_member_is_evaluated_with_it(tmp_path):
+    """Evaluation scores every member the worker serves: the Mamba member on the window the stream holds
+    at each candle. Its figures equal the ensemble computed by hand from the LightGBM set and the ONNX
+    window model (another implementation of the same weights than the step mode the bundle serves)."""
+    import numpy as np
+
+    from models.bundle import SEQUENCE_DIR
+    from models.mamba import MambaModel
+    from models.mamba.classifier import MambaConfig
+    from training.dataset import build_datasets
+    from training.mamba import train_mamba_on_series
+    from training.mamba_windows import windows_at
+
+    eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:1400]
+    train_horizons_on_series([eth[:1000]], tmp_path, horizons=(1, 2), progress=False, num_boost_round=5)
+    lgbm_only = evaluate_series(load_scorer(tmp_path), [eth])
+    train_mamba_on_series([eth[:1000]], tmp_path / SEQUENCE_DIR, progress=False,
+                          config=MambaConfig(d_model=8, n_layers=1), epochs=1, threads=1)
+    scorer = load_scorer(tmp_path)
+    both = evaluate_series(scorer, [eth])
+    assert scorer.reads_windows and sorted(both["model"]["members"]) == ["lgbm", "mamba"]
+    assert both["horizons"]["2"]["rows"] == lgbm_only["horizons"]["2"]["rows"]
+    assert both["horizons"]["1"]["classification"]["log_loss"] != lgbm_only["horizons"]["1"]["classification"]["log_loss"]
+
+    ds = build_datasets([eth], (1, 2), None)[2]
+    rows = np.flatnonzero(ds.meta.open_time >= ds.meta.open_time[-50])
+    lgbm = load_scorer(tmp_path).model.members[0].model.predict_proba(ds.X[rows])[:, 1]
+    mamba = MambaModel.load(tmp_path / SEQUENCE_DIR).predict_proba(windows_at(eth, ds.meta.open_time[rows]))[:, 1]
+    from training.scorer import score_datasets
+    served = score_datasets(scorer, [eth], {2: ds.take(rows)})[2]
+    np.testing.assert_allclose(served, (lgbm + mamba) / 2, atol=1e-5)
+
+
 def test_no_rows_after_training_is_a_config_error(trained_model):
     early = read_candle_file(FILES[0]).candles[:2000]  # inside the model's fitted range
     with pytest.raises(ConfigError, match="after the training range"):

@@ -1,6 +1,6 @@
 """A retrain trains every member the active bundle has: the LightGBM set, and the sequence model (with the
-active one's architecture) when there is one; the walk-forward folds, which score feature rows, train
-the LightGBM members alone."""
+active one's architecture) when there is one, in the candidate and in every walk-forward fold: the
+comparisons score every member of both models."""
 
 from __future__ import annotations
 
@@ -49,8 +49,10 @@ def test_the_sequence_member_is_retrained_with_the_active_architecture(candles, 
     assert first >= format_time(candles[900].open_time)
     assert "mamba" in [m.name for m in load_model(out).ensemble.members]  # the candidate serves with it
     assert trial.walk_forward is not None
+    assert trial.candidate["model"]["members"].keys() == trial.active["model"]["members"].keys() == {"lgbm", "mamba"}
     folds = out.with_name(out.name + "-folds")
-    assert not folds.exists() or not list(folds.rglob(SEQUENCE_DIR)), "the folds train the LightGBM members only"
+    trained = [f for f in folds.iterdir() if (f / "bundle.json").exists()]
+    assert trained and all((f / SEQUENCE_DIR / "model.json").exists() for f in trained), "each fold trains every member"
 
 
 def test_a_bundle_without_a_sequence_member_is_retrained_without_one(candles, tmp_path):
