@@ -140,6 +140,9 @@ class BundleConfig:
     # Validation metrics of the ensemble per horizon ({"h1": {"accuracy": ...}}): what live accuracy is
     # compared with (models.profile). Not part of the version: they do not change a prediction.
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # How the weights were chosen (training.default_bundle: each candidate's held-out figures). Not part of
+    # the version either: a record of the training, not of what a prediction is.
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -166,4 +169,5 @@ class BundleConfig:
         return cls(horizons=horizons, members={k: dict(v) for k, v in raw["members"].items()},
                    strategy=raw.get("strategy", "weighted_average"),
                    weights={k: float(v) for k, v in weights.items()}, format=int(raw.get("format", 1)),
-                   metrics={str(k): dict(v) for k, v in metrics.items()})
+                   metrics={str(k): dict(v) for k, v in metrics.items()},
+                   selection=dict(raw.get("selection") or {}))

@@ -44,14 +44,17 @@ BUNDLED_CANDLES = Path(__file__).resolve().parent.parent / "data" / "candles"
 REGIME_SERIES = BUNDLED_CANDLES / "held-out" / "ETC-BTC_5m.csv.gz"  # real candles no bundled model is trained on
 
 
-def ensure_model(model_dir: Path, files: list[Path], progress: bool) -> None:
-    """Train the LightGBM bundle (horizons 1..5) unless ``model_dir`` already holds a model."""
+def ensure_model(model_dir: Path, files: list[Path], progress: bool, **options) -> None:
+    """Train the default bundle (LightGBM per horizon 1..5 and the Mamba sequence member,
+    :mod:`training.default_bundle`; ``options`` go to it) unless ``model_dir`` already holds a model."""
     if (model_dir / "bundle.json").exists() or (model_dir / "model.json").exists():
         return
-    from training.train import train_horizons
+    from training.default_bundle import train_default_bundle
+    from training.train import read_series
 
-    print(f"no model at {model_dir}: training one on {', '.join(f.name for f in files)} ...", file=sys.stderr)
-    train_horizons(files, model_dir, progress=progress)
+    print(f"no model at {model_dir}: training one on {', '.join(f.name for f in files)} "
+          "(LightGBM per horizon, then the Mamba sequence model: a few minutes on a CPU) ...", file=sys.stderr)
+    train_default_bundle(read_series(files), model_dir, progress=progress, **options)
 
 
 def live_help(settings: Settings, candle: Candle, rate: float) -> str:

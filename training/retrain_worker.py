@@ -58,7 +58,7 @@ class RetrainConfig:
     num_boost_round: int = 100
     valid_fraction: float = 0.2
     walk_forward_folds: int = 3        # the decision's folds (training/walk_forward.py); 0: the holdout alone
-    mamba_epochs: int = 20             # a retrained sequence member (when the active bundle has one)
+    mamba_epochs: int = 8              # at most, a retrained sequence member (when the active bundle has one); early stopping
     threshold: float = 0.3
     cost_bps: float = 10.0
     group_id: str = "candleflow-retrain"

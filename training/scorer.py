@@ -16,7 +16,7 @@ from core.errors import ConfigError
 from training.dataset import Dataset
 from models.metadata import BUNDLE_FILE, METADATA_FILE, BundleConfig, ModelMetadata, horizon_dir
 
-__all__ = ["Scorer", "load_scorer", "score_datasets"]
+__all__ = ["Scorer", "load_scorer", "member_probabilities", "score_by_series", "score_datasets"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,28 @@ def score_datasets(scorer: Scorer, series: Sequence[Sequence[Candle]], datasets:
     """
     if not scorer.reads_windows:
         return {h: scorer.predict(ds.X, h) for h, ds in datasets.items()}
-    out = {h: np.full(len(ds), np.nan) for h, ds in datasets.items()}
+    return score_by_series(series, datasets, scorer.horizons,
+                           lambda candles, X, times: {"model": scorer.score_series(candles, X, times)})["model"]
+
+
+def member_probabilities(scorer: Scorer, series: Sequence[Sequence[Candle]], datasets: Mapping[int, Dataset]
+                         ) -> dict[str, dict[int, np.ndarray]]:
+    """Each member's own P(up) ({member: {horizon: (n,)}}) on the datasets' rows: what choosing the
+    members' weights needs (training.default_bundle)."""
+    from training.mamba_windows import windows_at
+
+    def score(candles, X, times):
+        windows = windows_at(candles, times) if scorer.reads_windows else None
+        return {m.name: m.run(X, windows if m.reads != "features" else None, None)[0] for m in scorer.model.members}
+    return score_by_series(series, datasets, scorer.horizons, score)
+
+
+def score_by_series(series: Sequence[Sequence[Candle]], datasets: Mapping[int, Dataset], horizons: Sequence[int],
+                    score) -> dict[str, dict[int, np.ndarray]]:
+    """``score(candles, X, open_times) -> {name: (n, len(horizons))}`` called once per series over the union
+    of its rows in every horizon's dataset; each horizon's rows take their column: {name: {horizon: (n,)}}."""
+    out: dict[str, dict[int, np.ndarray]] = {}
+    horizons = tuple(horizons)
     for candles in series:
         if not len(candles):
             continue
@@ -101,10 +122,14 @@ def score_datasets(scorer: Scorer, series: Sequence[Sequence[Candle]], datasets:
         X = np.empty((len(times), next(iter(datasets.values())).X.shape[1]))
         for h, idx in rows.items():  # a candle's feature row is the same for every horizon
             X[np.searchsorted(times, datasets[h].meta.open_time[idx])] = datasets[h].X[idx]
-        prob = scorer.score_series(candles, X, times)
-        for h, idx in rows.items():
-            out[h][idx] = prob[np.searchsorted(times, datasets[h].meta.open_time[idx]), scorer.horizons.index(h)]
-    missing = {h: int(np.isnan(p).sum()) for h, p in out.items() if np.isnan(p).any()}
-    if missing:
-        raise ConfigError(f"rows of a series that was not given cannot be scored: {missing} per horizon")
+        for name, prob in score(candles, X, times).items():
+            per_h = out.setdefault(name, {h: np.full(len(ds), np.nan) for h, ds in datasets.items()})
+            for h, idx in rows.items():
+                per_h[h][idx] = prob[np.searchsorted(times, datasets[h].meta.open_time[idx]), horizons.index(h)]
+    for name, per_h in out.items():
+        missing = {h: int(np.isnan(p).sum()) for h, p in per_h.items() if np.isnan(p).any()}
+        if missing:
+            raise ConfigError(f"rows of a series that was not given cannot be scored: {missing} per horizon")
+    if not out:
+        raise ConfigError("no rows of the given series to score")
     return out

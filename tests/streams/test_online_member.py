@@ -72,8 +72,10 @@ def test_the_same_candles_cut_into_any_batches_give_the_same_predictions(stream,
     if cut == "by-time":  # one batch per candle close, as CandleBatch messages give
         cut = fixed(2)
     predictions, learners = run(stream, bundle, cut)
-    assert [(p["id"], p["prob_up"], p["confidence"], p["direction"]) for p in predictions] == \
-        [(p["id"], p["prob_up"], p["confidence"], p["direction"]) for p in reference]
+    assert [(p["id"], p["direction"]) for p in predictions] == [(p["id"], p["direction"]) for p in reference]
+    # The Mamba member steps in float32: another batch shape sums in another order (~1e-8 apart).
+    for key in ("prob_up", "confidence"):
+        assert [p[key] for p in predictions] == pytest.approx([p[key] for p in reference], abs=1e-6)
     assert sum("river" in p["model_versions"] for p in predictions) > 0
     for p in (0, 1):
         assert learners[p].online.to_bytes() == reference_learners[p].online.to_bytes()
