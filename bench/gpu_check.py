@@ -6,8 +6,9 @@ Run: ``python -m bench.gpu_check [--model-dir DIR] [--json] [--require-gpu]`` (o
 - **in use**: the ONNX Runtime providers each session really runs on (``session.get_providers()``, never
   the build's available list: docs/platform.md) for the LightGBM horizons and the Mamba graph; the Mamba
   block that runs the PyTorch window forward (mamba-ssm's kernels where ``models.mamba.backend`` finds them
-  usable, else the pure-PyTorch block on the device) and the recurrent step mode (``models/mamba/recurrent.py``
-  on the CPU; on CUDA the same step, through ``Mamba.step`` of mamba-ssm when its kernels are used);
+  usable, else the pure-PyTorch block on the device) and the recurrent step mode (the worker's own
+  ``models.mamba.recurrent.MambaRecurrent``, loaded with ``device="cpu"`` and ``device="cuda"``: on CUDA
+  through ``Mamba.step`` of mamba-ssm when its kernels are used);
 - **time to score** 1,000 and 10,000 symbols (``--sizes``): one call each, the best of ``--rounds`` (3),
   in milliseconds, numpy in and numpy out (host-device copies included, as a worker would pay them);
 - **parity**, max abs difference GPU vs CPU per member on the largest size's outputs: LightGBM per horizon
@@ -45,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LGBM_LIMIT", "MAMBA_LIMIT", "DeviceStepper", "classifier_step", "main", "run_check"]
+__all__ = ["LGBM_LIMIT", "MAMBA_LIMIT", "main", "run_check"]
 
 LGBM_LIMIT = 1e-5   # float32 trees on either provider: the same thresholds, the same sums
 MAMBA_LIMIT = 1e-4  # float32 both sides; the kernels (and cuBLAS) sum in another order
@@ -73,64 +74,6 @@ class Progress:
     def __call__(self, message: str) -> None:
         if self.enabled:
             print(f"[gpu-check {time.perf_counter() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-# --- the Mamba step on either block kind -------------------------------------------------------------
-
-def classifier_step(model, x, state):
-    """:meth:`MambaClassifier.step` for a classifier built on either block: the pure-PyTorch
-    ``MambaBlock.step`` or mamba-ssm's ``Mamba.step`` (its kernels: ``selective_state_update``, and
-    ``causal_conv1d_update`` where installed), which takes and gives (b, 1, d_model) and updates the states
-    in place (so they are copied first: the caller's states are never modified). -> (P(up), new states)."""
-    import torch
-
-    from models.mamba.block import MambaBlock
-
-    h = model.input_proj(model.normalise(x))
-    new_state = []
-    for norm, layer, (conv, ssm) in zip(model.norms, model.layers, state):
-        if isinstance(layer, MambaBlock):
-            out, conv, ssm = layer.step(norm(h), conv, ssm)
-        else:
-            conv = conv.clone(memory_format=torch.contiguous_format)
-            ssm = ssm.clone(memory_format=torch.contiguous_format)
-            out, conv, ssm = layer.step(norm(h).unsqueeze(1), conv, ssm)
-            out = out.squeeze(1)
-        h = h + out
-        new_state.append((conv, ssm))
-    return torch.sigmoid(model.head(model.dropout(model.norm_f(h)))), new_state
-
-
-class DeviceStepper:
-    """:class:`models.mamba.recurrent.MambaRecurrent`'s interface (numpy rows and flat float32 states in,
-    numpy P(up) and new states out, the same state layout) for a classifier on any device and block kind."""
-
-    def __init__(self, model, device: str) -> None:
-        import torch
-
-        self._torch = torch
-        self.device = device
-        self.model = model.to(device).eval()
-        self._shapes = [(layer.d_inner, layer.d_conv, layer.d_state) for layer in model.layers]
-        self.state_size = sum(d * (k + n) for d, k, n in self._shapes)
-
-    def initial_state(self, n: int) -> np.ndarray:
-        return np.zeros((n, self.state_size), dtype=np.float32)
-
-    def step(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        torch = self._torch
-        flat = torch.from_numpy(np.ascontiguousarray(state, dtype=np.float32)).to(self.device)
-        layers, at = [], 0
-        for d, k, n in self._shapes:
-            conv = flat[:, at:at + d * k].reshape(-1, d, k)
-            at += d * k
-            layers.append((conv, flat[:, at:at + d * n].reshape(-1, d, n)))
-            at += d * n
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32)).to(self.device)
-            p, new = classifier_step(self.model, x, layers)
-            packed = torch.cat([part.reshape(part.shape[0], -1) for layer in new for part in layer], dim=1)
-            return p.cpu().numpy().astype(np.float64), packed.cpu().numpy()
 
 
 # --- the model ---------------------------------------------------------------------------------------
@@ -269,7 +212,8 @@ def build_column(device: str, bundle_dir: Path, inputs: dict[int, dict[str, np.n
         in_use, on_gpu = _providers_of(model._run.session)
         return Runner(MEMBERS["mamba_onnx"], in_use, on_gpu, lambda n: model.predict_proba(inputs[n]["windows"]))
 
-    portable = MambaRecurrent.load(mamba_dir)  # the CPU classifier with the bundle's weights (sha256 checked)
+    # The CPU classifier with the bundle's weights (sha256 checked); explicitly the CPU: "auto" would be CUDA here.
+    portable = MambaRecurrent.load(mamba_dir, device="cpu")
     usable, reason = mamba_ssm_status()
     kernels = gpu and usable
 
@@ -292,7 +236,8 @@ def build_column(device: str, bundle_dir: Path, inputs: dict[int, dict[str, np.n
 
     def mamba_step(backend: str) -> Runner:
         if gpu:
-            stepper = DeviceStepper(on_device(backend), device)
+            # The serving step itself on CUDA, the block asked for (no fallback inside: a failure is reported here).
+            stepper = MambaRecurrent.load(mamba_dir, device=device, backend=backend)
             what = "mamba-ssm Mamba.step, cuda" if backend == "mamba_ssm" else "PyTorch block step, cuda"
         else:
             stepper, what = portable, f"PyTorch block step, cpu ({portable.provider})"

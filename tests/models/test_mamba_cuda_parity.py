@@ -5,7 +5,8 @@ Runs wherever CUDA exists: a small model (the default architecture, one epoch on
 CPU block: the weights that are exported and served) is trained once for the module, and scored on real
 windows of a pair it never saw, padded warm-up windows included. The mamba-ssm tests also need mamba-ssm
 (``pip install .[gpu]``). Skipped with the reason where either is missing (every machine of this project so
-far: docs/platform.md). ``python -m bench.gpu_check`` prints the same comparisons on a whole bundle.
+far: docs/platform.md). The step on the GPU is the worker's own (``MambaRecurrent.load(dir, device="cuda")``).
+``python -m bench.gpu_check`` prints the same comparisons on a whole bundle.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from bench.gpu_check import DeviceStepper
 from core.candle_files import read_candle_file
 from models.mamba.backend import make_block, mamba_ssm_status
 from models.mamba.block import MambaBlock
@@ -45,12 +45,18 @@ def no_tf32():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> MambaRecurrent:
+def trained_dir(tmp_path_factory):
     """The default architecture trained one epoch on 1,500 real candles of each bundled pair (CPU block)."""
     out = tmp_path_factory.mktemp("mamba-cuda-parity")
     series = [read_candle_file(CANDLES / name).candles[:1500] for name in ("ETH-BTC_5m.csv.gz", "LTC-BTC_5m.csv.gz")]
     train_mamba_on_series(series, out, progress=False, config=MambaConfig(), epochs=1, threads=1, backend="torch")
-    return MambaRecurrent.load(out)  # its .model: the portable classifier on the CPU, weights from weights.pt
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(trained_dir) -> MambaRecurrent:
+    """The CPU path: its .model is the portable classifier on the CPU, weights from weights.pt ("auto" would be CUDA)."""
+    return MambaRecurrent.load(trained_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +107,11 @@ def test_window_forward_on_the_gpu_equals_the_cpu_path(trained, windows, backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_step_mode_on_the_gpu_equals_the_cpu_step_and_the_window_forward(trained, windows, backend):
-    gpu = DeviceStepper(_on_gpu(trained, backend), "cuda")
+def test_step_mode_on_the_gpu_equals_the_cpu_step_and_the_window_forward(trained_dir, trained, windows, backend):
+    gpu = MambaRecurrent.load(trained_dir, device="cuda", backend=backend)  # the worker's step, the block asked for
+    assert gpu.device == "cuda" and trained.device == "cpu" and trained.provider == "torch-cpu-step"
+    assert gpu.provider == {"mamba_ssm": "torch-cuda-step (mamba-ssm kernels)",
+                            "torch": "torch-cuda-step (PyTorch block)"}[backend]
     assert gpu.state_size == trained.state_size  # one state layout: a series' state moves between them
     cpu_state, gpu_state = trained.initial_state(len(windows)), gpu.initial_state(len(windows))
     for t in range(windows.shape[1]):
@@ -114,3 +123,16 @@ def test_step_mode_on_the_gpu_equals_the_cpu_step_and_the_window_forward(trained
     with torch.no_grad():
         window = trained.model(torch.from_numpy(windows)).numpy()
     assert np.abs(p_gpu - window).max() <= TOLERANCE
+    before = gpu_state.copy()
+    gpu.step(windows[:, -1], gpu_state)
+    assert np.array_equal(gpu_state, before)  # the step's input state is never written to (mamba-ssm's is in place)
+
+
+def test_auto_on_a_cuda_machine_serves_the_step_on_the_gpu(trained_dir, trained, windows):
+    """What models.loading serves (``MambaRecurrent.load(path)``): CUDA, mamba-ssm's kernels when usable."""
+    auto = MambaRecurrent.load(trained_dir)
+    assert auto.device == "cuda"
+    assert auto.provider == f"torch-cuda-step ({'mamba-ssm kernels' if _usable else 'PyTorch block'})"
+    p_auto, _ = auto.step(windows[:, -1], trained.initial_state(len(windows)))
+    p_cpu, _ = trained.step(windows[:, -1], trained.initial_state(len(windows)))
+    assert np.abs(p_auto - p_cpu).max() <= TOLERANCE
