@@ -208,7 +208,8 @@ async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[A
     checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles}, busy)
     learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
     learner_for = lambda i: learners[origin[i].message.partition]  # noqa: E731
-    models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)), shadow=settings.ab_mode == "shadow")
+    models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)), shadow=settings.ab_mode == "shadow",
+                    chain=pipeline.serving_chain)
     config = StepConfig.from_settings(settings)
     started = time.perf_counter()
     result = await _in_thread_if_big(len(candles), functools.partial(

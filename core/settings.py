@@ -84,6 +84,9 @@ class Settings:
     # full pipeline benchmark's bursts did not complete with it on the embedded broker: 50 ms stays the default.
     producer_linger_s: float = 0.05
     outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
+    # Latency budget of a batch's scoring, in ms: a batch the full model is estimated to score over it is
+    # served by the model's distilled student (``<model>/student/``; streams/serving_chain.py). 0: off.
+    score_budget_ms: float = 250.0
     # The River online model's largest weight in the main horizon's P(up); its weight follows its recent
     # accuracy (streams/online_member.py), deterministic under replay. 0 leaves it out.
     online_weight: float = 0.5
@@ -196,6 +199,8 @@ class Settings:
             raise ConfigError("CANDLEFLOW_BATCH_MAX must be >= 1 and CANDLEFLOW_BATCH_WITHIN_S > 0")
         if self.fault_kill_at and not re.fullmatch(r"(after-outputs|after-state):[1-9][0-9]*", self.fault_kill_at):
             raise ConfigError(f"CANDLEFLOW_FAULT_KILL_AT must be after-outputs:N or after-state:N, got {self.fault_kill_at!r}")
+        if not 0 <= self.score_budget_ms <= 600_000:
+            raise ConfigError(f"CANDLEFLOW_SCORE_BUDGET_MS must be within 0..600000 (0: off), got {self.score_budget_ms}")
         if not 0 < self.checkpoint_interval_s <= 60:
             raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
 

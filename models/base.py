@@ -37,6 +37,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,11 @@ class ServableModel(abc.ABC):
     name: str = "model"  # the key of its output in a prediction's ``model_versions`` (a one-member model's)
     # Training accuracy per horizon and the reference features; empty: nothing to compare live outcomes with.
     profile: TrainingProfile = TrainingProfile()
+    # Its distilled student (``<model dir>/student/``, attached by models.loading.load_model): what serves a
+    # batch this model would score over the latency budget (streams/serving_chain.py). None: it has none.
+    student: ServableModel | None = None
+    # A student's distillation report (``distill.json``: teacher, accuracy kept, costs per row); else None.
+    distillation: Mapping[str, Any] | None = None
 
     @property
     @abc.abstractmethod

@@ -46,7 +46,7 @@ import numpy as np
 
 from models.base import ScoreOutput, ServableModel
 from models.direction import DirectionHorizons
-from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, Member, ProbaModel
+from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, EnsembleOutput, Member, ProbaModel
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, BundleConfig, horizon_dir
 from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from core.errors import ConfigError
@@ -61,6 +61,8 @@ SEQUENCE_DIR = "mamba"
 SequenceLoader = Callable[[Path], ProbaModel]  # e.g. the sequence model's own ``load``; not imported here
 
 BundleOutput = ScoreOutput  # what a bundle's score returns: every servable model's output
+# The ensemble's output fields a bundle's output copies (its states are the bundle's own), named once.
+_OUTPUT_FIELDS = tuple(f.name for f in dataclasses.fields(EnsembleOutput) if f.name != "states")
 
 
 def bundle_version(ensemble: Ensemble) -> str:
@@ -225,9 +227,9 @@ class ModelBundle(ServableModel):
             probabilities[member.name] = p
             if new is not None:
                 new_states[member.name] = new
-        out = dataclasses.replace(self.ensemble.combine(probabilities, len(features)), states=new_states)
+        out = self.ensemble.combine(probabilities, len(features))
         self._score_latency.record(time.perf_counter() - started, len(features))
-        return ScoreOutput(**{f.name: getattr(out, f.name) for f in dataclasses.fields(out)}, version=self.version)
+        return ScoreOutput(**{name: getattr(out, name) for name in _OUTPUT_FIELDS}, states=new_states, version=self.version)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """The ensemble's P(up) at :attr:`horizon` for each feature row: the DirectionModel interface."""

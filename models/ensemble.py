@@ -205,11 +205,21 @@ class Ensemble:
         # Where each member's columns go in the (members, n, horizons) stack; computed once, not per batch.
         self._columns = [[(j, self.horizons.index(h)) for j, h in enumerate(m.horizons) if h in self.horizons]
                          for m in self.members]
+        # One member of weight 1 with every horizon in order (a distilled student, LightGBM alone): every
+        # strategy gives its P(up) itself, agreement 1 and confidence |2p - 1|; combine skips the stacking.
+        alone = len(self.members) == 1 and self.members[0].weight == 1.0 and tuple(self.members[0].horizons) == self.horizons
+        self._alone = self.members[0] if alone else None
 
     versions = property(lambda self: {m.name: m.version for m in self.members})
 
     def combine(self, probabilities: Mapping[str, np.ndarray | None], n: int) -> EnsembleOutput:
         """Combine members' outputs ((n, len(member.horizons)) each, None = not available for this batch)."""
+        if self._alone is not None:
+            p = probabilities.get(self._alone.name)
+            if p is not None and p.shape == (n, len(self.horizons)) and not np.isnan(p).any():
+                p = np.array(p, dtype=np.float64)  # what the stacking below gives, to the bit
+                return EnsembleOutput(self.horizons, p, confidence_of(p), np.ones_like(p), self.strategy,
+                                      {self._alone.name: self._alone.version}, self.absent)
         P = np.full((len(self.members), n, len(self.horizons)), np.nan)
         for i, member in enumerate(self.members):
             p = probabilities.get(member.name)

@@ -24,6 +24,7 @@ from core.settings import Settings
 from core.topics import OUTPUT_TOPICS
 from streams.web.errors import MAX_BODY_BYTES
 from streams.learning_history import LearningHistory
+from streams.serving_chain import ServingChain
 from streams.stats import PipelineStats
 
 __all__ = ["Pipeline", "create_app"]
@@ -64,6 +65,8 @@ class Pipeline:
     # Every call to the pattern store goes through it: an outage or a slow store never holds up a signal.
     pattern_calls: BestEffort = field(default_factory=lambda: BestEffort("pattern store"))
     signal_feed: Any = None  # the /signals/stream clients' shared consumer (streams.web.signal_stream)
+    # The latency budget's model chain of this worker: full model, else its distilled student (per process).
+    serving_chain: ServingChain = field(default_factory=ServingChain)
 
 
 # Per table and partition, each its own RocksDB database. Faust's defaults (64 MB x 3 memtables and a
@@ -147,6 +150,7 @@ def create_app(settings: Settings) -> Pipeline:
         codecs={name: AvroCodec(name, store) for name in ("PredictionBatch", "Signal", "OutcomeBatch", "DeadLetter")},
         partition_of=KeyPartitioner(settings.partitions),
         stats=PipelineStats(),
+        serving_chain=ServingChain(settings.score_budget_ms),
     )
     if not settings.state_key:
         log.warning("CANDLEFLOW_STATE_KEY is not set: learner state is sealed with a key derived from the app id, "

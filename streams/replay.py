@@ -118,13 +118,15 @@ class ReplayReport:
 class ServingTimeline:
     """The :class:`~streams.step.Models` of each candle by its message time: the replay's starting model,
     replaced as ``timeline`` says (loaded once per version; one that fails to load leaves the models before
-    it serving, as in a worker). ``timeline=None``: pinned to ``model``."""
+    it serving, as in a worker). ``timeline=None``: pinned to ``model``. Without a ``chain`` (the default)
+    the full models score every candle, whatever the latency budget: a backtest stays deterministic; with
+    one (:class:`streams.serving_chain.ServingChain`), batches over its budget go to the students as live."""
 
-    def __init__(self, model: Any, timeline: DeploymentTimeline | None, shadow: bool) -> None:
-        self.model, self.timeline, self.shadow = model, timeline, shadow
+    def __init__(self, model: Any, timeline: DeploymentTimeline | None, shadow: bool, chain: Any = None) -> None:
+        self.model, self.timeline, self.shadow, self.chain = model, timeline, shadow, chain
         self._loaded: dict[str, Any] = {}
         self._models: dict[tuple[Slot | None, Slot | None], Models] = {}
-        self.pinned = Models(model)
+        self.pinned = Models(model, chain=chain)
 
     def at(self, ms: int | None) -> Models:
         if self.timeline is None or not len(self.timeline):
@@ -133,7 +135,8 @@ class ServingTimeline:
         if slots not in self._models:
             active, candidate = (self._load(slot) if slot is not None else None for slot in slots)
             share = slots[1].share if candidate is not None else 0.0
-            self._models[slots] = Models(active if active is not None else self.model, candidate, share, shadow=self.shadow)
+            self._models[slots] = Models(active if active is not None else self.model, candidate, share, shadow=self.shadow,
+                                         chain=self.chain)
         return self._models[slots]
 
     def _load(self, slot: Slot) -> Any:
@@ -153,13 +156,14 @@ async def replay(settings: Settings, model: ServableModel, topic: str, *, from_o
                  by_message_time: bool = False, warmup: bool = True, follow_deployments: bool = True,
                  progress: bool = True, idle_timeout_s: float = 10.0, output: ReplayOutput | None = None,
                  partitions: Collection[int] | None = None,
-                 on_messages: Callable[[int], None] | None = None) -> ReplayReport:
+                 on_messages: Callable[[int], None] | None = None, serving_chain: Any = None) -> ReplayReport:
     """Run the candle pipeline over a range of ``topic``; see the module docstring. Times select by
     candle open time (``[from_time, to_time)``) unless ``by_message_time``; without times, offsets.
     The range's records go to ``output`` as they are made (default: kept, ``report.predictions``).
     ``partitions``: only these (a series and its learner live on one partition, so replays of disjoint
     partitions are independent: :mod:`streams.replay_parallel` runs them side by side); ``on_messages(n)``
-    after each take of ``n`` messages (progress reported elsewhere)."""
+    after each take of ``n`` messages (progress reported elsewhere); ``serving_chain``: serve over a latency
+    budget as a worker does (:class:`ServingTimeline`; default none: the full models, deterministic)."""
     from tqdm import tqdm
 
     timed = from_time is not None or to_time is not None
@@ -169,7 +173,7 @@ async def replay(settings: Settings, model: ServableModel, topic: str, *, from_o
     codec = MultiCodec(["Candle", "CandleBatch"], schema_store(settings))
     timeframe = topic.rsplit(".", 1)[-1] if topic.startswith(settings.topic("candles.")) else None
     serving = ServingTimeline(model, await _deployments(settings) if follow_deployments else None,
-                              shadow=settings.ab_mode == "shadow")
+                              shadow=settings.ab_mode == "shadow", chain=serving_chain)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False, **aiokafka_security(settings),
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, max_poll_records=5000)
     await consumer.start()

@@ -171,12 +171,15 @@ def score_candles(
 ModelOutput = tuple[float, float, list[dict], dict[str, str]]  # P(up), confidence, every horizon, member versions
 
 
-def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None = None) -> dict[int, ModelOutput]:
+def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None = None,
+                  timings: list[tuple[Any, int, float]] | None = None) -> dict[int, ModelOutput]:
     """Each row's serving-model output by its index, with one call per serving model (see :func:`score_rows`).
     The batch models read nothing but the row (and the step members their series' state), so rows may be
-    scored together however the records are cut later."""
+    scored together however the records are cut later. ``timings`` receives (model, rows, seconds) per
+    serving model: its whole cost here, steps and records included (streams/serving_chain.py)."""
     results: dict[int, ModelOutput] = {}
     for serving in {id(a[6]): a[6] for a in accepted}.values():  # one call per model
+        started = time.perf_counter()
         mine = [a for a in accepted if a[6] is serving]
         features = np.vstack([a[4] for a in mine])
         steps = step_members(serving) if sequences is not None else ()
@@ -185,6 +188,8 @@ def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None
         p, confidence, per_row, versions = _run(serving, features, windows, given)
         for a, q, c, h in zip(mine, p, confidence, per_row):
             results[a[0]] = (float(q), float(c), h, versions)
+        if timings is not None:
+            timings.append((serving, len(mine), time.perf_counter() - started))
     return results
 
 

@@ -53,6 +53,7 @@ from streams.scoring import (WINDOW, ScoredBatch, SequenceStates, model_outputs,
 from core.series_keys import series_key
 from streams.series import Position, covers
 from streams.series_book import SeriesBook
+from streams.serving_chain import step_versions
 
 __all__ = ["BatchResult", "Models", "StepConfig", "SourcedCandle", "learn_batch", "process_batch"]
 
@@ -72,6 +73,9 @@ class Models:
     candidate: Any = None
     candidate_share: float = 0.0
     shadow: bool = False
+    # The latency budget's chain (streams/serving_chain.py): a batch the full model would score over budget
+    # is served by its distilled student. None (replay, backtests): the full model always serves.
+    chain: Any = None
 
     def serving(self, symbol: str) -> Any:
         if self.shadow:
@@ -164,6 +168,10 @@ def process_batch(
         return result
 
     serving = [models.serving(candles[i][0].symbol) for i in fresh]
+    chain = models.chain
+    routed: dict[int, Any] = {}  # id(student) -> the full model it serves for, in this batch
+    if chain is not None:
+        serving, routed = chain.route(serving)
     in_shadow = models.in_shadow
     windows = np.full((len(fresh), WINDOW, N_FEATURES), np.nan, dtype=np.float32) \
         if any(needs_windows(m) for m in {id(m): m for m in [*serving, in_shadow] if m is not None}.values()) else None
@@ -189,9 +197,14 @@ def process_batch(
     keep = frozenset(m.model.version for model in (models.active, models.candidate) if model is not None
                      for m in step_members(model))
     sequences = SequenceStates(book, keep)
+    if routed:  # the full models' step states do not step the candles their students serve: they lag
+        _skip_steps(accepted, routed, book)
     # The models read only the rows: the whole batch in one call per model, then records run by run (a
     # one-series backtest is a run per candle).
-    outputs = model_outputs(accepted, sequences)
+    timings: list[tuple[Any, int, float]] | None = [] if chain is not None else None
+    outputs = model_outputs(accepted, sequences, timings)
+    if chain is not None:
+        chain.observe(timings, routed)
     shadow_outputs = model_outputs([(*a[:6], shadow_model) for a in accepted], sequences) if shadow_model is not None else None
     for run in runs:  # one run unless clocked (streams/partition_clock.py)
         mine = [by_index[i] for i in run]
@@ -235,6 +248,16 @@ def process_batch(
         if learn:
             learn_batch(result, learner_for)
     return result
+
+
+def _skip_steps(accepted: Sequence[tuple], routed: dict[int, Any], book: SeriesBook) -> None:
+    """The candles a student serves are not stepped by the full model's step members: each such series'
+    state lags by them, and is caught up from its window when the full model next scores it."""
+    for student_id, full in routed.items():
+        versions = step_versions(full)
+        if versions:
+            book.skip_sequences([series_key(a[1].symbol, a[1].timeframe) for a in accepted if id(a[6]) == student_id],
+                                versions)
 
 
 def learn_batch(result: BatchResult, learner_for: Callable[[int], tuple[Any, OutcomeLearner]]) -> BatchResult:

@@ -3,13 +3,13 @@
 | view | what |
 | --- | --- |
 | ``GET /health`` | liveness and counters; ``GET /ready``: 200 only once partitions are assigned, tables recovered and the model loaded |
-| ``GET /stats`` | candles/s, consumer lag, inference and end-to-end latency p50/p99, dead letters |
+| ``GET /stats`` | candles/s, consumer lag, inference and end-to-end latency p50/p99, dead letters; ``serving``: candles served by the full model and by its distilled student, the latency budget, the cost estimate |
 | ``GET /metrics`` | the same in Prometheus text format |
 | ``GET /signals/latest`` | the latest signal of every symbol this worker owns |
 | ``GET /signals/{symbol}`` | recent signals of one symbol, from the worker that owns it |
 | ``GET /signals/stream`` | every new signal as server-sent events |
 | ``GET /features/{symbol}/{timeframe}`` | the symbol's latest features, from the worker that owns it |
-| ``GET /models`` | the model in use; accuracy per version and horizon; the online model |
+| ``GET /models`` | the model in use and its distilled student; accuracy per version and horizon; the online model; the latency budget's chain |
 | ``POST /predict`` | score candles given in the request |
 | ``GET /`` | the dashboard |
 | ``GET /schemas/ids/{id}``, ``GET /subjects/...`` | the Confluent Schema Registry read API for the schemas it writes (:mod:`.schema_registry`) |

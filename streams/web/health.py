@@ -60,6 +60,10 @@ def prometheus_text(pipeline: Any, lag: int | None) -> bytes:
         Counter(f"candleflow_{name}", f"{name.replace('_', ' ')} processed", registry=registry).inc(getattr(stats, name))
     Gauge("candleflow_candles_per_second", "candles per second over the last 10 s", registry=registry).set(stats.candle_rate.rate())
     Gauge("candleflow_consumer_lag", "candle messages not yet read", registry=registry).set(lag if lag is not None else float("nan"))
+    served = Counter("candleflow_served_candles", "candles scored, by the full model or its distilled student "
+                     "(over the latency budget)", ["by"], registry=registry)
+    for by, n in pipeline.serving_chain.snapshot()["served"].items():
+        served.labels(by).inc(n)
     quantiles = Gauge("candleflow_latency_ms", "latency percentiles in milliseconds", ["kind", "quantile"], registry=registry)
     for kind, window in (("inference", stats.inference_ms), ("end_to_end", stats.end_to_end_ms)):
         summary = window.summary()
@@ -100,7 +104,9 @@ def attach_health_views(pipeline: Any) -> None:
             live = len(pipeline.checkpoint.series) if pipeline.checkpoint is not None else None
             return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks,
                               "signal_stream": feed, "live_series": live,
-                              "patterns": pipeline.pattern_calls.stats() if pipeline.settings.patterns else None})
+                              "patterns": pipeline.pattern_calls.stats() if pipeline.settings.patterns else None,
+                              # candles served by the full model and by its student, the budget, the estimate
+                              "serving": pipeline.serving_chain.snapshot()})
 
     @app.page("/metrics")
     class Metrics(View):

@@ -19,7 +19,19 @@ def _describe(model: Any) -> dict[str, Any]:
             "provider": getattr(model, "provider", None), "horizon": getattr(model, "horizon", None),
             "members": dict(getattr(model, "versions", {}) or {}),
             "inference": model.stats() if hasattr(model, "stats") else None,
-            "training": _profile(getattr(model, "profile", None))}
+            "training": _profile(getattr(model, "profile", None)),
+            "student": _student(getattr(model, "student", None))}
+
+
+def _student(student: Any) -> dict[str, Any] | None:
+    """The distilled student that serves the batches over the latency budget (streams/serving_chain.py)."""
+    if student is None:
+        return None
+    report = getattr(student, "distillation", None) or {}
+    return {"version": student.version, "members": dict(getattr(student, "versions", {}) or {}),
+            "accuracy_kept": report.get("accuracy_kept"), "us_per_row": report.get("student_us_per_row"),
+            "speed_up": report.get("speed_up"),
+            "inference": student.stats() if hasattr(student, "stats") else None}
 
 
 def _profile(profile: Any) -> dict[str, Any] | None:
@@ -40,9 +52,11 @@ def _member(partition: str, learner: OutcomeLearner, model: Any, max_weight: flo
 
 def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, float] | None = None,
                 errors: list[str] | None = None, keys: list[str] | None = None,
-                online_weight: float = 0.0, signing_key: bytes | None = None) -> dict[str, Any]:
+                online_weight: float = 0.0, signing_key: bytes | None = None,
+                serving: dict[str, Any] | None = None) -> dict[str, Any]:
     """Active model, and per local partition: accuracy per version and horizon, the online model.
-    ``learner_blobs``: the learners' table values, sealed with ``signing_key`` (learning/sealed.py)."""
+    ``learner_blobs``: the learners' table values, sealed with ``signing_key`` (learning/sealed.py);
+    ``serving``: the latency budget's chain (:meth:`streams.serving_chain.ServingChain.snapshot`)."""
     readable = []
     for key, blob in zip(keys or [None] * len(learner_blobs), learner_blobs):
         try:
@@ -65,6 +79,7 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
         "active": _describe(model),
         "candidate": {**_describe(candidate[0]), "traffic_share": candidate[1]} if candidate else None,
         "load_errors": list(errors or [])[-10:],
+        "serving": serving,
         "accuracy": [{"model_version": v, "horizon": h, "outcomes": n, "accuracy": c / n if n else None}
                      for (v, h), (n, c) in sorted(accuracy.items())],
         "online": {"versions": sorted({learner.online.version for learner in learners}),
@@ -94,4 +109,5 @@ def attach_model_views(pipeline: Any) -> None:
             items = sorted(pipeline.learners.items())
             return self.json(models_body(pipeline.model, [blob for _, blob in items], pipeline.candidate,
                                          pipeline.model_errors, [str(key) for key, _ in items],
-                                         pipeline.settings.online_weight, pipeline.settings.signing_key))
+                                         pipeline.settings.online_weight, pipeline.settings.signing_key,
+                                         pipeline.serving_chain.snapshot()))

@@ -49,9 +49,14 @@ def test_health_ready_stats_and_metrics(running):
     assert stats["end_to_end_ms"]["count"] == len(candles) and stats["end_to_end_ms"]["p50"] > 0
     assert stats["inference_ms"]["p99"] >= stats["inference_ms"]["p50"] > 0
     assert stats["consumer_lag"] == 0
+    # The latency budget's chain: this model has no student, every candle served by the full model.
+    serving = stats["serving"]
+    assert serving["served"] == {"full": len(candles), "student": 0} and serving["budget_ms"] == 250
+    assert serving["estimate"][worker.get("/models")["active"]["version"]]["batches"] >= 1
     url = f"http://{settings.web_host}:{settings.web_port}/metrics"
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     assert re.search(rf"^candleflow_predictions_total {len(candles)}\.0$", text, re.M)
+    assert re.search(rf'^candleflow_served_candles_total{{by="full"}} {len(candles)}\.0$', text, re.M)
     assert 'candleflow_latency_ms{kind="end_to_end",quantile="p99"}' in text
     # The dashboard's series come a page at a time (the tables may hold any number of series).
     first, second = (worker.get(f"/dashboard/data?limit=1&offset={o}")["series"] for o in (0, 1))
