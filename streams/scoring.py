@@ -176,10 +176,14 @@ def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None
     """Each row's serving-model output by its index, with one call per serving model (see :func:`score_rows`).
     The batch models read nothing but the row (and the step members their series' state), so rows may be
     scored together however the records are cut later. ``timings`` receives (model, rows, seconds) per
-    serving model: its whole cost here, steps and records included (streams/serving_chain.py)."""
+    serving model: its steady cost here, steps and records included, without the time its step members
+    spent warming states up (series new to it, states catching up: the book's ``warm_up_seconds``;
+    streams/serving_chain.py)."""
     results: dict[int, ModelOutput] = {}
+    book = sequences.book if sequences is not None else None
     for serving in {id(a[6]): a[6] for a in accepted}.values():  # one call per model
         started = time.perf_counter()
+        warm_up = getattr(book, "warm_up_seconds", 0.0)
         mine = [a for a in accepted if a[6] is serving]
         features = np.vstack([a[4] for a in mine])
         steps = step_members(serving) if sequences is not None else ()
@@ -189,7 +193,8 @@ def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None
         for a, q, c, h in zip(mine, p, confidence, per_row):
             results[a[0]] = (float(q), float(c), h, versions)
         if timings is not None:
-            timings.append((serving, len(mine), time.perf_counter() - started))
+            spent = time.perf_counter() - started - (getattr(book, "warm_up_seconds", 0.0) - warm_up)
+            timings.append((serving, len(mine), spent))
     return results
 
 

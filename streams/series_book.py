@@ -19,6 +19,7 @@ is the stored form: :meth:`SeriesBook.load` takes one in, :meth:`SeriesBook.stat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -54,6 +55,9 @@ class SeriesBook:
         # key -> model version -> how many of the series' newest candles that state has not stepped through
         # (the distilled student served them: streams/serving_chain.py); caught up at the next step.
         self.lags: dict[str, dict[str, int]] = {}
+        # Seconds spent stepping states through windows (series new to a version, states catching up): not
+        # the steady cost of a candle, so the latency budget's estimate leaves them out (streams/serving_chain.py).
+        self.warm_up_seconds = 0.0
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
@@ -206,6 +210,9 @@ class SeriesBook:
                     behind_by.setdefault(lag, []).append(j)
                     continue
             cold.setdefault(max(len(self.window(key)) - behind[j], 0), []).append(j)
+        if not cold and not behind_by:
+            return out
+        started = time.perf_counter()
         for length, rows in cold.items():
             state = model.initial_state(len(rows))
             if length:
@@ -219,6 +226,7 @@ class SeriesBook:
             for t in range(lag):
                 _, state = model.step(missed[:, t], state)
             out[rows] = state
+        self.warm_up_seconds += time.perf_counter() - started
         return out
 
     def _missed(self, key: str, behind: int, lag: int) -> np.ndarray:

@@ -9,11 +9,12 @@ over budget too (the fallback, logged once per version). Each prediction's ``mod
 model that served it; :meth:`ServingChain.snapshot` (``/stats``, ``/models``) counts the candles each
 served, the batches over budget and the current estimate.
 
-The estimate, per full-model version, is ``cost(n) = scale * shape(n)``: ``shape(n) = a + b n`` is how the
-model's cost grows with the batch (from the student's distillation report, the teacher's measured cost
-per row at batch 1 and 1,000; without a report ``a = 0, b = 1``: a cost per row), and ``scale`` is fitted
-from the batches this process scored with it (exponentially decayed sums of seconds and of ``shape``:
-O(1) per batch). Until the model has scored a batch here, the estimate is unknown and it serves.
+The estimate, per full-model version, is ``cost(n) = a + b n`` for a batch of ``n`` candles (a call's
+overhead, a row's cost), the least-squares line through the batches this process scored with it
+(exponentially decayed sums: O(1) per batch, the last few dozen batches count). While their sizes have
+not varied enough to fit a line, it is the shape of the model's cost from the student's distillation
+report (the teacher's cost per row at batch 1 and 1,000; without a report a cost per row) scaled to the
+seconds measured. Until the model has scored a batch here, the estimate is unknown and it serves.
 
 Replay and ``POST /predict`` build no chain: they score with the full model, deterministic.
 
@@ -47,30 +48,39 @@ __all__ = ["CostEstimate", "ServingChain", "step_versions"]
 
 log = logging.getLogger(__name__)
 
-DECAY = 0.9  # per batch scored: the estimate follows the last ~10-20 batches (a GPU turning slow, a busy host)
+DECAY = 0.95  # per batch scored: the estimate follows the last ~20-40 batches (a GPU turning slow, a busy host)
 _PRIOR_ROWS = 1000  # the distillation report's second batch size
 
 
 class CostEstimate:
-    """``cost(n) = scale * (a + b n)`` seconds for a batch of ``n`` rows of one model (see the module).
+    """``cost(n) = a + b n`` seconds for a batch of ``n`` rows of one model (see the module), fitted on the
+    batches this process scored with it: a least-squares line over exponentially decayed sums (O(1) per
+    batch) once their sizes vary enough to tell a call's overhead from a row's cost; until then the
+    ``prior`` shape ``a0 + b0 n`` (the distillation report's; without one a cost per row) scaled to the
+    seconds measured.
 
-    >>> e = CostEstimate(a=100e-6, b=10e-6)       # its shape: 100 us a call plus 10 us a row
-    >>> e.seconds(10) is None                       # nothing measured here yet
+    >>> e = CostEstimate(prior=(100e-6, 10e-6))      # the report: 100 us a call plus 10 us a row
+    >>> e.seconds(10) is None                          # nothing measured here yet
     True
-    >>> e.add(10, 0.0004); round(e.seconds(1000) * 1e3, 3)  # this host is twice as slow: 2 x (0.1 + 10) ms
-    20.2
+    >>> e.add(10, 0.0004); round(e.seconds(1000) * 1e3, 3), e.fit  # one size: the shape, this host 2x slower
+    (20.2, 'prior')
+    >>> e = CostEstimate()
+    >>> for n in (1, 50, 200, 10, 100):               # sizes that vary: this host's line, 50 us + 20 us a row
+    ...     e.add(n, 50e-6 + 20e-6 * n)
+    >>> round(e.seconds(1000) * 1e3, 3), e.fit, e.rows_within(0.01)
+    (20.05, 'line', 497)
     """
 
-    __slots__ = ("a", "b", "_seconds", "_shape", "batches")
+    __slots__ = ("prior", "_w", "_n", "_s", "_nn", "_ns", "batches")
 
-    def __init__(self, a: float = 0.0, b: float = 1.0) -> None:
-        self.a, self.b = a, b
-        self._seconds = self._shape = 0.0
+    def __init__(self, prior: tuple[float, float] = (0.0, 1.0)) -> None:
+        self.prior = prior
+        self._w = self._n = self._s = self._nn = self._ns = 0.0
         self.batches = 0
 
     @classmethod
     def from_report(cls, report: Mapping[str, Any] | None) -> CostEstimate:
-        """The shape from a distillation report's ``teacher_us_per_row`` (batch 1 and batch 1,000)."""
+        """The prior shape from a distillation report's ``teacher_us_per_row`` (batch 1 and batch 1,000)."""
         try:
             one = float(report["teacher_us_per_row"]["batch_1"]) * 1e-6  # type: ignore[index]
             many = float(report["teacher_us_per_row"][f"batch_{_PRIOR_ROWS}"]) * 1e-6  # type: ignore[index]
@@ -79,27 +89,50 @@ class CostEstimate:
         b = (many * _PRIOR_ROWS - one) / (_PRIOR_ROWS - 1)
         if not b > 0:
             return cls()
-        return cls(max(one - b, 0.0), b)
+        return cls((max(one - b, 0.0), b))
 
     def add(self, rows: int, seconds: float) -> None:
-        self._seconds = DECAY * self._seconds + seconds
-        self._shape = DECAY * self._shape + self.a + self.b * rows
+        d = DECAY
+        self._w = d * self._w + 1.0
+        self._n = d * self._n + rows
+        self._s = d * self._s + seconds
+        self._nn = d * self._nn + rows * rows
+        self._ns = d * self._ns + rows * seconds
         self.batches += 1
 
+    def line(self) -> tuple[float, float, str] | None:
+        """(a, b, how): the fitted line (``"line"``) or the prior scaled (``"prior"``); None: no batch yet."""
+        w = self._w
+        if w <= 0:
+            return None
+        mean_n, mean_s = self._n / w, self._s / w
+        var = self._nn / w - mean_n * mean_n
+        if var > max(1.0, (0.1 * mean_n) ** 2):  # sizes vary: the line itself
+            b = (self._ns / w - mean_n * mean_s) / var
+            if b > 0:
+                a = mean_s - b * mean_n
+                if a >= 0:
+                    return a, b, "line"
+                return 0.0, self._ns / self._nn, "line"  # through the origin: no overhead to speak of
+        a0, b0 = self.prior
+        scale = self._s / (a0 * w + b0 * self._n)
+        return scale * a0, scale * b0, "prior"
+
     @property
-    def scale(self) -> float | None:
-        return self._seconds / self._shape if self._shape > 0 else None
+    def fit(self) -> str | None:
+        line = self.line()
+        return None if line is None else line[2]
 
     def seconds(self, rows: int) -> float | None:
-        scale = self.scale
-        return None if scale is None else scale * (self.a + self.b * rows)
+        line = self.line()
+        return None if line is None else line[0] + line[1] * rows
 
     def rows_within(self, budget_s: float) -> int | None:
         """The largest batch whose estimate is within ``budget_s`` (None: unknown)."""
-        scale = self.scale
-        if scale is None or scale <= 0:
+        line = self.line()
+        if line is None or line[1] <= 0:
             return None
-        return max(int((budget_s / scale - self.a) / self.b), 0)
+        return max(int((budget_s - line[0]) / line[1]), 0)
 
 
 class ServingChain:
@@ -189,7 +222,7 @@ class ServingChain:
             for version, cost in self._costs.items():
                 one, many = cost.seconds(1), cost.seconds(_PRIOR_ROWS)
                 estimate[version] = {
-                    "batches": cost.batches,
+                    "batches": cost.batches, "fit": cost.fit,
                     "us_per_row_batch_1": None if one is None else round(one * 1e6, 1),
                     f"us_per_row_batch_{_PRIOR_ROWS}": None if many is None else round(many / _PRIOR_ROWS * 1e6, 2),
                     "rows_within_budget": cost.rows_within(self.budget_s) if self.budget_s else None}
