@@ -88,8 +88,12 @@ def score_datasets(scorer: Scorer, series: Sequence[Sequence[Candle]], datasets:
     """
     if not scorer.reads_windows:
         return {h: scorer.predict(ds.X, h) for h, ds in datasets.items()}
-    return score_by_series(series, datasets, scorer.horizons,
-                           lambda candles, X, times: {"model": scorer.score_series(candles, X, times)})["model"]
+    out = score_by_series(series, datasets, scorer.horizons,
+                          lambda candles, X, times: {"model": scorer.score_series(candles, X, times)})["model"]
+    missing = {h: int(np.isnan(p).sum()) for h, p in out.items() if np.isnan(p).any()}
+    if missing:
+        raise ConfigError(f"rows of a series that was not given cannot be scored: {missing} per horizon")
+    return out
 
 
 def member_probabilities(scorer: Scorer, series: Sequence[Sequence[Candle]], datasets: Mapping[int, Dataset]
@@ -98,9 +102,17 @@ def member_probabilities(scorer: Scorer, series: Sequence[Sequence[Candle]], dat
     members' weights needs (training.default_bundle)."""
     from training.mamba_windows import windows_at
 
+    def in_model_columns(member, p):  # a member's own horizons -> the model's (NaN where it has none)
+        out = np.full((len(p), len(scorer.horizons)), np.nan)
+        for j, h in enumerate(scorer.horizons):
+            if h in member.horizons:
+                out[:, j] = p[:, member.horizons.index(h)]
+        return out
+
     def score(candles, X, times):
         windows = windows_at(candles, times) if scorer.reads_windows else None
-        return {m.name: m.run(X, windows if m.reads != "features" else None, None)[0] for m in scorer.model.members}
+        return {m.name: in_model_columns(m, m.run(X, windows if m.reads != "features" else None, None)[0])
+                for m in scorer.model.members}
     return score_by_series(series, datasets, scorer.horizons, score)
 
 
@@ -126,10 +138,6 @@ def score_by_series(series: Sequence[Sequence[Candle]], datasets: Mapping[int, D
             per_h = out.setdefault(name, {h: np.full(len(ds), np.nan) for h, ds in datasets.items()})
             for h, idx in rows.items():
                 per_h[h][idx] = prob[np.searchsorted(times, datasets[h].meta.open_time[idx]), horizons.index(h)]
-    for name, per_h in out.items():
-        missing = {h: int(np.isnan(p).sum()) for h, p in per_h.items() if np.isnan(p).any()}
-        if missing:
-            raise ConfigError(f"rows of a series that was not given cannot be scored: {missing} per horizon")
     if not out:
         raise ConfigError("no rows of the given series to score")
     return out
