@@ -169,13 +169,11 @@ class ServingChain:
         if self.budget_s is None or not serving:
             return serving, {}
         first = serving[0]
-        if serving.count(first) == len(serving):  # one model serves the batch (the usual case)
-            counts = {id(first): (first, len(serving))}
+        n_first = serving.count(first)  # counted in C: no Python per candle
+        if n_first == len(serving):  # one model serves the batch (the usual case)
+            counts = {id(first): (first, n_first)}
         else:  # an A/B split: the active model and a candidate
-            counts = {}
-            for m in serving:
-                seen = counts.get(id(m))
-                counts[id(m)] = (m, seen[1] + 1 if seen else 1)
+            counts = {id(m): (m, serving.count(m)) for m in dict.fromkeys(serving)}
         total = 0.0
         with self._lock:
             for model, n in counts.values():
