@@ -29,6 +29,21 @@ def consumer_lag(app: Any, topics: set[str]) -> int | None:
     return lag if known else None
 
 
+def _providers(model) -> dict[str, str]:
+    """Where each member of the serving model runs (ONNX Runtime's provider, the Mamba step's device): a
+    GPU fallen back to the CPU shows here.
+
+    >>> class Model:
+    ...     name, provider = "lgbm-h1", "CPUExecutionProvider"
+    >>> _providers(Model())
+    {'lgbm-h1': 'CPUExecutionProvider'}
+    """
+    members = getattr(model, "members", None)
+    if members is None:
+        return {getattr(model, "name", "model"): getattr(model, "provider", "n/a")}
+    return {m.name: getattr(m.model, "provider", "n/a") for m in members}
+
+
 def _jsonable(value: Any) -> Any:
     """Mappings with non-string keys (e.g. (topic, partition)) as JSON can carry them.
 
@@ -103,7 +118,7 @@ def attach_health_views(pipeline: Any) -> None:
             feed = pipeline.signal_feed.stats() if pipeline.signal_feed is not None else None
             live = len(pipeline.checkpoint.series) if pipeline.checkpoint is not None else None
             return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks,
-                              "signal_stream": feed, "live_series": live,
+                              "signal_stream": feed, "live_series": live, "providers": _providers(pipeline.model),
                               "patterns": pipeline.pattern_calls.stats() if pipeline.settings.patterns else None,
                               # candles served by the full model and by its student, the budget, the estimate
                               "serving": pipeline.serving_chain.snapshot()})

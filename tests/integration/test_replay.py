@@ -80,6 +80,30 @@ def test_a_replay_equals_the_live_run_with_the_online_member_in(app_settings, wo
     assert {s["id"] for s in replayed.signals} == {s["id"] for s in live["signals"]}
 
 
+def test_a_replay_equals_the_live_run_with_the_default_two_member_bundle(app_settings, worker_factory, default_bundle):
+    """The model `make demo` trains, LightGBM per horizon and the Mamba member in step mode: the live worker
+    kept each series' recurrent state in its checkpointed series, the replay in its own book, batches cut
+    differently; the same ids, directions and probabilities (to float32 sums over other batch shapes)."""
+    from models.loading import load_model
+
+    settings = app_settings(model_dir=default_bundle)
+    worker_factory(settings)
+    candles = real_candles(120)
+    asyncio.run(publish(settings, candles, batch_every=25))
+    live = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    live_by_id = {p["id"]: p for p in live["predictions"]}
+    assert len(live_by_id) == len(candles)
+    model = load_model(default_bundle)
+    assert [m.name for m in model.members] == ["lgbm", "mamba"]
+    assert all(set(p["model_versions"]) >= {"lgbm", "mamba"} for p in live["predictions"] if p["ready"])
+    replayed = asyncio.run(replay(settings, model, settings.candle_topic("5m"), from_offset=0, progress=False))
+    assert len(replayed.predictions) == len(candles)
+    for p in replayed.predictions:
+        q = live_by_id[p["id"]]
+        assert (p["direction"], p["ready"], p["model_version"]) == (q["direction"], q["ready"], q["model_version"])
+        assert p["prob_up"] == pytest.approx(q["prob_up"], abs=1e-6) and p["confidence"] == pytest.approx(q["confidence"], abs=1e-6)
+
+
 async def read_until(settings, topics: list[str], n: int, timeout_s: float = 60.0) -> list[dict]:
     from kafka_io.consumer import read_topic
 

@@ -49,6 +49,7 @@ def test_health_ready_stats_and_metrics(running):
     assert stats["end_to_end_ms"]["count"] == len(candles) and stats["end_to_end_ms"]["p50"] > 0
     assert stats["inference_ms"]["p99"] >= stats["inference_ms"]["p50"] > 0
     assert stats["consumer_lag"] == 0
+    assert list(stats["providers"].values()) == ["CPUExecutionProvider"]  # where the model runs (no GPU here)
     # The latency budget's chain: this model has no student, every candle served by the full model.
     serving = stats["serving"]
     assert serving["served"] == {"full": len(candles), "student": 0} and serving["budget_ms"] == 250
