@@ -63,6 +63,21 @@ def default_bundle(tmp_path_factory) -> Path:
 HELD_OUT = CANDLES / "held-out"  # real candles no bundled model is trained on
 
 
+def tiny_sequence_bundle(out: Path, n_candles: int = 900) -> list:
+    """A bundle of every horizon whose skill does not matter (LightGBM, 5 rounds) with a tiny Mamba member
+    (d_model 8, one layer, one epoch) in ``out``, on the first real ETH-BTC candles, which it returns."""
+    from core.candle_files import read_candle_file
+    from models.mamba.classifier import MambaConfig
+    from training.mamba import train_mamba_on_series
+    from training.train import train_horizons_on_series
+
+    candles = read_candle_file(CANDLES / "ETH-BTC_5m.csv.gz").candles[:n_candles]
+    train_horizons_on_series([candles], out, progress=False, num_boost_round=5)
+    train_mamba_on_series([candles], out / "mamba", progress=False, config=MambaConfig(d_model=8, n_layers=1),
+                          epochs=1, threads=1)
+    return candles
+
+
 _counter = itertools.count()
 
 

@@ -15,15 +15,13 @@ from core.candle import Candle
 from core.candle_files import read_candle_file
 from models.base import SingleHorizonModel
 from models.loading import load_model
-from models.mamba.classifier import MambaConfig
 from streams.replay import ServingTimeline
 from streams.scoring import step_members
 from streams.series import Position, SeriesState
 from streams.series_book import SeriesBook
 from streams.serving_chain import CostEstimate, ServingChain
 from streams.step import Models, StepConfig, process_batch
-from tests.conftest import CANDLES, HELD_OUT
-from training.mamba import train_mamba_on_series
+from tests.conftest import CANDLES, HELD_OUT, tiny_sequence_bundle
 from training.train import train_horizons_on_series
 
 CONFIG = StepConfig(threshold=0.3)
@@ -145,10 +143,7 @@ def test_a_replay_scores_with_the_full_model_whatever_the_budget():
 def bundle(tmp_path_factory):
     """A tiny bundle (LightGBM, 5 rounds, and a Mamba member in step mode) with a student in ``student/``."""
     out = tmp_path_factory.mktemp("chain") / "bundle"
-    candles = read_candle_file(CANDLES / "ETH-BTC_5m.csv.gz").candles[:900]
-    train_horizons_on_series([candles], out, progress=False, num_boost_round=5)
-    train_mamba_on_series([candles], out / "mamba", progress=False, config=MambaConfig(d_model=8, n_layers=1),
-                          epochs=1, threads=1)
+    candles = tiny_sequence_bundle(out)
     train_horizons_on_series([candles], out / "student", progress=False, num_boost_round=2)  # any LightGBM bundle
     return load_model(out)
 

@@ -11,13 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from core.candle_files import read_candle_file
 from models.loading import DISTILL_FILE, load_model, load_student
-from models.mamba.classifier import MambaConfig
-from tests.conftest import CANDLES
+from tests.conftest import CANDLES, tiny_sequence_bundle
 from training.dataset import build_datasets, time_split
 from training.distill import distill_series, soft_targets
-from training.mamba import train_mamba_on_series
 from training.scorer import load_scorer, score_datasets
 from training.train import train_horizons_on_series
 
@@ -50,11 +47,7 @@ def test_distill_command_writes_a_servable_student(trained_model, tmp_path):
 def bundle(tmp_path_factory):
     """A tiny bundle: LightGBM for every horizon (5 rounds) and a Mamba member, on ~900 real candles."""
     out = tmp_path_factory.mktemp("distill") / "bundle"
-    candles = read_candle_file(CANDLES / "ETH-BTC_5m.csv.gz").candles[:900]
-    train_horizons_on_series([candles], out, progress=False, num_boost_round=5)
-    train_mamba_on_series([candles], out / "mamba", progress=False, config=MambaConfig(d_model=8, n_layers=1),
-                          epochs=1, threads=1)
-    return out, candles
+    return out, tiny_sequence_bundle(out)
 
 
 @pytest.fixture(scope="module")
