@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from core.candle import Candle
+from models.bundle import SEQUENCE_DIR, SEQUENCE_MEMBER
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, BundleConfig, horizon_dir
 from training.dataset import BUNDLED, build_datasets
 from training.holdout import holdout_cuts, holdout_rows
@@ -47,7 +49,6 @@ __all__ = ["BUNDLED", "CHOICE_MARGIN", "DEFAULT_MAMBA_EPOCHS", "SEQUENCE_WEIGHTS
 
 log = logging.getLogger(__name__)
 
-SEQUENCE_MEMBER = "mamba"
 DEFAULT_MAMBA_EPOCHS = 8            # at most; early stopping usually ends it after 3-4 (about two minutes on 2 cores)
 # Candidates for the sequence member's weight (LightGBM weighs 1). Not above 1: on pairs never trained on
 # (leave-one-pair-out over the five real 5m pairs) a Mamba share over one half lowered the mean AUC, while
@@ -104,8 +105,6 @@ def train_default_bundle(series: Sequence[Sequence[Candle]], out_dir: str | Path
     """Train the default bundle into ``out_dir`` (``lgbm_options`` go to the LightGBM trainer). Blocking;
     the sequence member takes minutes on a CPU. ``bundle.json`` is written first without the member and
     again with its weight, so a stop half-way leaves a servable LightGBM bundle."""
-    from models.bundle import SEQUENCE_DIR
-
     out_dir = Path(out_dir)
     horizons = tuple(horizons)
     lgbm = train_horizons_on_series(series, out_dir, horizons, progress, **lgbm_options)
@@ -116,6 +115,9 @@ def train_default_bundle(series: Sequence[Sequence[Candle]], out_dir: str | Path
     epochs = mamba_epochs or DEFAULT_MAMBA_EPOCHS
     sequence = train_mamba_on_series(series, out_dir / SEQUENCE_DIR, progress=progress, config=mamba_config,
                                      epochs=epochs)
+    if progress:
+        print("choosing the sequence member's weight on the rows after both members' training data ...",
+              file=sys.stderr, flush=True)
     probs, rows = _member_probabilities(out_dir, series, horizons)
     weight, table = _choose_weight(probs, rows, horizons)
     metrics = {}
