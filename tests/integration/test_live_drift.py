@@ -100,8 +100,9 @@ async def test_the_request_retrains_on_the_candles_since_the_change(pg_session_d
     since = request["scope"]["since"]
     assert abs(since - changed_at) <= 200 * STEP_MS, (since - changed_at) // STEP_MS  # where the error rate rose
 
+    # The Mamba member retrained (in the candidate and each fold) for 2 epochs, as the fixture's was trained.
     config = RetrainConfig(use_postgres=False, name=f"drift-{settings.app_id}", group_id=f"retrain-{settings.app_id}",
-                           work_dir=tmp_path / "work", artifacts_dir=tmp_path / "artifacts")
+                           work_dir=tmp_path / "work", artifacts_dir=tmp_path / "artifacts", mamba_epochs=2)
     store = PostgresStore(pg_session_dsn)
     async with EventPublisher(settings) as publisher:
         registry = ModelRegistry(store, ArtifactStore(config.artifacts_dir), publisher)
