@@ -87,6 +87,10 @@ class Settings:
     # Latency budget of a batch's scoring, in ms: a batch the full model is estimated to score over it is
     # served by the model's distilled student (``<model>/student/``; streams/serving_chain.py). 0: off.
     score_budget_ms: float = 250.0
+    # How the LightGBM horizon models run on CPU: "auto" compiles them to native code (lleaves, verified
+    # against ONNX Runtime at load; models/compiled_trees.py) and falls back to ONNX Runtime where that
+    # cannot be done; "onnx" always runs ONNX Runtime. A GPU provider always runs ONNX Runtime.
+    tree_runtime: str = "auto"
     # The River online model's largest weight in the main horizon's P(up); its weight follows its recent
     # accuracy (streams/online_member.py), deterministic under replay. 0 leaves it out.
     online_weight: float = 0.5
@@ -201,6 +205,8 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_FAULT_KILL_AT must be after-outputs:N or after-state:N, got {self.fault_kill_at!r}")
         if not 0 <= self.score_budget_ms <= 600_000:
             raise ConfigError(f"CANDLEFLOW_SCORE_BUDGET_MS must be within 0..600000 (0: off), got {self.score_budget_ms}")
+        if self.tree_runtime not in ("auto", "onnx"):
+            raise ConfigError(f"CANDLEFLOW_TREE_RUNTIME must be auto or onnx, got {self.tree_runtime!r}")
         if not 0 < self.checkpoint_interval_s <= 60:
             raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
 
