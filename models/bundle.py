@@ -144,9 +144,11 @@ class ModelBundle(ServableModel):
     @classmethod
     def load(cls, bundle_dir: str | Path, providers: Sequence[str] | str | None = None, intra_op_threads: int = 1,
              sequence_loader: SequenceLoader | None = None, strategy: str | None = None,
-             weights: Mapping[str, float] | None = None, stats_size: int = 1024) -> ModelBundle:
+             weights: Mapping[str, float] | None = None, stats_size: int = 1024,
+             tree_runtime: str = "auto") -> ModelBundle:
         """Load ``bundle.json``, its horizon models and (with a loader) ``mamba/``; ``strategy`` and
-        ``weights`` from configuration override the file's. Warmed up before it is returned."""
+        ``weights`` from configuration override the file's; ``tree_runtime`` as
+        :meth:`DirectionHorizons.load` takes it. Warmed up before it is returned."""
         bundle_dir = Path(bundle_dir)
         config = _read_config(bundle_dir)
         if strategy is not None or weights is not None:
@@ -154,7 +156,7 @@ class ModelBundle(ServableModel):
                                          weights={**config.weights, **(weights or {})})
             config = BundleConfig.from_json(config.to_json())  # the same validation as the file
         lgbm = DirectionHorizons.load({h: bundle_dir / horizon_dir(h) for h in config.horizons},
-                                      providers, intra_op_threads)
+                                      providers, intra_op_threads, tree_runtime)
         written = config.members.get(LGBM_MEMBER, {})
         found = {horizon_dir(h): v for h, v in lgbm.versions.items()}
         if written != found:

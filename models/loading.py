@@ -35,29 +35,32 @@ def _sequence_loader(providers: Sequence[str] | str | None, intra_op_threads: in
 
 
 def load_model(model_dir: str | Path, providers: Sequence[str] | str | None = None,
-               intra_op_threads: int = 1, student: bool = True) -> ServableModel:
+               intra_op_threads: int = 1, student: bool = True, tree_runtime: str = "auto") -> ServableModel:
     """A ready, warmed-up :class:`~models.base.ServableModel` for ``model_dir`` (a bundle or a single
     LightGBM, served as a one-member ensemble); ConfigError when it holds no usable model. With
-    ``student``, its distilled student is attached (:func:`load_student`)."""
+    ``student``, its distilled student is attached (:func:`load_student`). ``tree_runtime`` (``auto``:
+    LightGBM compiled on CPU where it can be, ``onnx``) applies to a bundle's horizon models
+    (:meth:`models.direction.DirectionHorizons.load`)."""
     from models.bundle import ModelBundle
     from models.direction import DirectionModel
 
     model_dir = Path(model_dir)
     if (model_dir / BUNDLE_FILE).exists():
         model: ServableModel = ModelBundle.load(model_dir, providers, intra_op_threads,
-                                                sequence_loader=_sequence_loader(providers, intra_op_threads))
+                                                sequence_loader=_sequence_loader(providers, intra_op_threads),
+                                                tree_runtime=tree_runtime)
     elif (model_dir / METADATA_FILE).exists():
         model = DirectionModel.load(model_dir, providers, intra_op_threads)
     else:
         raise ConfigError(f"{model_dir}: no model here (neither {BUNDLE_FILE} nor {METADATA_FILE}); "
                           "train one with `candleflow train`")
     if student:
-        model.student = load_student(model, model_dir, providers, intra_op_threads)
+        model.student = load_student(model, model_dir, providers, intra_op_threads, tree_runtime)
     return model
 
 
 def load_student(model: ServableModel, model_dir: str | Path, providers: Sequence[str] | str | None = None,
-                 intra_op_threads: int = 1) -> ServableModel | None:
+                 intra_op_threads: int = 1, tree_runtime: str = "auto") -> ServableModel | None:
     """``model``'s distilled student from ``model_dir/student/`` with its report (``distill.json``) as
     ``distillation``; None when there is none, or when it cannot stand in for ``model`` (another teacher's,
     other horizons, not loadable: logged, the model serves without a student)."""
@@ -66,7 +69,7 @@ def load_student(model: ServableModel, model_dir: str | Path, providers: Sequenc
         return None
     try:
         report = json.loads((path / DISTILL_FILE).read_text("utf-8")) if (path / DISTILL_FILE).exists() else None
-        student = load_model(path, providers, intra_op_threads, student=False)
+        student = load_model(path, providers, intra_op_threads, student=False, tree_runtime=tree_runtime)
     except (ConfigError, ValueError, OSError) as exc:
         log.error("%s: the student is not loadable, %s serves without one: %s", path, model.version, exc)
         return None

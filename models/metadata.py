@@ -32,11 +32,12 @@ from typing import Any
 
 from core.errors import ConfigError
 
-__all__ = ["BUNDLE_FILE", "METADATA_FILE", "ONNX_FILE", "LGBM_MEMBER", "STRATEGIES", "BundleConfig", "ExportProvenance",
+__all__ = ["BUNDLE_FILE", "METADATA_FILE", "NATIVE_FILE", "ONNX_FILE", "LGBM_MEMBER", "STRATEGIES", "BundleConfig", "ExportProvenance",
            "ModelMetadata", "horizon_dir", "metadata_fields"]
 
 METADATA_FILE = "model.json"
 ONNX_FILE = "model.onnx"
+NATIVE_FILE = "model.txt"  # LightGBM's own text of the trees model.onnx holds (models/compiled_trees.py)
 BUNDLE_FILE = "bundle.json"
 LGBM_MEMBER = "lgbm"  # the member name of the per-horizon LightGBM set in bundle.json
 # The ensemble strategies models.ensemble implements; listed here so the file format can be checked
@@ -113,6 +114,9 @@ class ModelMetadata(ExportProvenance):
     onnx_sha256: str
     input_name: str = "input"
     lightgbm_version: str = ""
+    # The digest of model.txt, the same trees in LightGBM's text format; empty: the model has none, and
+    # runs on ONNX Runtime only. Not part of the version: the ONNX bytes define what is predicted.
+    native_sha256: str = ""
 
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:

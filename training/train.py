@@ -1,4 +1,5 @@
-"""Train the LightGBM direction model on candle files and export it: ``model.onnx`` + ``model.json``.
+"""Train the LightGBM direction model on candle files and export it: ``model.onnx`` + ``model.json``, and
+``model.txt`` (the same trees in LightGBM's text format, which the CPU compiles: models/compiled_trees.py).
 
 Deterministic end to end (fixed seed, ``deterministic=True``, fixed thread count, reproducible ONNX
 bytes), so retraining on the same candles yields the same version. Nothing is written unless the ONNX
@@ -10,7 +11,7 @@ export gives the native model's probabilities on the validation rows.
 >>> eth = read_candle_file(BUNDLED / "ETH-BTC_5m.csv.gz").candles[:1500]
 >>> info = train_on_series([eth], tmp_dir, progress=False)
 >>> info.version.startswith("lgbm-h1-"), sorted(p.name for p in tmp_dir.iterdir())
-(True, ['model.json', 'model.onnx', 'reference.npy'])
+(True, ['model.json', 'model.onnx', 'model.txt', 'reference.npy'])
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import lightgbm as lgb
 import numpy as np
 from tqdm.auto import tqdm
 
-from models.metadata import BUNDLE_FILE, LGBM_MEMBER, METADATA_FILE, ONNX_FILE, BundleConfig, ModelMetadata, horizon_dir
+from models.metadata import (BUNDLE_FILE, LGBM_MEMBER, METADATA_FILE, NATIVE_FILE, ONNX_FILE, BundleConfig, ModelMetadata,
+                             horizon_dir)
 from models.profile import REFERENCE_FILE, write_reference
 from core.candle import Candle
 from core.candle_files import read_candle_file
@@ -143,6 +145,7 @@ def _train_dataset(dataset: Dataset, out_dir: str | Path, progress: bool, dead_z
     booster = float32_thresholds(_fit(train, progress, num_boost_round))
     onnx_model = to_onnx(booster, len(train.feature_names), graph_name=f"{MODEL_NAME}-h{horizon}")
     onnx_bytes = onnx_model.SerializeToString()
+    native_bytes = booster.model_to_string().encode("utf-8")  # the same trees, for the compiled CPU runtime
     diff = check_parity(onnx_bytes, booster, valid.X)
     prob_up = booster.predict(valid.X.astype(np.float32).astype(np.float64))
     metadata = ModelMetadata(
@@ -157,10 +160,11 @@ def _train_dataset(dataset: Dataset, out_dir: str | Path, progress: bool, dead_z
                 "valid_fraction": valid_fraction},
         n_train=len(train), n_valid=len(valid),
         created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        lightgbm_version=lgb.__version__,
+        lightgbm_version=lgb.__version__, native_sha256=hashlib.sha256(native_bytes).hexdigest(),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_atomically(out_dir / ONNX_FILE, onnx_bytes)
+    _write_atomically(out_dir / NATIVE_FILE, native_bytes)
     write_reference(out_dir, train.X)  # what live features are compared with (learning.features_drift)
     _write_atomically(out_dir / METADATA_FILE, metadata.to_json().encode("utf-8"))
     info = ModelInfo(out_dir, metadata, diff, time.perf_counter() - started, booster)

@@ -45,7 +45,9 @@ class FakeSequenceModel:
         return 1 / (1 + np.exp(-z)) * np.linspace(0.9, 1.1, 5)[None] / 1.1
 
 
-def test_score_equals_the_horizon_models_scored_separately(bundle, bundle_dir, real_rows):
+def test_score_equals_the_horizon_models_scored_separately(bundle_dir, real_rows):
+    # ONNX Runtime on both sides (the compiled runtime's equality is tests/models/test_compiled_trees.py).
+    bundle = ModelBundle.load(bundle_dir, tree_runtime="onnx")
     out = bundle.score(real_rows)
     separately = np.column_stack([DirectionModel.load(bundle_dir / f"h{h}").predict_proba(real_rows) for h in HORIZONS])
     assert out.horizons == HORIZONS and out.prob_up.shape == (len(real_rows), 5)
@@ -64,7 +66,7 @@ def test_onnx_matches_native_lightgbm_for_every_horizon(bundle, bundle_info, rea
 
 
 def test_one_onnx_run_per_batch(bundle_dir, real_rows):
-    bundle = ModelBundle.load(bundle_dir)
+    bundle = ModelBundle.load(bundle_dir, tree_runtime="onnx")
     lgbm = bundle.ensemble.members[0].model
     calls = []
     real_session = lgbm._session
@@ -157,7 +159,7 @@ def test_stats(bundle_dir, real_rows):
     lgbm = s["members"]["lgbm"]
     assert lgbm["calls"] == 5 and lgbm["rows"] == 371 and lgbm["window"] == 4
     assert lgbm["last_batch"] == 300 and lgbm["max_batch"] == 300 and lgbm["mean_batch"] == pytest.approx(92.5)
-    assert 0 < lgbm["p50_us"] <= lgbm["p99_us"] and lgbm["provider"] == "CPUExecutionProvider"
+    assert 0 < lgbm["p50_us"] <= lgbm["p99_us"] and lgbm["provider"] == "lleaves-cpu"
     assert s["score"]["calls"] == 5 and s["missing"] == ["mamba"] and s["version"] == bundle.version
     json.dumps(s)  # ready for a web view
 

@@ -60,7 +60,7 @@ def test_explicit_list_is_honoured_strictly(onnx_bytes, monkeypatch, fresh_log):
 
 
 def test_session_options(bundle_dir):
-    lgbm = DirectionHorizons.load({h: bundle_dir / f"h{h}" for h in HORIZONS}, intra_op_threads=2)
+    lgbm = DirectionHorizons.load({h: bundle_dir / f"h{h}" for h in HORIZONS}, intra_op_threads=2, tree_runtime="onnx")
     options = lgbm._session.get_session_options()
     assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
     assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL

@@ -1,0 +1,150 @@
+"""The LightGBM horizon models compiled to native code (lleaves): the CPU tree runtime.
+
+ONNX Runtime walks each tree node by node through a generic graph operator; lleaves compiles every tree
+of a LightGBM text model into branches of machine code (LLVM). On this project's five-horizon set that
+scores 1,000 rows ~3x faster and 16 rows ~6x faster (BENCHMARKS.md "Inference"), with LightGBM's own
+float64 arithmetic: the output equals ``booster.predict`` bit for bit, and ONNX Runtime's float32 sums to
+~2e-7. ONNX Runtime stays the reference and the GPU path; compiling is only ever an optimisation:
+
+- the trees come from ``model.txt`` (training writes it beside ``model.onnx``, the same trees, its digest
+  in ``model.json``), so a model without one, or whose file does not match, runs on ONNX Runtime;
+- a compiled set is compared with the ONNX session on the model's reference rows at load and refused
+  above :data:`PARITY_TOLERANCE`;
+- compiling costs ~0.8 s per 100-tree model, so the machine code is cached per host (the CPU it was
+  compiled for, lleaves' and LLVM's versions) under :data:`DEFAULT_CACHE_DIR`, named by the model text's
+  digest: a worker's restart, a second worker or a replay loads it in milliseconds. The cache is
+  written by this process only (an atomic rename), never read from the network.
+
+>>> import numpy as np, tempfile, pathlib
+>>> trees = compile_trees([model_dir], cache_dir=pathlib.Path(tempfile.mkdtemp()))
+>>> trees.predict_proba(np.zeros((3, trees.n_features))).shape, trees.provider
+((3, 1), 'lleaves-cpu')
+>>> compile_trees([pathlib.Path(tempfile.mkdtemp())], cache_dir=None) is None   # no model.txt: not compiled
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.metadata import METADATA_FILE, NATIVE_FILE, ModelMetadata
+
+__all__ = ["DEFAULT_CACHE_DIR", "PARITY_TOLERANCE", "CompiledTrees", "compile_trees", "verified"]
+
+log = logging.getLogger(__name__)
+
+# Relative, like var/models and var/data: the working directory of the worker owns it.
+DEFAULT_CACHE_DIR = Path("var/cache/compiled-trees")
+# The compiled set must give ONNX Runtime's P(up) within this (float32 sums differ by ~2e-7).
+PARITY_TOLERANCE = 1e-5
+
+
+class CompiledTrees:
+    """Several single-output LightGBM models compiled by lleaves: rows -> (n, k) P(up), float64."""
+
+    provider = "lleaves-cpu"
+
+    def __init__(self, models: Sequence[object], n_features: int) -> None:
+        self._models = tuple(models)
+        self.n_features = n_features
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, k) P(up), column j from model j. ``X`` is rounded to float32 first, as the ONNX graph
+        receives it: the exported thresholds are exact float32 values (training.export), so every split
+        goes the way it goes in the served ONNX model."""
+        rows = np.ascontiguousarray(np.asarray(X, dtype=np.float32), dtype=np.float64)
+        out = np.empty((rows.shape[0], len(self._models)), dtype=np.float64)
+        for j, model in enumerate(self._models):
+            out[:, j] = model.predict(rows, n_jobs=1)  # one thread: the worker's batches are small
+        return out
+
+
+def _host_key() -> str:
+    """What compiled machine code depends on besides the model: the CPU and the compiler's versions."""
+    import lleaves
+    import llvmlite
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features().flatten()
+    text = f"{llvm.get_host_cpu_name()}|{features}|{llvmlite.__version__}|{getattr(lleaves, '__version__', '?')}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _compile_one(native: Path, digest: str, cache_dir: Path | None, host: str) -> object:
+    import lleaves
+
+    model = lleaves.Model(model_file=str(native))
+    if cache_dir is None:
+        model.compile()
+        return model
+    cached = cache_dir / f"{digest[:32]}-{host}.o"
+    if cached.exists():
+        model.compile(cache=str(cached))
+        return model
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # lleaves writes the cache file in place; another process may be reading the final name, so each
+    # process compiles into its own file and renames it (atomic on one file system).
+    partial = cache_dir / f".{cached.name}.{os.getpid()}.tmp"
+    try:
+        model.compile(cache=str(partial))
+        os.replace(partial, cached)
+    finally:
+        partial.unlink(missing_ok=True)
+    return model
+
+
+def compile_trees(model_dirs: Sequence[Path], cache_dir: Path | None = DEFAULT_CACHE_DIR) -> CompiledTrees | None:
+    """The models of ``model_dirs`` (each ``model.json`` + ``model.txt``) compiled, in that order, or None
+    (with the reason logged) when they cannot be: lleaves missing, a model without its text or whose text
+    does not match its metadata, a compile error. ``cache_dir`` None compiles without caching."""
+    try:
+        host = _host_key()
+    except ImportError as exc:
+        log.info("LightGBM runs on ONNX Runtime: lleaves is not importable (%s)", exc)
+        return None
+    models, n_features = [], 0
+    for model_dir in model_dirs:
+        native = Path(model_dir) / NATIVE_FILE
+        try:
+            metadata = ModelMetadata.from_json((Path(model_dir) / METADATA_FILE).read_text("utf-8"))
+            text = native.read_bytes()
+        except (OSError, ValueError) as exc:
+            log.info("LightGBM runs on ONNX Runtime: %s has no readable %s (%s)", model_dir, NATIVE_FILE, exc)
+            return None
+        digest = hashlib.sha256(text).hexdigest()
+        if digest != metadata.native_sha256:
+            log.warning("LightGBM runs on ONNX Runtime: %s does not match %s (sha256 %s, expected %s)",
+                        native, METADATA_FILE, digest[:12], metadata.native_sha256[:12] or "none")
+            return None
+        n_features = len(metadata.feature_names)
+        try:
+            models.append(_compile_one(native, digest, cache_dir, host))
+        except Exception as exc:  # lleaves/LLVM raise their own untyped errors; ONNX Runtime still serves
+            log.warning("LightGBM runs on ONNX Runtime: compiling %s failed: %s", native, exc)
+            return None
+    return CompiledTrees(models, n_features)
+
+
+def verified(trees: CompiledTrees, reference_rows: np.ndarray, expected: np.ndarray) -> bool:
+    """Whether ``trees`` give ``expected`` (ONNX Runtime's P(up) on ``reference_rows``) within
+    :data:`PARITY_TOLERANCE`; logged when not.
+
+    >>> import numpy as np, pathlib, tempfile
+    >>> trees = compile_trees([model_dir], cache_dir=None)
+    >>> X = np.zeros((2, trees.n_features))
+    >>> verified(trees, X, trees.predict_proba(X)), verified(trees, X, trees.predict_proba(X) + 0.01)
+    (True, False)
+    """
+    got = trees.predict_proba(reference_rows)
+    diff = float(np.max(np.abs(got - expected))) if got.size else 0.0
+    if not diff <= PARITY_TOLERANCE:
+        log.warning("LightGBM runs on ONNX Runtime: the compiled trees differ from it by %.3g on the "
+                    "reference rows (tolerance %g)", diff, PARITY_TOLERANCE)
+        return False
+    return True
