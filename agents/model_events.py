@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -37,12 +38,17 @@ async def apply_deployment(pipeline: Pipeline, deployment: Deployment) -> None:
         refreeze()  # a swapped-out model must not stay frozen out of collection (core/gc_policy.py)
 
 
+def _load(pipeline: Pipeline, artifact_dir: str) -> Any:
+    # Off the event loop (compiling a model's trees the first time takes a second or more).
+    return load_model(artifact_dir, tree_runtime=pipeline.settings.tree_runtime)
+
+
 async def _swap(pipeline: Pipeline, deployment: Deployment) -> None:
     loop = asyncio.get_running_loop()
     active = deployment.active
     if active is not None and getattr(pipeline.model, "version", None) != active.version:
         try:
-            model = await loop.run_in_executor(None, load_model, active.artifact_dir)
+            model = await loop.run_in_executor(None, _load, pipeline, active.artifact_dir)
         except CandleflowError as exc:
             pipeline.model_errors.append(f"{active.version}: {exc}")
             log.error("model %s not loaded, %s keeps serving: %s", active.version, pipeline.model.version, exc)
@@ -56,7 +62,7 @@ async def _swap(pipeline: Pipeline, deployment: Deployment) -> None:
         pipeline.candidate = None
     elif pipeline.candidate is None or pipeline.candidate[0].version != candidate.version:
         try:
-            model = await loop.run_in_executor(None, load_model, candidate.artifact_dir)
+            model = await loop.run_in_executor(None, _load, pipeline, candidate.artifact_dir)
         except CandleflowError as exc:
             pipeline.model_errors.append(f"{candidate.version}: {exc}")
             log.error("candidate %s not loaded: %s", candidate.version, exc)

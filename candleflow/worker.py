@@ -29,7 +29,7 @@ def run_worker(settings: Settings) -> None:
     """Blocks until the worker is stopped (SIGINT/SIGTERM). Raises ConfigError when it cannot start."""
     from models.loading import load_model
 
-    model = load_model(settings.model_dir)  # fails fast, before joining the group
+    model = load_model(settings.model_dir, tree_runtime=settings.tree_runtime)  # fails fast, before joining the group
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -122,8 +122,10 @@ class ServingTimeline:
     the full models score every candle, whatever the latency budget: a backtest stays deterministic; with
     one (:class:`streams.serving_chain.ServingChain`), batches over its budget go to the students as live."""
 
-    def __init__(self, model: Any, timeline: DeploymentTimeline | None, shadow: bool, chain: Any = None) -> None:
+    def __init__(self, model: Any, timeline: DeploymentTimeline | None, shadow: bool, chain: Any = None,
+                 tree_runtime: str = "auto") -> None:
         self.model, self.timeline, self.shadow, self.chain = model, timeline, shadow, chain
+        self.tree_runtime = tree_runtime  # the worker's setting: the same runtime as live
         self._loaded: dict[str, Any] = {}
         self._models: dict[tuple[Slot | None, Slot | None], Models] = {}
         self.pinned = Models(model, chain=chain)
@@ -144,7 +146,7 @@ class ServingTimeline:
 
         if slot.version not in self._loaded:
             try:
-                self._loaded[slot.version] = load_model(Path(slot.artifact_dir))
+                self._loaded[slot.version] = load_model(Path(slot.artifact_dir), tree_runtime=self.tree_runtime)
             except CandleflowError as exc:
                 log.error("replay cannot load %s from %s: %s", slot.version, slot.artifact_dir, exc)
                 self._loaded[slot.version] = None
@@ -173,7 +175,8 @@ async def replay(settings: Settings, model: ServableModel, topic: str, *, from_o
     codec = MultiCodec(["Candle", "CandleBatch"], schema_store(settings))
     timeframe = topic.rsplit(".", 1)[-1] if topic.startswith(settings.topic("candles.")) else None
     serving = ServingTimeline(model, await _deployments(settings) if follow_deployments else None,
-                              shadow=settings.ab_mode == "shadow", chain=serving_chain)
+                              shadow=settings.ab_mode == "shadow", chain=serving_chain,
+                              tree_runtime=settings.tree_runtime)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False, **aiokafka_security(settings),
                                 fetch_max_wait_ms=settings.fetch_max_wait_ms, max_poll_records=5000)
     await consumer.start()

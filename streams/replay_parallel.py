@@ -133,7 +133,7 @@ def _child(index: int, settings: Settings, model_dir: Path, topic: str, partitio
         from streams.replay import replay
 
         output = outputs.build(settings, part)
-        report = asyncio.run(replay(settings, load_model(model_dir), topic, partitions=partitions, output=output,
+        report = asyncio.run(replay(settings, load_model(model_dir, tree_runtime=settings.tree_runtime), topic, partitions=partitions, output=output,
                                     progress=False, on_messages=lambda n: messages.put(("progress", index, n)),
                                     **options))
         summary = {name: getattr(report, name) for name in (*_COUNTS, "first_open_time", "last_open_time",

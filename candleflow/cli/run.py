@@ -138,7 +138,7 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
         raise click.UsageError("--to-time must be after --from-time")
     if out is not None and not out.parent.is_dir():
         raise ConfigError(f"cannot write {out}: {out.parent} is not a directory")
-    model = load_model(settings.model_dir)  # here too: a broken model fails before any process starts
+    model = load_model(settings.model_dir, tree_runtime=settings.tree_runtime)  # here too: a broken model fails before any process starts
     # Records are written and sent as the replay makes them: a long range never has to fit in memory.
     outputs = ReplayOutputs(out=out, to_topics=to_topics)
     options = dict(from_offset=from_offset, from_time=start, to_offset=to_offset, to_time=end,
