@@ -1,18 +1,20 @@
-"""Model inference speed: ONNX Runtime against native LightGBM, and the whole scoring step for 1,000 symbols.
+"""Model inference speed: ONNX Runtime, the compiled trees and native LightGBM, and the whole scoring step for 1,000 symbols.
 
 Run: ``python -m bench.inference [--json] [--model-dir DIR] [--rounds N]``. Prints, from one run on real
 features (the bundled candles, computed by the stream's own feature engine):
 
 - ``lgbm_h1``: one horizon model, ONNX Runtime (1 intra-op thread) vs the native LightGBM Booster
   (``num_threads=1``), for one row and batches of 64 and 1,024: microseconds per row and the ratio;
-- ``lgbm_all``: the five horizon models as the bundle runs them (one merged ONNX graph, one run)
-  vs five native ``predict`` calls;
+- ``lgbm_all``: the five horizon models as the bundle runs them: one merged ONNX graph (one run), the
+  trees compiled by lleaves (``compiled_*``: what a CPU worker serves, models/compiled_trees.py), and five
+  native ``predict`` calls;
 - ``input_buffer``: the merged graph fed a reused preallocated float32 buffer vs a fresh conversion
   (the measurement behind keeping the simpler code in ``models.direction``);
 - ``scoring_1000``: the full default ensemble (LightGBM per horizon and the Mamba member in step mode, as
   the worker serves it) scoring 1,000 symbols' closing candles in one call, each symbol's recurrent state
   left by its previous 59 real candles; CPU per member; and the Mamba step against the 60-step window pass
   of the same weights, per candle (the whole live step with features and records is ``bench.compute``);
+  the same with the trees on ONNX Runtime (``CANDLEFLOW_TREE_RUNTIME=onnx``) side by side;
 - ``mamba``: the ONNX window model (offline use), only if ``models.mamba`` imports and a trained model exists.
 
 The default bundle (and the native boosters, for the comparison) are trained on the first run into
@@ -39,7 +41,7 @@ from models.direction import DirectionModel
 from models.ensemble import STEPS
 from models.loading import load_model
 from models.mamba.windows import pad_windows
-from models.metadata import BUNDLE_FILE, horizon_dir
+from models.metadata import BUNDLE_FILE, NATIVE_FILE, horizon_dir
 from models.onnx_session import P_UP_OUTPUT
 from core.candle_files import read_candle_file
 from features import FeatureState
@@ -59,19 +61,12 @@ N_SYMBOLS = 1000
 
 def _prepare(model_dir: Path) -> dict[int, lgb.Booster]:
     """The default bundle in ``model_dir`` (what ``make demo`` trains: LightGBM per horizon and the Mamba
-    member) and the native boosters it was exported from (trained if absent)."""
-    native_dir = model_dir / "native"
-    versions_file = native_dir / "versions.json"
-    bundle_file = model_dir / BUNDLE_FILE
-    if not (bundle_file.exists() and versions_file.exists() and (model_dir / SEQUENCE_DIR).is_dir()
-            and json.loads(versions_file.read_text()) == json.loads(bundle_file.read_text())["members"]["lgbm"]):
+    member; trained if absent) and the native boosters of its horizons (their ``model.txt``)."""
+    natives = [model_dir / horizon_dir(h) / NATIVE_FILE for h in HORIZONS]
+    if not ((model_dir / BUNDLE_FILE).exists() and (model_dir / SEQUENCE_DIR).is_dir() and all(p.exists() for p in natives)):
         print(f"training the default bundle into {model_dir} (first run only, a few minutes) ...", file=sys.stderr)
-        info = train_default_bundle(read_series(sorted(BUNDLED.glob("*.csv.gz"))), model_dir, HORIZONS).lgbm
-        native_dir.mkdir(parents=True, exist_ok=True)
-        for h, m in info.models.items():
-            (native_dir / f"h{h}.txt").write_text(m.booster.model_to_string())
-        versions_file.write_text(json.dumps({horizon_dir(h): v for h, v in info.versions.items()}))
-    return {h: lgb.Booster(model_file=str(native_dir / f"h{h}.txt")) for h in HORIZONS}
+        train_default_bundle(read_series(sorted(BUNDLED.glob("*.csv.gz"))), model_dir, HORIZONS)
+    return {h: lgb.Booster(model_file=str(p)) for h, p in zip(HORIZONS, natives)}
 
 
 def _real_rows() -> np.ndarray:
@@ -102,7 +97,7 @@ def _per_row_us(fn, rows: int, rounds: int) -> float:
     return _timed(fn, rows, rounds)[0]
 
 
-def _compare(onnx_fn, native_fn, X: np.ndarray, rounds: int) -> dict[str, dict[str, float]]:
+def _compare(onnx_fn, native_fn, X: np.ndarray, rounds: int, compiled_fn=None) -> dict[str, dict[str, float]]:
     out = {}
     for n in BATCHES:
         x = np.ascontiguousarray(X[:n])
@@ -111,6 +106,10 @@ def _compare(onnx_fn, native_fn, X: np.ndarray, rounds: int) -> dict[str, dict[s
         out[str(n)] = {"onnx_us": round(o, 2), "native_us": round(nat, 2), "ratio": round(nat / o, 2),
                        "onnx_cpu_us": round(o_cpu, 2), "native_cpu_us": round(nat_cpu, 2),
                        "ratio_cpu": round(nat_cpu / o_cpu, 2)}
+        if compiled_fn is not None:  # ratio: how many times faster than ONNX Runtime
+            c, c_cpu = _timed(lambda: compiled_fn(x), n, rounds)
+            out[str(n)].update(compiled_us=round(c, 2), compiled_cpu_us=round(c_cpu, 2),
+                               compiled_vs_onnx_cpu=round(o_cpu / c_cpu, 2))
     return out
 
 
@@ -156,7 +155,7 @@ def _windows(n: int) -> np.ndarray:
     return np.stack([pad_windows(states[state_key(c.symbol, c.timeframe)].window(60))[0] for c in closing])
 
 
-def _scoring_step(bundle: Any, rounds: int) -> dict[str, Any]:
+def _scoring_step(bundle: Any, rounds: int, onnx_bundle: Any = None) -> dict[str, Any]:
     """The full default ensemble for N_SYMBOLS closing candles in one call, one step per candle: each
     symbol's recurrent state is the one its previous 59 candles left (what the live book holds)."""
     windows = _windows(N_SYMBOLS)
@@ -171,6 +170,10 @@ def _scoring_step(bundle: Any, rounds: int) -> dict[str, Any]:
         states[member.name] = state
     score_ms, score_cpu_ms = (t / 1000 for t in _timed(lambda: bundle.score(rows, None, None, states), 1, rounds))
     out["bundle_score_ms"], out["bundle_score_cpu_ms"] = round(score_ms, 2), round(score_cpu_ms, 2)
+    out["tree_provider"] = bundle.ensemble.members[0].model.provider
+    if onnx_bundle is not None:  # the same bundle with the trees on ONNX Runtime, side by side
+        _, onnx_cpu_ms = (t / 1000 for t in _timed(lambda: onnx_bundle.score(rows, None, None, states), 1, rounds))
+        out["bundle_score_cpu_ms_onnx_trees"] = round(onnx_cpu_ms, 2)
     out["members"] = list(bundle.versions)
     per_member = {}
     for member in bundle.members:
@@ -221,15 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     boosters = _prepare(args.model_dir)
     X = _real_rows()
     h1 = DirectionModel.load(args.model_dir / horizon_dir(1))
-    bundle = load_model(args.model_dir)  # as the worker serves it: the Mamba member in step mode
-    lgbm = bundle.ensemble.members[0].model
+    bundle = load_model(args.model_dir)  # as the worker serves it: the Mamba member in step mode, trees compiled
+    onnx_bundle = load_model(args.model_dir, tree_runtime="onnx")
+    lgbm, onnx_lgbm = bundle.ensemble.members[0].model, onnx_bundle.ensemble.members[0].model
     results: dict[str, Any] = {
         "rows_available": len(X), "load_average": round(os.getloadavg()[0], 2), "provider": bundle.provider, "bundle_version": bundle.version,
         "lgbm_h1": _compare(h1.predict_proba, lambda x: boosters[1].predict(x, num_threads=1), X, args.rounds),
-        "lgbm_all": _compare(lgbm.predict_proba,
-                             lambda x: [boosters[h].predict(x, num_threads=1) for h in HORIZONS], X, args.rounds),
-        "input_buffer": _buffer_reuse(lgbm, X, args.rounds),
-        "scoring_1000": _scoring_step(bundle, args.rounds),
+        "lgbm_all": _compare(onnx_lgbm.predict_proba,
+                             lambda x: [boosters[h].predict(x, num_threads=1) for h in HORIZONS], X, args.rounds,
+                             compiled_fn=lgbm.predict_proba if lgbm.provider != onnx_lgbm.provider else None),
+        "input_buffer": _buffer_reuse(onnx_lgbm, X, args.rounds),
+        "scoring_1000": _scoring_step(bundle, args.rounds, onnx_bundle),
         "mamba": _mamba(args.model_dir, args.rounds),
         "goals": GOALS,
     }
@@ -246,13 +251,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  goals ({clock}): one row <= {GOALS['onnx_one_row_us']:g} us: "
               f"{_goal(us <= GOALS['onnx_one_row_us'])} ({us:.1f}); >= {GOALS['speedup_batch_1']:g}x native at "
               f"batch 1: {_goal(ratio >= GOALS['speedup_batch_1'])} ({ratio:.1f}x)")
+    if "compiled_us" in results["lgbm_all"]["1"]:
+        print(f"\nLightGBM {len(HORIZONS)} horizons compiled ({lgbm.provider}), us per row (wall / CPU), x faster than ONNX (CPU)")
+        for n, r in results["lgbm_all"].items():
+            print(f"  batch {n:>5}          {r['compiled_us']:>8.2f} / {r['compiled_cpu_us']:<7.2f} {r['compiled_vs_onnx_cpu']:>5.2f}x")
     print("\ninput buffer (merged graph, CPU us per row): " + ", ".join(
         f"batch {n}: fresh {r['fresh_cpu_us']}, reused {r['reused_cpu_us']}" for n, r in results["input_buffer"].items()))
     s = results["scoring_1000"]
     print(f"\n{N_SYMBOLS} symbols at once, the full default ensemble ({' + '.join(s['members'])}), every horizon, "
           f"one step per candle: ModelBundle.score {s['bundle_score_ms']:.2f} ms wall, {s['bundle_score_cpu_ms']:.2f} ms "
           f"CPU (goal <= {GOALS['score_1000_ms']:g} ms CPU: {_goal(s['bundle_score_cpu_ms'] <= GOALS['score_1000_ms'])}); "
-          "CPU per member: " + ", ".join(f"{k} {v:.2f} ms" for k, v in s["member_cpu_ms"].items()))
+          "CPU per member: " + ", ".join(f"{k} {v:.2f} ms" for k, v in s["member_cpu_ms"].items())
+          + f" (trees on {s['tree_provider']}); the same with the trees on ONNX Runtime: "
+          f"{s.get('bundle_score_cpu_ms_onnx_trees', float('nan')):.2f} ms CPU")
     if "sequence_step" in s:
         q = s["sequence_step"]
         print(f"sequence member per candle (CPU): step {q['step_cpu_us']:.2f} us, 60-step window pass "

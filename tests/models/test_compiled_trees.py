@@ -15,7 +15,7 @@ import pytest
 from core.errors import ConfigError
 from core.settings import Settings
 from models.bundle import ModelBundle
-from models.compiled_trees import compile_trees
+from models.compiled_trees import CompiledTrees, compile_trees
 from models.direction import DirectionHorizons
 from models.metadata import METADATA_FILE, NATIVE_FILE, ModelMetadata
 from models.providers import CPU
@@ -100,3 +100,13 @@ def test_unknown_runtime_is_a_config_error(bundle_dir):
     with pytest.raises(ConfigError, match="CANDLEFLOW_TREE_RUNTIME must be auto or onnx"):
         Settings.from_env({"CANDLEFLOW_TREE_RUNTIME": "fast"})
     assert Settings.from_env({"CANDLEFLOW_TREE_RUNTIME": "onnx"}).tree_runtime == "onnx"
+
+
+def test_the_direct_call_equals_lleaves_predict(bundle_dir, real_rows):
+    trees = compile_trees([bundle_dir / f"h{h}" for h in HORIZONS], cache_dir=None)
+    through_predict = CompiledTrees(trees._models, trees.n_features)
+    through_predict._entries = (None,) * len(HORIZONS)  # as with an lleaves without the execution engine
+    for n in (0, 1, 7, len(real_rows)):
+        np.testing.assert_array_equal(trees.predict_proba(real_rows[:n]), through_predict.predict_proba(real_rows[:n]))
+    with pytest.raises(ValueError, match="expected an array of shape"):
+        trees.predict_proba(real_rows[:, :5])
