@@ -27,11 +27,12 @@ ROUNDS = 5
 def compute_row(model_dir: Path, symbols: int = SYMBOLS, rounds: int = ROUNDS) -> dict[str, Any]:
     from bench.inference import _symbols
     from learning.learner import OutcomeLearner, partition_key
-    from models.loading import load_model
+    from models.loading import load_model, serving_threads
     from streams.series_book import SeriesBook
     from core.settings import Settings
     from streams.step import StepConfig
 
+    serving_threads()  # as the worker
     model = load_model(model_dir)
     warm, closing = _symbols(symbols)
     armed = OutcomeLearner()  # as a worker's: drift watches armed from the model's training profile

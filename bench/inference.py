@@ -39,7 +39,7 @@ import numpy as np
 from models.bundle import SEQUENCE_DIR
 from models.direction import DirectionModel
 from models.ensemble import STEPS
-from models.loading import load_model
+from models.loading import load_model, serving_threads
 from models.mamba.windows import pad_windows
 from models.metadata import BUNDLE_FILE, NATIVE_FILE, horizon_dir
 from models.onnx_session import P_UP_OUTPUT
@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     boosters = _prepare(args.model_dir)
     X = _real_rows()
     h1 = DirectionModel.load(args.model_dir / horizon_dir(1))
+    serving_threads()
     bundle = load_model(args.model_dir)  # as the worker serves it: the Mamba member in step mode, trees compiled
     onnx_bundle = load_model(args.model_dir, tree_runtime="onnx")
     lgbm, onnx_lgbm = bundle.ensemble.members[0].model, onnx_bundle.ensemble.members[0].model

@@ -27,8 +27,9 @@ def create_worker_app(settings: Settings) -> Pipeline:
 
 def run_worker(settings: Settings) -> None:
     """Blocks until the worker is stopped (SIGINT/SIGTERM). Raises ConfigError when it cannot start."""
-    from models.loading import load_model
+    from models.loading import load_model, serving_threads
 
+    serving_threads()
     model = load_model(settings.model_dir, tree_runtime=settings.tree_runtime)  # fails fast, before joining the group
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,12 +15,25 @@ from core.errors import ConfigError
 if TYPE_CHECKING:
     from models.base import ServableModel
 
-__all__ = ["DISTILL_FILE", "STUDENT_DIR", "load_model", "load_student"]
+__all__ = ["DISTILL_FILE", "SERVING_TORCH_THREADS", "STUDENT_DIR", "load_model", "load_student", "serving_threads"]
 
 log = logging.getLogger(__name__)
 
 STUDENT_DIR = "student"  # a model's distilled student, inside its directory (training/distill.py)
 DISTILL_FILE = "distill.json"  # the student's distillation report
+# PyTorch intra-op threads in a process that serves (worker, replay): on the 2-core machine the Mamba step
+# of 1,000 symbols cost 8.2 ms CPU at one thread and 16.8 ms at two (the whole ensemble 13.5 against 24 ms,
+# wall 17 against 27-38 ms): the second thread spins against the event loop and the other processes.
+SERVING_TORCH_THREADS = 1
+
+
+def serving_threads() -> None:
+    """Set the process's PyTorch intra-op threads for serving (:data:`SERVING_TORCH_THREADS`); called by the
+    entry points that serve (worker, replay, the benchmarks that measure them), never by training, which
+    sets its own (training/mamba.py). The same count everywhere also keeps replay's float sums the worker's."""
+    import torch
+
+    torch.set_num_threads(SERVING_TORCH_THREADS)
 
 
 def _sequence_loader(providers: Sequence[str] | str | None, intra_op_threads: int) -> Any:

@@ -129,9 +129,10 @@ def _child(index: int, settings: Settings, model_dir: Path, topic: str, partitio
            outputs: ReplayOutputs, part: Path | None, options: dict[str, Any], messages: Any) -> None:
     """One process's replay of ``partitions``; its summary (or its error) goes to ``messages``."""
     try:
-        from models.loading import load_model
+        from models.loading import load_model, serving_threads
         from streams.replay import replay
 
+        serving_threads()
         output = outputs.build(settings, part)
         report = asyncio.run(replay(settings, load_model(model_dir, tree_runtime=settings.tree_runtime), topic, partitions=partitions, output=output,
                                     progress=False, on_messages=lambda n: messages.put(("progress", index, n)),

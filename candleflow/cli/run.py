@@ -115,7 +115,7 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     candles, whenever they were produced. Without --model each candle is scored by the models that served
     when it was produced (the model-events topic: A/B candidates included), as the live worker scored it.
     """
-    from models.loading import load_model
+    from models.loading import load_model, serving_threads
     from streams.replay import replay as run_replay
     from streams.replay_parallel import (ReplayOutputs, default_workers, estimated_candles, replay_in_processes,
                                          topic_partitions)
@@ -138,6 +138,7 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
         raise click.UsageError("--to-time must be after --from-time")
     if out is not None and not out.parent.is_dir():
         raise ConfigError(f"cannot write {out}: {out.parent} is not a directory")
+    serving_threads()  # as the worker serves, so the replay's figures are the worker's
     model = load_model(settings.model_dir, tree_runtime=settings.tree_runtime)  # here too: a broken model fails before any process starts
     # Records are written and sent as the replay makes them: a long range never has to fit in memory.
     outputs = ReplayOutputs(out=out, to_topics=to_topics)
