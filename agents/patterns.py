@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from storage.config import StorageSettings
 from storage.patterns import open_pattern_store
 from storage.patterns.base import PatternMeta, consensus
 from storage.patterns.embedding import DEFAULT_WINDOW, embed_window
@@ -42,7 +41,7 @@ def attach_pattern_store(pipeline: Pipeline) -> None:
         # An enrichment: while the store cannot be opened (Weaviate down at start), signals go out without it.
         while pipeline.patterns is None:
             try:
-                pipeline.patterns = await open_pattern_store(StorageSettings.from_env())
+                pipeline.patterns = await open_pattern_store(pipeline.settings.storage)
             except Exception as exc:  # noqa: BLE001 - whatever the store's client raises, try again later
                 log.warning("pattern store unavailable (%s); signals go out without a consensus, next try in %.0f s",
                             exc, pipeline.pattern_calls.cooldown_s)

@@ -2,10 +2,10 @@
 every valid candle into PostgreSQL's ``candles`` table (the candle sink, for retraining).
 
 Enabled by ``CANDLEFLOW_SINKS`` (``postgres``, ``redis``, ``candles``, any of them); connection settings come from
-:class:`storage.config.StorageSettings`. A sink never slows or stalls the candle agent: each store has its own
-consumer in a consumer group of its own (:class:`agents.sink_consumer.SinkConsumer`), writing through a
-bounded :class:`storage.sink.BufferedSink`; a database outage during a rebalance of the candle agent's group
-holds nothing up.
+the settings' ``storage`` section (:class:`core.settings_sections.StorageSettings`). A sink never slows or stalls
+the candle agent: each store has its own consumer in a consumer group of its own
+(:class:`agents.sink_consumer.SinkConsumer`), writing through a bounded :class:`storage.sink.BufferedSink`; a
+database outage during a rebalance of the candle agent's group holds nothing up.
 
 PostgreSQL is the system of record, so its consumer commits only what the sink reports stored. While the
 database is down the sink buffers, retries with backoff and, when full, stops its consumer reading;
@@ -26,12 +26,12 @@ from typing import Any
 
 from agents.sink_consumer import SinkConsumer
 from schemas import AvroCodec, MultiCodec, schema_store, unbatch
-from storage.config import StorageSettings
 from storage.postgres.store import PostgresStore
 from storage.redis_state import RedisState
 from storage.sink import BufferedSink
 from streams.app import Pipeline
 from core.candle import Candle
+from core.settings import StorageSettings
 from kafka_io.consumer import json_safe
 from streams.dead_letters import dead_letter_record
 from core.errors import InvalidInput
@@ -50,7 +50,7 @@ Decoder = Callable[[bytes], list[dict[str, Any]]]
 
 def attach_sink_agents(pipeline: Pipeline, storage: StorageSettings | None = None) -> None:
     settings = pipeline.settings
-    storage = storage or StorageSettings.from_env()
+    storage = storage or settings.storage
     schemas = schema_store(settings)
     if "postgres" in settings.sinks or "candles" in settings.sinks:
         topics: dict[str, tuple[str, Decoder, bool]] = {}  # topic -> (table, decode, dead-letter what it refuses)

@@ -5,7 +5,8 @@
 - :mod:`core.candle`: the Candle and every rule a valid one meets; :mod:`core.candle_messages` (Candle and
   CandleBatch messages) and :mod:`core.candle_files` (CSV, Parquet) read into it.  :mod:`core.series_keys`: series keys.
 - :mod:`core.signals`: signal decisions, confidence and the deterministic prediction and signal ids.
-- :mod:`core.settings`: the worker's settings and the one environment parser.  :mod:`core.topics`: every
+- :mod:`core.settings`: the worker's settings, with their sections (:mod:`core.settings_sections`: storage,
+  retrain), read by the one environment parser (:mod:`core.env_parser`).  :mod:`core.topics`: every
   topic, declared once.  :mod:`core.timestamps`: ISO-8601 and epoch ms.  :mod:`core.latency`: latency windows.
   :mod:`core.lazy_exports`.
 """

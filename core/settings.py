@@ -1,7 +1,9 @@
 """One frozen, typed settings object, read once from the environment (prefix ``CANDLEFLOW_``).
 
 Everything that varies between a laptop, CI and production lives here and is passed down;
-nothing else reads ``os.environ``.
+nothing else reads ``os.environ``. Its sections, ``settings.storage`` (:class:`StorageSettings`) and
+``settings.retrain`` (:class:`RetrainConfig`), are read with it by the one parser (:mod:`core.env_parser`)
+from the same mapping; secrets (tokens, keys, passwords, URLs with a password) are :class:`Secret`.
 
 >>> s = Settings.from_env({"CANDLEFLOW_BROKER": "127.0.0.1:9092", "CANDLEFLOW_SIGNAL_THRESHOLD": "0.2"})
 >>> s.broker, s.signal_threshold, s.web_host
@@ -12,12 +14,22 @@ nothing else reads ``os.environ``.
 Traceback (most recent call last):
 ...
 core.errors.ConfigError: CANDLEFLOW_PARTITIONS must be an integer, got 'zero'
+
+One mapping, every section; a bad value in a section is the same one-line error:
+
+>>> s = Settings.from_env({"CANDLEFLOW_PARTITIONS": "8", "CANDLEFLOW_SINK_BATCH_SIZE": "250",
+...                        "CANDLEFLOW_RETRAIN_WINDOW": "3000"})
+>>> s.partitions, s.storage.sink_batch_size, s.retrain.window
+(8, 250, 3000)
+>>> Settings.from_env({"CANDLEFLOW_RETRAIN_SHARE": "2"})
+Traceback (most recent call last):
+...
+core.errors.ConfigError: CANDLEFLOW_RETRAIN_SHARE must be in (0, 1], got 2.0
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import socket
 import time
@@ -26,20 +38,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from core.candle import TIMEFRAME_MS
+from core.env_parser import PREFIX, Secret, from_env, to_env
 from core.errors import ConfigError
+from core.settings_sections import RetrainConfig, StorageSettings
 
-__all__ = ["MAX_MESSAGE_BYTES", "Settings", "Secret", "from_env"]
+__all__ = ["MAX_MESSAGE_BYTES", "PREFIX", "RetrainConfig", "Settings", "Secret", "StorageSettings", "from_env", "to_env"]
 
 MAX_MESSAGE_BYTES = 1 << 20  # a candle message larger than this is refused undecoded (CANDLEFLOW_MAX_MESSAGE_BYTES)
-
-PREFIX = "CANDLEFLOW_"
-
-
-class Secret(str):
-    """A string that never shows itself in reprs or logs."""
-
-    def __repr__(self) -> str:
-        return "Secret('**********')" if self else "Secret('')"
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,9 @@ class Settings:
     broker_sasl_password: Secret = field(default=Secret(""), repr=False)
     broker_ssl_cafile: str = ""
     log_level: str = "info"
+    # Sections, read by the same parser from the same mapping, under their own variables (core/settings_sections.py).
+    storage: StorageSettings = field(default_factory=StorageSettings, metadata={"section": StorageSettings})  # CANDLEFLOW_<FIELD>
+    retrain: RetrainConfig = field(default_factory=RetrainConfig, metadata={"section": RetrainConfig})  # CANDLEFLOW_RETRAIN_<FIELD>
 
     def topic(self, name: str) -> str:
         """Full topic name under the configured prefix."""
@@ -155,6 +163,8 @@ class Settings:
         return new
 
     def validate(self) -> None:
+        self.storage.validate()
+        self.retrain.validate()
         if self.partitions < 1:
             raise ConfigError(f"CANDLEFLOW_PARTITIONS must be at least 1, got {self.partitions}")
         if self.max_live_series < 1:
@@ -209,43 +219,3 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_TREE_RUNTIME must be auto or onnx, got {self.tree_runtime!r}")
         if not 0 < self.checkpoint_interval_s <= 60:
             raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
-
-
-def from_env(cls: Any, env: Mapping[str, str] | None, overrides: Mapping[str, Any], prefix: str = PREFIX,
-             names: Mapping[str, str] | None = None) -> Any:
-    """A frozen settings dataclass from ``<prefix><FIELD>`` variables (``names``: fields read from another
-    variable); ``overrides`` win. Validated. The one environment parser of every settings object."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        env_name = (names or {}).get(f.name) or prefix + f.name.upper()
-        raw = env.get(env_name)
-        if raw is not None:
-            values[f.name] = _parse(env_name, f.type, raw)
-    values.update(overrides)
-    settings = cls(**values)
-    settings.validate()
-    return settings
-
-
-def _parse(env_name: str, type_: Any, raw: str) -> Any:
-    type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
-    try:
-        if type_name == "int":
-            return int(raw)
-        if type_name == "float":
-            return float(raw)
-    except ValueError:
-        raise ConfigError(f"{env_name} must be {'an integer' if type_name == 'int' else 'a number'}, got {raw!r}") from None
-    if type_name.startswith("tuple"):
-        parts = tuple(part.strip() for part in raw.split(",") if part.strip())
-        return tuple(map(Path, parts)) if type_name.startswith("tuple[Path") else parts
-    if type_name == "bool":
-        if raw.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            raise ConfigError(f"{env_name} must be true or false, got {raw!r}")
-        return raw.lower() in ("1", "true", "yes", "on")
-    if type_name == "Path":
-        return Path(raw)
-    if type_name == "Secret":
-        return Secret(raw)
-    return raw

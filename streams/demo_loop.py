@@ -50,13 +50,12 @@ async def _open_registry(settings: Settings, workdir: Path) -> tuple[Any, Any, A
     demo never touches a real registry's tables. Or why there is none."""
     import asyncpg
 
-    from storage.config import StorageSettings
     from storage.postgres import PostgresStore
     from training.artifacts import ArtifactStore
     from training.model_events import EventPublisher
     from training.registry import ModelRegistry
 
-    dsn, schema = StorageSettings.from_env().postgres_dsn, f"candleflow_demo_{uuid.uuid4().hex[:12]}"
+    dsn, schema = settings.storage.postgres_dsn, f"candleflow_demo_{uuid.uuid4().hex[:12]}"
     try:
         conn = await asyncpg.connect(dsn, timeout=3)
         try:

@@ -15,7 +15,7 @@ from typing import Any
 
 from streams.broker import _die_with_parent
 from core.errors import ConfigError
-from core.settings import Settings
+from core.settings import Settings, to_env
 
 __all__ = ["WorkerProcess", "settings_env"]
 
@@ -28,6 +28,8 @@ class WorkerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "WorkerProcess":
+        # The child's environment, not a setting read here: it inherits this one's (PATH, Python's and the
+        # libraries' variables, CANDLEFLOW_* not in ``settings``) with the settings on top, and reads it once.
         env = {**os.environ, **settings_env(self.settings)}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "candleflow", "worker"], env=env,
@@ -79,13 +81,12 @@ class WorkerProcess:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that reproduces ``settings`` in a child process."""
-    env = {}
-    for name, value in vars(settings).items():
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        env[f"CANDLEFLOW_{name.upper()}"] = str(value)
-    return env
+    """The environment that reproduces ``settings`` in a child process (which reads it with the one parser).
+
+    Every root field; of the sections (storage, retrain) only the fields set away from their defaults, so
+    a section the caller left at its defaults keeps what the inherited environment says of it, as the
+    child would read it (the tests and benchmarks point a child at their PostgreSQL that way)."""
+    return to_env(settings, section_defaults=False)
 
 
 def tail_file(path: Path, lines: int = 20) -> str:

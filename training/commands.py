@@ -34,19 +34,20 @@ def _settings(broker: str | None = None):
     return Settings.from_env(**({"broker": broker} if broker else {}))
 
 
-async def with_registry(fn: Callable[[Any], Awaitable[Any]], publish: bool = False, broker: str | None = None) -> Any:
-    """Run ``fn(registry)`` with a store, the artifact store and (``publish``) an event publisher, then close them."""
-    from storage.config import StorageSettings
+async def with_registry(fn: Callable[[Any], Awaitable[Any]], publish: bool = False, broker: str | None = None,
+                        settings: Any = None) -> Any:
+    """Run ``fn(registry)`` with a store, the artifact store and (``publish``) an event publisher, then close them;
+    all configured by ``settings`` (default: read from the environment, ``broker`` overriding)."""
     from storage.postgres import PostgresStore
     from training.artifacts import ArtifactStore
     from training.model_events import EventPublisher
     from training.registry import ModelRegistry
-    from training.retrain_worker import RetrainConfig
 
-    store = PostgresStore(StorageSettings.from_env().postgres_dsn)
-    publisher = await EventPublisher(_settings(broker)).start() if publish else None
+    settings = settings or _settings(broker)
+    store = PostgresStore(settings.storage.postgres_dsn)
+    publisher = await EventPublisher(settings).start() if publish else None
     try:
-        return await fn(ModelRegistry(store, ArtifactStore(RetrainConfig.from_env().artifacts_dir), publisher))
+        return await fn(ModelRegistry(store, ArtifactStore(settings.retrain.artifacts_dir), publisher))
     finally:
         if publisher is not None:
             await publisher.stop()
@@ -198,10 +199,11 @@ def publish_pending(broker_: str | None) -> None:
 def retrain_worker(broker_: str | None, max_requests: int | None) -> None:
     """Consume retrain-requests (retrain, compare, register a candidate) and judge A/B experiments on outcomes."""
     from training.promotion_worker import PromotionWorker
-    from training.retrain_worker import RetrainConfig, RetrainWorker
+    from training.retrain_worker import RetrainWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings, config = _settings(broker_), RetrainConfig.from_env()
+    settings = _settings(broker_)
+    config = settings.retrain
     if not (config.files or config.use_topics or config.use_postgres):
         raise ConfigError("no data to retrain on: set CANDLEFLOW_RETRAIN_USE_TOPICS=1, CANDLEFLOW_RETRAIN_FILES "
                           "or CANDLEFLOW_RETRAIN_USE_POSTGRES=1")
@@ -215,7 +217,7 @@ def retrain_worker(broker_: str | None, max_requests: int | None) -> None:
             stop.set()
             await judge
     try:
-        asyncio.run(with_registry(run, True, broker_))
+        asyncio.run(with_registry(run, True, settings=settings))
     except KeyboardInterrupt:
         pass
 

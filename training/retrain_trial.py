@@ -21,17 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from core.candle import Candle
 from core.errors import ConfigError
+from core.settings_sections import RETRAIN_METRICS
 from training.evaluate import EvalConfig, evaluate_series
 from training.holdout import common_holdout
 from training.scorer import load_scorer
 from training.walk_forward import walk_forward
 
 if TYPE_CHECKING:
-    from training.retrain_worker import RetrainConfig
+    from core.settings_sections import RetrainConfig
 
 __all__ = ["METRICS", "RetrainTrial", "decide", "retrain_and_compare", "sequence_config"]
 
-METRICS = {"accuracy": 1, "auc": 1, "log_loss": -1}  # +1: higher is better
+METRICS = RETRAIN_METRICS  # +1: higher is better (declared with the config that names one)
 
 
 def decide(candidate: Mapping[str, Any], active: Mapping[str, Any], metric: str, tolerance: float) -> tuple[bool, str]:

@@ -13,7 +13,7 @@ from training.evaluate import read_series
 from training.walk_forward import WARM_UP
 
 if TYPE_CHECKING:
-    from training.retrain_worker import RetrainConfig
+    from core.settings_sections import RetrainConfig
 
 __all__ = ["load_window"]
 

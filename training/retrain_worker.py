@@ -12,6 +12,9 @@ with the numbers. The offset is committed after each handled request, so a crash
 Coalescing: a request that was produced while a retrain was running, or (unless it is manual) within
 ``cooldown_s`` after one finished, is acknowledged and skipped; the retrain that ran already used the
 latest data. Its id is logged with the retrain it was folded into.
+
+Its configuration is the settings' ``retrain`` section (:class:`core.settings_sections.RetrainConfig`,
+``CANDLEFLOW_RETRAIN_*``), re-exported here.
 """
 
 from __future__ import annotations
@@ -22,14 +25,12 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from core.errors import CandleflowError, ConfigError
-from core.settings import from_env
+from core.errors import CandleflowError
+from core.settings import RetrainConfig
 from kafka_io.security import aiokafka_security
-from training.retrain_trial import METRICS, retrain_and_compare
+from training.retrain_trial import retrain_and_compare
 from training.retrain_window import load_window
 from training.scorer import load_scorer
 
@@ -37,56 +38,13 @@ __all__ = ["RetrainConfig", "RetrainWorker"]
 
 log = logging.getLogger(__name__)
 
-_PREFIX = "CANDLEFLOW_RETRAIN_"
-
-
-@dataclass(frozen=True)
-class RetrainConfig:
-    """Read from ``CANDLEFLOW_RETRAIN_<FIELD>`` (``files`` comma-separated); ``artifacts_dir`` from
-    ``CANDLEFLOW_ARTIFACTS_DIR``; parsed by the worker's own environment parser (``core.settings``)."""
-
-    files: tuple[Path, ...] = ()
-    use_topics: bool = True            # the candle topics: what the workers saw (training.topic_data)
-    use_postgres: bool = True
-    window: int = 5000                 # latest candles per (symbol, timeframe)
-    min_candles: int = 400             # per series at least, from before a request's ``since`` if need be
-    name: str = "lgbm-direction"       # the registry model name that is retrained
-    share: float = 0.1                 # traffic share of a new candidate
-    cooldown_s: float = 300.0
-    metric: str = "accuracy"
-    tolerance: float = 0.0             # how much worse than the active version still counts as "as good"
-    num_boost_round: int = 100
-    valid_fraction: float = 0.2
-    walk_forward_folds: int = 3        # the decision's folds (training/walk_forward.py); 0: the holdout alone
-    mamba_epochs: int = 8              # at most, a retrained sequence member (when the active bundle has one); early stopping
-    threshold: float = 0.3
-    cost_bps: float = 10.0
-    group_id: str = "candleflow-retrain"
-    work_dir: Path = Path("var/retrain")
-    artifacts_dir: Path = Path("var/artifacts")
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        if self.metric not in METRICS:
-            raise ConfigError(f"{_PREFIX}METRIC must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        if not 0.0 < self.share <= 1.0:
-            raise ConfigError(f"{_PREFIX}SHARE must be in (0, 1], got {self.share}")
-        if self.window < 200 or self.num_boost_round < 1 or self.cooldown_s < 0 or self.mamba_epochs < 1:
-            raise ConfigError(f"{_PREFIX}WINDOW must be >= 200, NUM_BOOST_ROUND >= 1, COOLDOWN_S >= 0, MAMBA_EPOCHS >= 1")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RetrainConfig:
-        """Read ``CANDLEFLOW_RETRAIN_<FIELD>`` (and ``CANDLEFLOW_ARTIFACTS_DIR``) from ``env``; ``overrides`` win."""
-        return from_env(cls, env, overrides, prefix=_PREFIX, names={"artifacts_dir": "CANDLEFLOW_ARTIFACTS_DIR"})
-
 
 class RetrainWorker:
-    """Consumes ``retrain-requests`` and retrains through ``registry`` (:class:`training.registry.ModelRegistry`)."""
+    """Consumes ``retrain-requests`` and retrains through ``registry`` (:class:`training.registry.ModelRegistry`),
+    configured by ``config`` (default: the settings' section, ``settings.retrain``)."""
 
-    def __init__(self, settings, config: RetrainConfig, registry) -> None:
-        self.settings, self.config, self.registry = settings, config, registry
+    def __init__(self, settings, config: RetrainConfig | None, registry) -> None:
+        self.settings, self.config, self.registry = settings, config or settings.retrain, registry
         self.last_finished: float | None = None   # wall clock, seconds
         self.handled: list[dict[str, Any]] = []
 

@@ -6,7 +6,7 @@ FAISS store otherwise.
 
 from __future__ import annotations
 
-from storage.config import StorageSettings
+from core.settings_sections import StorageSettings
 from storage.patterns.base import (
     Consensus,
     Neighbour,

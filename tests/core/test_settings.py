@@ -54,3 +54,61 @@ def test_one_environment_parser_reads_every_settings_object():
             cls.from_env({name: "perhaps"})
     with pytest.raises(ConfigError, match="CANDLEFLOW_SINK_BATCH_SIZE must be an integer"):
         StorageSettings.from_env({"CANDLEFLOW_SINK_BATCH_SIZE": "many"})
+
+
+def test_one_mapping_reads_the_root_and_every_section():
+    from core.settings_sections import RetrainConfig, StorageSettings
+
+    env = {"CANDLEFLOW_BROKER": "kafka:9092", "CANDLEFLOW_SINKS": "postgres,redis",
+           "CANDLEFLOW_POSTGRES_DSN": "postgresql://u:pg-pw@db/x", "CANDLEFLOW_SINK_BATCH_SIZE": "250",
+           "CANDLEFLOW_WEAVIATE_API_KEY": "wv-key", "CANDLEFLOW_RETRAIN_FILES": "a.csv, b.csv.gz",
+           "CANDLEFLOW_RETRAIN_USE_POSTGRES": "no", "CANDLEFLOW_ARTIFACTS_DIR": "/srv/artifacts"}
+    s = Settings.from_env(env)
+    assert s.broker == "kafka:9092" and s.sinks == ("postgres", "redis")
+    assert s.storage == StorageSettings.from_env(env) and s.retrain == RetrainConfig.from_env(env)
+    assert s.storage.postgres_dsn == "postgresql://u:pg-pw@db/x" and s.storage.sink_batch_size == 250
+    assert s.retrain.files == (Path("a.csv"), Path("b.csv.gz")) and s.retrain.use_postgres is False
+    assert s.retrain.artifacts_dir == Path("/srv/artifacts")
+    # Overrides win: a section given whole, or a mapping of the section's own overrides.
+    assert Settings.from_env(env, retrain={"window": 300}).retrain.window == 300
+    assert Settings.from_env(env, storage=StorageSettings()).storage.sink_batch_size == 500
+    assert Settings().storage == StorageSettings() and Settings().retrain == RetrainConfig()
+
+
+def test_secrets_are_secret_types_in_every_section():
+    s = Settings.from_env({"CANDLEFLOW_POSTGRES_DSN": "postgresql://u:pg-pw@db/x", "CANDLEFLOW_REDIS_URL": "redis://:rd-pw@r/0",
+                           "CANDLEFLOW_WEAVIATE_API_KEY": "wv-key", "CANDLEFLOW_ADMIN_TOKEN": "tok-123",
+                           "CANDLEFLOW_STATE_KEY": "sk-1", "CANDLEFLOW_BROKER_SASL_PASSWORD": "sasl-pw"})
+    for value in (s.storage.postgres_dsn, s.storage.redis_url, s.storage.weaviate_api_key, s.admin_token, s.state_key,
+                  s.broker_sasl_password):
+        assert isinstance(value, Secret)
+    shown = repr(s)
+    assert not any(x in shown for x in ("pg-pw", "rd-pw", "wv-key", "tok-123", "sk-1", "sasl-pw"))
+    assert "db/x" in shown  # the URLs are shown with their password masked
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CANDLEFLOW_SINK_BATCH_SIZE": "many"}, "CANDLEFLOW_SINK_BATCH_SIZE must be an integer, got 'many'"),
+    ({"CANDLEFLOW_SINK_BATCH_SIZE": "0"}, "CANDLEFLOW_SINK_BATCH_SIZE must be >= 1, got 0"),
+    ({"CANDLEFLOW_REDIS_TIMEOUT_S": "soon"}, "CANDLEFLOW_REDIS_TIMEOUT_S must be a number, got 'soon'"),
+    ({"CANDLEFLOW_RETRAIN_USE_TOPICS": "perhaps"}, "CANDLEFLOW_RETRAIN_USE_TOPICS must be true or false, got 'perhaps'"),
+    ({"CANDLEFLOW_RETRAIN_METRIC": "luck"}, "CANDLEFLOW_RETRAIN_METRIC must be one of accuracy, auc, log_loss, got 'luck'"),
+    ({"CANDLEFLOW_RETRAIN_SHARE": "0"}, "CANDLEFLOW_RETRAIN_SHARE must be in (0, 1], got 0.0"),
+])
+def test_a_bad_value_in_a_section_is_one_line_naming_its_variable(env, message):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value) == message and "\n" not in str(caught.value)
+
+
+def test_the_environment_of_a_child_reads_back_as_the_same_settings():
+    from core.settings import to_env
+    from core.settings_sections import RetrainConfig, StorageSettings
+
+    s = Settings(timeframes=("5m",), sinks=("postgres",), admin_token=Secret("tok"),
+                 storage=StorageSettings(postgres_dsn=Secret("postgresql://u:pw@db/x"), sink_batch_size=100),
+                 retrain=RetrainConfig(files=(Path("a.csv"),), use_topics=False))
+    assert Settings.from_env(to_env(s)) == s
+    changed = to_env(s, section_defaults=False)
+    assert Settings.from_env(changed) == s
+    assert "CANDLEFLOW_REDIS_URL" not in changed and changed["CANDLEFLOW_RETRAIN_USE_TOPICS"] == "False"
