@@ -69,8 +69,9 @@ def step_members(model: ServableModel) -> tuple[Any, ...]:
 @dataclass(frozen=True)
 class SequenceStates:
     """Where :func:`score_rows` finds and keeps the step members' state of each series: a
-    :class:`~streams.series_book.SeriesBook`, and the model versions whose states are worth keeping
-    (those of the models serving now; any other is dropped from the series it scores)."""
+    :class:`~streams.sequence_book.SequenceBook` (a series book's ``sequences``), and the model versions
+    whose states are worth keeping (those of the models serving now; any other is dropped from the series
+    it scores)."""
 
     book: Any
     keep: frozenset[str] = frozenset()
@@ -93,9 +94,9 @@ def _step(member: Any, rows: Sequence[Scorable], sequences: SequenceStates) -> t
     at = {id(a): j for j, a in enumerate(rows)}
     for part in _rounds(rows):
         keys = [state_key(a[1].symbol, a[1].timeframe) for a in part]
-        states = sequences.book.sequence_states(keys, member.model, [a[7] for a in part])
+        states = sequences.book.states_of(keys, member.model, [a[7] for a in part])
         q, new = member.run(np.vstack([a[4] for a in part]), None, states)
-        sequences.book.set_sequence_states(keys, member.model.version, new, sequences.keep)
+        sequences.book.set_states(keys, member.model.version, new, sequences.keep)
         p[[at[id(a[8])] for a in part]] = q
     return p, time.perf_counter() - started
 
@@ -117,7 +118,7 @@ def _run(model: ServableModel, features: np.ndarray, windows: np.ndarray | None,
 def _rounds(rows: Sequence[Scorable]) -> list[list[tuple]]:
     """``rows`` cut into rounds that hold each series at most once, its candles in order across rounds;
     each row gets appended how many of its series' rows of ``rows`` are not yet stepped
-    (``sequence_states``' ``behind``) and the row itself."""
+    (:meth:`~streams.sequence_book.SequenceBook.states_of`' ``behind``) and the row itself."""
     count: dict[str, int] = {}
     for a in rows:
         key = state_key(a[1].symbol, a[1].timeframe)

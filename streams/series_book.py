@@ -3,7 +3,8 @@
 A worker's series are held here between checkpoints: the rolling features of every series in one
 :class:`~features.bank.FeatureBank` per timeframe (a batch's candles are folded in with numpy
 operations over all its symbols at once, bit-identical to :class:`~features.FeatureState`),
-and per series its labeller and the input position it reflects. :class:`~streams.series.SeriesState`
+and per series its labeller, the input position it reflects and the recurrent states of the step models
+(:class:`~streams.sequence_book.SequenceBook`). :class:`~streams.series.SeriesState`
 is the stored form: :meth:`SeriesBook.load` takes one in, :meth:`SeriesBook.state` gives one out
 (what a checkpoint writes and a web view shows).
 
@@ -19,9 +20,8 @@ is the stored form: :meth:`SeriesBook.load` takes one in, :meth:`SeriesBook.stat
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from functools import partial
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from features import FeatureState
 from features.bank import FeatureBank
 from features.names import N_FEATURES, READY_AFTER
 from core.series_keys import series_key, split_series_key as _split
+from streams.sequence_book import SequenceBook
 from streams.series import Position, SeriesState, covers, encode_series
 
 __all__ = ["SeriesBook"]
@@ -43,21 +44,26 @@ DEEP = 4
 WIDE = 32
 
 
+def _window(banks: dict[str, FeatureBank], key: str, k: int = 60) -> np.ndarray:
+    """:meth:`SeriesBook.window` of the book whose banks are ``banks``."""
+    symbol, timeframe = _split(key)
+    bank = banks.get(timeframe)
+    if bank is None or symbol not in bank:
+        return np.empty((0, N_FEATURES), dtype=np.float32)
+    return bank.window(symbol, k)
+
+
 class SeriesBook:
-    """Features (a FeatureBank per timeframe), labeller and position of each series key ``symbol|tf``."""
+    """Features (a FeatureBank per timeframe), labeller, position and step-model states (a
+    :class:`~streams.sequence_book.SequenceBook`: ``sequences``) of each series key ``symbol|tf``."""
 
     def __init__(self) -> None:
         self._banks: dict[str, FeatureBank] = {}
         self._keys: dict[str, None] = {}  # in order of last use, oldest first (what evict() takes)
         self.labellers: dict[str, Labeller] = {}
         self.positions: dict[str, Position] = {}
-        self.sequences: dict[str, dict[str, np.ndarray]] = {}  # key -> model version -> recurrent state
-        # key -> model version -> how many of the series' newest candles that state has not stepped through
-        # (the distilled student served them: streams/serving_chain.py); caught up at the next step.
-        self.lags: dict[str, dict[str, int]] = {}
-        # Seconds spent stepping states through windows (series new to a version, states catching up): not
-        # the steady cost of a candle, so the latency budget's estimate leaves them out (streams/serving_chain.py).
-        self.warm_up_seconds = 0.0
+        # The step models' recurrent states, read from the windows (the banks, not self: no reference cycle).
+        self.sequences = SequenceBook(partial(_window, self._banks))
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys
@@ -86,9 +92,7 @@ class SeriesBook:
             self.labellers[key] = state.labeller
         if state.position is not None:
             self.positions[key] = state.position
-        if state.sequences:
-            self.sequences[key] = dict(state.sequences)
-        self.lags.pop(key, None)  # a stored state never lags (see _stored_sequences)
+        self.sequences.load(key, state.sequences)
 
     def state(self, key: str) -> SeriesState | None:
         """A copy of the series in its stored form (None for a key the book does not hold)."""
@@ -107,23 +111,13 @@ class SeriesBook:
                 by_timeframe.setdefault(timeframe, []).append(j)
             else:  # known, never folded a candle: an empty state
                 out[j] = SeriesState(None, self.labellers.get(key), self.positions.get(key),
-                                     self._stored_sequences(key)).to_bytes()
+                                     self.sequences.stored(key)).to_bytes()
         for timeframe, members in by_timeframe.items():
             features = self._banks[timeframe].states_bytes([_split(keys[j])[0] for j in members])
             for j, blob in zip(members, features):
                 out[j] = encode_series(blob, self.labellers.get(keys[j]), self.positions.get(keys[j]),
-                                       self._stored_sequences(keys[j]))
+                                       self.sequences.stored(keys[j]))
         return out
-
-    def _stored_sequences(self, key: str) -> dict[str, np.ndarray] | None:
-        """The recurrent states of ``key`` as stored: a state that lags (its series' newest candles were
-        served by a student and not stepped yet) is left out, so a restart starts that version from the
-        series' window, as for any version new to a series; the live book catches it up exactly instead."""
-        sequences = self.sequences.get(key)
-        lags = self.lags.get(key) if self.lags else None
-        if not sequences or not lags:
-            return sequences
-        return {v: s for v, s in sequences.items() if not lags.get(v)}
 
     def _state(self, key: str, copy: bool) -> SeriesState | None:
         if key not in self._keys:
@@ -131,7 +125,7 @@ class SeriesBook:
         symbol, timeframe = _split(key)
         bank = self._banks.get(timeframe)
         features = bank.state(symbol, copy=copy) if bank is not None and symbol in bank else None
-        sequences = self._stored_sequences(key)
+        sequences = self.sequences.stored(key)
         return SeriesState(features, self.labellers.get(key), self.positions.get(key),
                            {v: a.copy() for v, a in sequences.items()} if sequences and copy else sequences)
 
@@ -161,10 +155,9 @@ class SeriesBook:
             del self._keys[key]
             self.labellers.pop(key, None)
             self.positions.pop(key, None)
-            self.sequences.pop(key, None)
-            self.lags.pop(key, None)
             symbol, timeframe = _split(key)
             by_timeframe.setdefault(timeframe, []).append(symbol)
+        self.sequences.forget(gone)
         for timeframe, symbols in by_timeframe.items():
             if timeframe in self._banks:
                 self._banks[timeframe].remove(symbols)
@@ -178,91 +171,7 @@ class SeriesBook:
 
     def window(self, key: str, k: int = 60) -> np.ndarray:
         """The last ``k`` feature vectors of the series, oldest first (float32; empty if none)."""
-        symbol, timeframe = _split(key)
-        bank = self._banks.get(timeframe)
-        if bank is None or symbol not in bank:
-            return np.empty((0, N_FEATURES), dtype=np.float32)
-        return bank.window(symbol, k)
-
-    def sequence_states(self, keys: Sequence[str], model: Any, behind: Sequence[int]) -> np.ndarray:
-        """The recurrent state of ``model`` (a step-mode sequence model: ``version``, ``state_size``,
-        ``step``) for each series in ``keys``, whose newest ``behind[j]`` candles are folded in but not
-        yet stepped.
-
-        A series that has none for this version (new to it: a fresh series, a hot-reloaded version, a
-        state from before) starts from the zero state stepped through its window without those rows:
-        what the window forward would have seen, so a new version needs no warm-up. A state that lags
-        (:meth:`skip_sequences`: candles a student served) is first stepped through the rows it missed,
-        from the window, so it is the state a run without the student would hold; one that lags further
-        back than the window reaches starts from the window like a new one."""
-        out = np.empty((len(keys), model.state_size), dtype=np.float32)
-        cold: dict[int, list[int]] = {}  # prior window length -> rows
-        behind_by: dict[int, list[int]] = {}  # candles to catch up -> rows
-        lags = self.lags
-        for j, key in enumerate(keys):
-            state = self.sequences.get(key, {}).get(model.version)
-            lag = lags[key].get(model.version, 0) if lags and key in lags else 0
-            if state is not None and state.size == model.state_size:
-                out[j] = state
-                if not lag:
-                    continue
-                if len(self.window(key)) >= behind[j] + lag:
-                    behind_by.setdefault(lag, []).append(j)
-                    continue
-            cold.setdefault(max(len(self.window(key)) - behind[j], 0), []).append(j)
-        if not cold and not behind_by:
-            return out
-        started = time.perf_counter()
-        for length, rows in cold.items():
-            state = model.initial_state(len(rows))
-            if length:
-                windows = np.stack([self.window(keys[j])[:length] for j in rows])
-                for t in range(length):
-                    _, state = model.step(windows[:, t], state)
-            out[rows] = state
-        for lag, rows in behind_by.items():
-            missed = np.stack([self._missed(keys[j], behind[j], lag) for j in rows])
-            state = out[rows]
-            for t in range(lag):
-                _, state = model.step(missed[:, t], state)
-            out[rows] = state
-        self.warm_up_seconds += time.perf_counter() - started
-        return out
-
-    def _missed(self, key: str, behind: int, lag: int) -> np.ndarray:
-        """The ``lag`` feature vectors of ``key`` before its newest ``behind`` ones, oldest first."""
-        window = self.window(key)
-        return window[len(window) - behind - lag:len(window) - behind]
-
-    def skip_sequences(self, keys: Iterable[str], versions: Sequence[str]) -> None:
-        """The newest candle of each series in ``keys`` (one entry per candle) was not stepped by the
-        step models ``versions`` (a student served it): their states there lag by one more candle."""
-        for key in keys:
-            mine = self.sequences.get(key)
-            if not mine:
-                continue  # no state: it starts from the window anyway
-            lag = self.lags.setdefault(key, {})
-            for version in versions:
-                if version in mine:
-                    lag[version] = lag.get(version, 0) + 1
-
-    def set_sequence_states(self, keys: Sequence[str], version: str, states: np.ndarray,
-                            keep: Iterable[str] = ()) -> None:
-        """Store ``states`` as the state of ``version`` for each series in ``keys``; versions not in ``keep``
-        (and not ``version``) are dropped from those series: a model no longer served has no state to keep."""
-        keep = {version, *keep}
-        lags = self.lags
-        for key, state in zip(keys, states):
-            mine = self.sequences.setdefault(key, {})
-            for old in [v for v in mine if v not in keep]:
-                del mine[old]
-            mine[version] = state
-            if lags and key in lags:
-                lag = lags[key]
-                for v in [v for v in lag if v == version or v not in keep]:
-                    del lag[v]
-                if not lag:
-                    del lags[key]
+        return _window(self._banks, key, k)
 
     def covers(self, key: str, position: Position | None, open_time: int) -> bool:
         """True if the candle at ``position`` is already folded in (see :meth:`SeriesState.covers`)."""

@@ -196,7 +196,7 @@ def process_batch(
     # The recurrent state of each series for the step members of every model serving now (models/mamba/recurrent.py).
     keep = frozenset(m.model.version for model in (models.active, models.candidate) if model is not None
                      for m in step_members(model))
-    sequences = SequenceStates(book, keep)
+    sequences = SequenceStates(book.sequences, keep)
     if routed:  # the full models' step states do not step the candles their students serve: they lag
         _skip_steps(accepted, routed, book)
     # The models read only the rows: the whole batch in one call per model, then records run by run (a
@@ -256,7 +256,7 @@ def _skip_steps(accepted: Sequence[tuple], routed: dict[int, Any], book: SeriesB
     for student_id, full in routed.items():
         versions = step_versions(full)
         if versions:
-            book.skip_sequences([series_key(a[1].symbol, a[1].timeframe) for a in accepted if id(a[6]) == student_id],
+            book.sequences.skip([series_key(a[1].symbol, a[1].timeframe) for a in accepted if id(a[6]) == student_id],
                                 versions)
 
 

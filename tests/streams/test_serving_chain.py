@@ -198,17 +198,18 @@ def test_after_a_student_served_batch_the_full_model_scores_as_without_it(bundle
             assert versions == {bundle.version}
             np.testing.assert_allclose(probabilities(mine), probabilities(theirs), rtol=0, atol=1e-6)
     assert chain.snapshot()["served"] == {"full": len(stream) - 30, "student": 30}
-    assert not book.lags and book.warm_up_seconds > 0  # every lag caught up, its time kept out of the estimate
+    # every lag caught up, its time kept out of the estimate
+    assert not book.sequences.lags and book.sequences.warm_up_seconds > 0
 
 
 def test_a_lagging_state_is_not_stored_and_a_restart_starts_it_from_the_window(bundle, stream):
     [mamba] = step_members(bundle)
     key = "LTC-BTC|5m"
     _, book = run(stream[:100], bundle, Forced({9}))  # the last of 10 batches: served by the student
-    assert book.lags[key] == {mamba.model.version: 5} and mamba.model.version in book.sequences[key]
+    assert book.sequences.lags[key] == {mamba.model.version: 5} and mamba.model.version in book.sequences.states[key]
     stored = SeriesState.from_bytes(book.states_bytes([key])[0])
     assert mamba.model.version not in stored.sequences  # a restart does not take a stale state for a current one
     assert mamba.model.version not in book.state(key).sequences
     restored = SeriesBook()
     restored.load(key, stored)
-    assert not restored.lags
+    assert not restored.sequences.lags
