@@ -106,7 +106,7 @@ def evaluate_series(scorer: Scorer, series: Sequence[Sequence[Candle]], config: 
         floor = default_cut or 0
         cuts = {s: max(cuts.get(s, floor), since.get(s, 0)) for s in set(cuts) | set(since)}
         default_cut = max([floor, *since.values()])
-    notes = list(scorer.notes)
+    notes: list[str] = []
     if config.holdout != "all" and default_cut is None:
         notes.append("the model's metadata has no training_range: every row was evaluated (may be in-sample)")
     spans = fitted_spans(scorer)

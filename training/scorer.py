@@ -35,7 +35,6 @@ class Scorer:
     horizons: tuple[int, ...]
     metadata: tuple[ModelMetadata, ...]
     model: Any                     # DirectionModel | ModelBundle
-    notes: tuple[str, ...] = ()
     reads_windows: bool = False
 
     def predict(self, X: np.ndarray, horizon: int, windows: np.ndarray | None = None) -> np.ndarray:
