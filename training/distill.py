@@ -35,6 +35,7 @@ import numpy as np
 
 from core.candle import Candle
 from core.errors import ConfigError
+from core.timing import best_seconds
 from training.dataset import Dataset, build_datasets, time_split
 from training.train import LGBM_PARAMS, read_series
 
@@ -90,26 +91,6 @@ class DistillReport:
         return {**self.__dict__, "accuracy_preservation": self.accuracy_preservation}
 
 
-def _best_us_per_row(calls: Sequence[Callable[[], Any]], rows: int, seconds: float, rounds: int = 5) -> list[float]:
-    """Microseconds per row of each call: the best of ``rounds`` means over calls made for about
-    ``seconds`` / ``rounds`` each, the calls' rounds interleaved, so a shared host's load (which only ever
-    adds time) weighs on them alike."""
-    repeats = []
-    for call in calls:
-        call()  # warm
-        started = time.perf_counter()
-        call()  # how many calls a round can hold
-        repeats.append(max(1, min(1000, int(seconds / rounds / max(time.perf_counter() - started, 1e-6)))))
-    best = [float("inf")] * len(calls)
-    for _ in range(rounds):
-        for j, call in enumerate(calls):
-            started = time.perf_counter()
-            for _ in range(repeats[j]):
-                call()
-            best[j] = min(best[j], (time.perf_counter() - started) / repeats[j])
-    return [b / rows * 1e6 for b in best]
-
-
 def _as_served(model: Any, rows: np.ndarray) -> Callable[[], Any]:
     """One scoring of ``rows`` as the batch step does it (streams/scoring.py): each step member one step
     per row from its series' state (given to :meth:`score`), the other members on the rows (a window
@@ -133,13 +114,16 @@ def _as_served(model: Any, rows: np.ndarray) -> Callable[[], Any]:
     return call
 
 
-def _costs(models: Sequence[Any], X: np.ndarray, seconds: float) -> list[dict[str, float]]:
-    """Each model's cost per row as served, at each of :data:`BATCHES` (measured side by side)."""
+def _costs(models: Sequence[Any], X: np.ndarray, seconds: float, rounds: int = 5) -> list[dict[str, float]]:
+    """Each model's cost per row as served (microseconds), at each of :data:`BATCHES`: the best of
+    ``rounds`` rounds of about ``seconds`` / ``rounds`` each, the models measured side by side
+    (:func:`core.timing.best_seconds`)."""
     out: list[dict[str, float]] = [{} for _ in models]
     for batch in BATCHES:
         rows = np.ascontiguousarray(np.resize(X, (batch, X.shape[1])))  # repeats rows if there are fewer
-        for cost, us in zip(out, _best_us_per_row([_as_served(m, rows) for m in models], batch, seconds)):
-            cost[f"batch_{batch}"] = round(us, 2)
+        best = best_seconds([_as_served(m, rows) for m in models], rounds, seconds / rounds)
+        for cost, b in zip(out, best):
+            cost[f"batch_{batch}"] = round(b.wall / batch * 1e6, 2)
     return out
 
 
