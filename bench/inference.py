@@ -29,7 +29,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from models.mamba.windows import pad_windows
 from models.metadata import BUNDLE_FILE, NATIVE_FILE, horizon_dir
 from models.onnx_session import P_UP_OUTPUT
 from core.candle_files import read_candle_file
+from core.timing import best_seconds
 from features import FeatureState
 from streams.scoring import state_key
 from training.dataset import BUNDLED, series_rows
@@ -76,21 +76,11 @@ def _real_rows() -> np.ndarray:
 
 def _timed(fn, rows: int, rounds: int, min_seconds: float = 0.05) -> tuple[float, float]:
     """(wall, CPU) microseconds per row of ``fn()``: each the best over ``rounds`` rounds of at least
-    ``min_seconds``. Both ONNX Runtime (1 intra-op thread) and LightGBM (``num_threads=1``) compute on
-    the calling thread, so its CPU time is their cost without the time other processes took the core."""
-    fn()
-    wall = cpu = float("inf")
-    for _ in range(rounds):
-        calls, t0, c0 = 0, time.perf_counter(), time.thread_time()
-        while True:
-            fn()
-            calls += 1
-            elapsed = time.perf_counter() - t0
-            if elapsed >= min_seconds:
-                break
-        wall = min(wall, elapsed / calls / rows)
-        cpu = min(cpu, (time.thread_time() - c0) / calls / rows)
-    return wall * 1e6, cpu * 1e6
+    ``min_seconds`` (:func:`core.timing.best_seconds`). ONNX Runtime (1 intra-op thread), the compiled trees,
+    LightGBM (``num_threads=1``) and PyTorch (one thread, as served) compute on the calling thread, so its
+    CPU time is their cost without the time other processes took the core."""
+    (best,) = best_seconds([fn], rounds, min_seconds)
+    return best.wall / rows * 1e6, best.cpu / rows * 1e6
 
 
 def _per_row_us(fn, rows: int, rounds: int) -> float:
