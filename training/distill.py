@@ -143,12 +143,13 @@ def _train_student(train: Dataset, targets: np.ndarray, num_leaves: int, num_boo
 def _write_student(h: int, booster: lgb.Booster, train: Dataset, valid: Dataset, out: Path, teacher_version: str,
                    teacher_acc: float, temperature: float, alpha: float, params: dict[str, Any]) -> tuple[str, dict]:
     """``out/h<k>/``: the horizon's student as a direction model directory; (its version, its metrics)."""
-    from models.metadata import METADATA_FILE, ONNX_FILE, ModelMetadata, horizon_dir
+    from models.metadata import METADATA_FILE, NATIVE_FILE, ONNX_FILE, ModelMetadata, horizon_dir
     from training.export import INPUT_NAME, OUTPUT_NAME, check_parity, onnx_opset, to_onnx
     from training.metrics import direction_metrics
 
     onnx_model = to_onnx(booster, len(train.feature_names), graph_name=f"lgbm-student-h{h}")
     onnx_bytes = onnx_model.SerializeToString()
+    native_bytes = booster.model_to_string().encode("utf-8")  # the same trees, for the compiled CPU runtime
     check_parity(onnx_bytes, booster, valid.X)
     version = f"student-h{h}-{hashlib.sha256(onnx_bytes).hexdigest()[:12]}"
     student_p = booster.predict(valid.X.astype(np.float32).astype(np.float64))
@@ -160,10 +161,12 @@ def _write_student(h: int, booster: lgb.Booster, train: Dataset, valid: Dataset,
         timeframes=tuple(dict.fromkeys(train.meta.timeframe.tolist())),
         metrics={**metrics, "teacher": teacher_version, "teacher_accuracy": teacher_acc, "temperature": temperature,
                  "alpha": alpha},
-        params=params, n_train=len(train), n_valid=len(valid), lightgbm_version=lgb.__version__)
+        params=params, n_train=len(train), n_valid=len(valid), lightgbm_version=lgb.__version__,
+        native_sha256=hashlib.sha256(native_bytes).hexdigest())
     target = out / horizon_dir(h)
     target.mkdir(parents=True, exist_ok=True)
     (target / ONNX_FILE).write_bytes(onnx_bytes)
+    (target / NATIVE_FILE).write_bytes(native_bytes)
     (target / METADATA_FILE).write_text(metadata.to_json())
     return version, metrics
 

@@ -80,6 +80,8 @@ def test_a_bundle_is_distilled_per_horizon_from_every_member_into_its_student_di
     assert served.student is not None and served.student.version == report.version
     assert served.student.horizons == served.horizons and [m.name for m in served.student.members] == ["lgbm"]
     assert served.student.distillation["teacher_version"] == served.version
+    # Its trees run compiled on CPU, like the teacher's (each horizon has its model.txt).
+    assert served.student.members[0].model.provider == served.members[0].model.provider == "lleaves-cpu"
     # Distilled again: replaced whole, nothing left beside it.
     again = distill_series(bundle_dir, [candles], num_boost_round=3, timing_s=0.05, progress=False)
     assert again.version != report.version and load_model(bundle_dir).student.version == again.version
