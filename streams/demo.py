@@ -44,9 +44,11 @@ BUNDLED_CANDLES = Path(__file__).resolve().parent.parent / "data" / "candles"
 REGIME_SERIES = BUNDLED_CANDLES / "held-out" / "ETC-BTC_5m.csv.gz"  # real candles no bundled model is trained on
 
 
-def ensure_model(model_dir: Path, files: list[Path], progress: bool, **options) -> None:
+def ensure_model(model_dir: Path, files: list[Path], progress: bool, distil: bool = True, **options) -> None:
     """Train the default bundle (LightGBM per horizon 1..5 and the Mamba sequence member,
-    :mod:`training.default_bundle`; ``options`` go to it) unless ``model_dir`` already holds a model."""
+    :mod:`training.default_bundle`; ``options`` go to it) unless ``model_dir`` already holds a model; with
+    ``distil``, then its distilled student (``<model>/student/``, ~20 s), which serves the batches the full
+    model would score over the latency budget (streams/serving_chain.py)."""
     if (model_dir / "bundle.json").exists() or (model_dir / "model.json").exists():
         return
     from training.default_bundle import train_default_bundle
@@ -54,7 +56,15 @@ def ensure_model(model_dir: Path, files: list[Path], progress: bool, **options) 
 
     print(f"no model at {model_dir}: training one on {', '.join(f.name for f in files)} "
           "(LightGBM per horizon, then the Mamba sequence model: a few minutes on a CPU) ...", file=sys.stderr)
-    train_default_bundle(read_series(files), model_dir, progress=progress, **options)
+    series = read_series(files)
+    train_default_bundle(series, model_dir, progress=progress, **options)
+    if distil:
+        from training.distill import distill_series
+
+        print("distilling its student (one small LightGBM per horizon, for the latency budget) ...", file=sys.stderr)
+        report = distill_series(model_dir, series, progress=progress)
+        print(f"student {report.version}: accuracy kept {report.accuracy_kept}, x faster per row {report.speed_up}",
+              file=sys.stderr)
 
 
 def live_help(settings: Settings, candle: Candle, rate: float) -> str:
