@@ -110,3 +110,12 @@ def test_the_direct_call_equals_lleaves_predict(bundle_dir, real_rows):
         np.testing.assert_array_equal(trees.predict_proba(real_rows[:n]), through_predict.predict_proba(real_rows[:n]))
     with pytest.raises(ValueError, match="expected an array of shape"):
         trees.predict_proba(real_rows[:, :5])
+
+
+def test_a_cache_that_cannot_be_created_compiles_anyway(bundle_dir, real_rows, tmp_path, caplog):
+    (tmp_path / "a-file").write_text("")
+    with caplog.at_level(logging.WARNING, logger="models.compiled_trees"):
+        trees = compile_trees([bundle_dir / "h1"], cache_dir=tmp_path / "a-file" / "cache")
+    assert trees is not None and "not cached" in caplog.text
+    np.testing.assert_array_equal(trees.predict_proba(real_rows)[:, 0],
+                                  compile_trees([bundle_dir / "h1"], cache_dir=None).predict_proba(real_rows)[:, 0])
