@@ -63,7 +63,7 @@ def test_the_cpu_column_is_complete_and_its_parity_passes(cpu_run, bundle_dir):
         assert by_name[name]["result"] == "PASS" and by_name[name]["max_abs_diff"] <= 1e-4
     assert {"LightGBM h1, GPU vs CPU", "LightGBM h2, GPU vs CPU", "Mamba step, GPU vs CPU"} <= set(by_name)
     assert f"bundle {bundle_dir}: LightGBM and Mamba members as found" in table  # nothing trained for the check
-    assert "LightGBM, ONNX Runtime, 1,000 symbols" in table and "served: lgbm on CPUExecutionProvider" in table
+    assert "LightGBM, ONNX Runtime, 1,000 symbols" in table and "served: lgbm on lleaves-cpu" in table  # compiled on CPU
     assert "[gpu-check" in cpu_run.stderr  # progress lines
 
 

@@ -40,7 +40,7 @@ def trained(slice_file, tmp_path_factory):
 
 def test_writes_model_and_valid_metadata(trained):
     info, out = trained
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.onnx", "reference.npy"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.onnx", "model.txt", "reference.npy"]
     raw = json.loads((out / "model.json").read_text())
     meta = ModelMetadata.from_json((out / "model.json").read_text())
     onnx_bytes = (out / "model.onnx").read_bytes()
@@ -48,6 +48,7 @@ def test_writes_model_and_valid_metadata(trained):
     assert meta.name == "lgbm-direction" and meta.horizon == 1
     assert meta.version == "lgbm-h1-" + hashlib.sha256(onnx_bytes).hexdigest()[:12]
     assert meta.onnx_sha256 == hashlib.sha256(onnx_bytes).hexdigest()
+    assert meta.native_sha256 == hashlib.sha256((out / "model.txt").read_bytes()).hexdigest()
     assert meta.feature_names == tuple(FEATURE_NAMES)
     assert meta.symbols == ("ETH-BTC",) and meta.timeframes == ("5m",)
     r = meta.training_range["ETH-BTC"]
