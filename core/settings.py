@@ -61,7 +61,7 @@ class Settings:
     model_dir: Path = Path("var/models/candleflow")
     data_dir: Path = Path("var/data")
     store: str = "rocksdb://"
-    schema_registry_url: str = ""
+    schema_registry_url: Secret = Secret("")  # may carry credentials (https://user:pass@host): never shown
     signal_threshold: float = 0.3
     web_host: str = "127.0.0.1"
     web_port: int = 6066

@@ -112,3 +112,9 @@ def test_the_environment_of_a_child_reads_back_as_the_same_settings():
     changed = to_env(s, section_defaults=False)
     assert Settings.from_env(changed) == s
     assert "CANDLEFLOW_REDIS_URL" not in changed and changed["CANDLEFLOW_RETRAIN_USE_TOPICS"] == "False"
+
+
+def test_the_schema_registry_url_is_a_secret():
+    s = Settings.from_env({"CANDLEFLOW_SCHEMA_REGISTRY_URL": "https://user:hunter2@registry:8081"})
+    assert isinstance(s.schema_registry_url, Secret) and s.schema_registry_url.startswith("https://")
+    assert "hunter2" not in repr(s)
