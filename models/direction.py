@@ -213,7 +213,7 @@ class DirectionHorizons:
         if tree_runtime == "auto" and provider == CPU_PROVIDER:
             compiled = _compiled_or_none([Path(model_dirs[h]) for h in sorted(model_dirs)], session, input_name)
         model = cls([m for m, _ in loaded], session, provider, compiled)
-        log.info("horizon models %s loaded on %s as %s", model.versions, provider, model.version)
+        log.info("horizon models %s loaded on %s as %s", model.versions, model.provider, model.version)
         return model
 
     feature_names = property(lambda self: self.metadata[0].feature_names)
