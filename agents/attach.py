@@ -17,9 +17,10 @@ def attach_agents(pipeline: Pipeline) -> None:
     from agents.outcomes import attach_outcome_agents
 
     settings = pipeline.settings
-    pipeline.checkpoint = Checkpoint(pipeline.app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s,
-                                     kill_at=settings.fault_kill_at, recent_signals=pipeline.recent_signals,
-                                     signing_key=settings.signing_key, max_live_series=settings.max_live_series)
+    pipeline.worker.checkpoint = Checkpoint(pipeline.app, pipeline.series, pipeline.learners,
+                                            settings.checkpoint_interval_s, kill_at=settings.fault_kill_at,
+                                            recent_signals=pipeline.recent_signals, signing_key=settings.signing_key,
+                                            max_live_series=settings.max_live_series)
     attach_candle_agent(pipeline)
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:
