@@ -9,7 +9,8 @@ __all__ = ["attach_agents"]
 
 
 def attach_agents(pipeline: Pipeline) -> None:
-    """The checkpoint (write-behind state) and the agents the settings turn on, in this order."""
+    """The checkpoint (write-behind state, ``pipeline.worker.checkpoint``) and the agents the settings turn on,
+    in this order."""
     from agents.aggregation import attach_aggregation_agent
     from agents.candles import attach_candle_agent
     from agents.checkpoint import Checkpoint
