@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # types only: agents/ sits above streams/ (docs/architecture.md, tests/test_layers.py)
-    from agents.checkpoint import Checkpoint
+if TYPE_CHECKING:
     from models.base import ServableModel
     from storage.patterns.base import PatternStore
     from streams.web.signal_stream import SignalFeed
@@ -39,7 +38,8 @@ class WorkerState:
     # The attachments, each set once when the worker is put together (candleflow/worker.py).
     # The candle agent's live series and learners and their write-behind protocol: agents/attach.py, before
     # it attaches any agent.
-    checkpoint: Checkpoint | None = None
+    # (An agents.checkpoint.Checkpoint: agents/ sits above streams/, which does not name it even for a type.)
+    checkpoint: Any = None
     # sink name -> its stats(): agents/sinks.py, as it attaches each sink (empty: no sinks configured).
     sink_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     # The /signals/stream clients' shared consumer: streams/web/signals.py, as it attaches its views.

@@ -1,6 +1,5 @@
 """Imports point down (docs/architecture.md): each package may import only the packages below it,
-function-level (lazy) imports included. Imports under ``if TYPE_CHECKING:`` are not counted: they never
-run, they only name a type for an annotation (the checkpoint class on ``streams.worker_state.WorkerState``)."""
+function-level (lazy) imports included."""
 
 from __future__ import annotations
 
@@ -33,21 +32,10 @@ ALLOWED = {
 }
 
 
-def _type_only(tree: ast.AST) -> set[int]:
-    """The ids of the import nodes inside ``if TYPE_CHECKING:`` blocks (not their ``else``)."""
-    return {id(node) for block in ast.walk(tree)
-            if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
-            for statement in block.body for node in ast.walk(statement) if isinstance(node, (ast.Import, ast.ImportFrom))}
-
-
 def imported_packages(path: Path) -> dict[str, int]:
-    """Our top-level packages ``path`` imports at run time, each with the first line that does."""
+    """Our top-level packages ``path`` imports, each with the first line that does."""
     found: dict[str, int] = {}
-    tree = ast.parse(path.read_text(), str(path))
-    type_only = _type_only(tree)
-    for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -67,10 +55,3 @@ def test_a_package_imports_only_the_layers_below_it(package):
              for path in sorted((REPO / package).rglob("*.py"))
              for top, line in imported_packages(path).items() if top not in ALLOWED[package]]
     assert not wrong, "\n".join(wrong)
-
-
-def test_only_imports_under_type_checking_are_left_out(tmp_path):
-    module = tmp_path / "module.py"
-    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from agents.checkpoint import Checkpoint\n"
-                      "else:\n    import candleflow\n\n\ndef lazy():\n    from streams import app\n")
-    assert imported_packages(module) == {"candleflow": 5, "streams": 9}
