@@ -1,6 +1,7 @@
 """The Faust agents: thin, each attaching one concern to the app (``streams/app.py`` builds the pipeline;
 :func:`agents.attach.attach_agents` attaches them all, called by the worker, ``candleflow/worker.py``).
-They import ``streams/`` (the app, the step, the ingest helpers); nothing in ``streams/`` imports them.
+They import ``streams/`` (the app, the step, the ingest helpers); nothing in ``streams/`` imports them, not even
+for a type annotation.
 
 - :mod:`agents.candles`: candles in; predictions, signals, outcomes and dead letters out.
 - :mod:`agents.checkpoint`: write-behind state, consistent with the committed offsets.

@@ -9,7 +9,8 @@ __all__ = ["attach_agents"]
 
 
 def attach_agents(pipeline: Pipeline) -> None:
-    """The checkpoint (write-behind state) and the agents the settings turn on, in this order."""
+    """The checkpoint (write-behind state, ``pipeline.worker.checkpoint``) and the agents the settings turn on,
+    in this order."""
     from agents.aggregation import attach_aggregation_agent
     from agents.candles import attach_candle_agent
     from agents.checkpoint import Checkpoint
@@ -17,9 +18,10 @@ def attach_agents(pipeline: Pipeline) -> None:
     from agents.outcomes import attach_outcome_agents
 
     settings = pipeline.settings
-    pipeline.checkpoint = Checkpoint(pipeline.app, pipeline.series, pipeline.learners, settings.checkpoint_interval_s,
-                                     kill_at=settings.fault_kill_at, recent_signals=pipeline.recent_signals,
-                                     signing_key=settings.signing_key, max_live_series=settings.max_live_series)
+    pipeline.worker.checkpoint = Checkpoint(pipeline.app, pipeline.series, pipeline.learners,
+                                            settings.checkpoint_interval_s, kill_at=settings.fault_kill_at,
+                                            recent_signals=pipeline.recent_signals, signing_key=settings.signing_key,
+                                            max_live_series=settings.max_live_series)
     attach_candle_agent(pipeline)
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:

@@ -49,7 +49,7 @@ STEP_MAX_CANDLES = 4096  # candles per step: bounds the records a take of big Ca
 
 
 def attach_candle_agent(pipeline: Pipeline) -> None:
-    app, settings, checkpoint = pipeline.app, pipeline.settings, pipeline.checkpoint
+    app, settings, checkpoint = pipeline.app, pipeline.settings, pipeline.worker.checkpoint
     app.drain_hooks.append(checkpoint.run)  # Faust waits for every event to be acked before a rebalance/stop
     guard = OffsetGuard()
     app.gapless_topics.update(pipeline.candles.topics)  # never compacted: an offset hole is a lost candle
@@ -150,7 +150,7 @@ def _decode(pipeline: Pipeline, events: list[Any]) -> tuple[list[SourcedCandle],
 
 async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
     """Decode, step and emit one batch of candle events; the checkpoint acknowledges them later."""
-    checkpoint = pipeline.checkpoint
+    checkpoint = pipeline.worker.checkpoint
     # Decoded before the lock: a schema registry that is down is waited out here, while no state has moved.
     decoded = await until_available(functools.partial(_decode, pipeline, events), "candle batch not decoded yet")
     async with checkpoint.batch_lock:
@@ -165,7 +165,7 @@ async def handle_candle_events(pipeline: Pipeline, events: list[Any]) -> None:
 
 async def _handle_locked(pipeline: Pipeline, events: list[Any], decoded: tuple[list[SourcedCandle], list[Any], list]) -> None:
     """:func:`handle_candle_events` under the batch lock, on the events as :func:`_decode` gave them."""
-    checkpoint = pipeline.checkpoint
+    checkpoint = pipeline.worker.checkpoint
     candles, origin, dead = decoded
     undecoded = len(dead)  # refused at decoding (a message, or a candle in it)
     dirty: dict[str, Any] = {}
@@ -203,12 +203,13 @@ async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[A
                 busy: dict[str, Any]) -> tuple[BatchResult, Any]:
     """The pure step on ``candles`` up to its learning half, and the learner lookup that half needs;
     ``busy``: the series earlier steps of the same take changed (not handed to the checkpoint yet)."""
-    checkpoint, settings = pipeline.checkpoint, pipeline.settings
+    worker, settings = pipeline.worker, pipeline.settings
+    checkpoint = worker.checkpoint
     # Read the tables here, on the event loop, before any hand-off to a thread.
     checkpoint.load({series_key(c.symbol, c.timeframe) for c, _, _ in candles}, busy)
     learners = {p: learner_for_partition(pipeline, p) for p in {e.message.partition for e in origin}}
     learner_for = lambda i: learners[origin[i].message.partition]  # noqa: E731
-    models = Models(pipeline.model, *(pipeline.candidate or (None, 0.0)), shadow=settings.ab_mode == "shadow",
+    models = Models(worker.model, *(worker.candidate or (None, 0.0)), shadow=settings.ab_mode == "shadow",
                     chain=pipeline.serving_chain)
     config = StepConfig.from_settings(settings)
     started = time.perf_counter()
@@ -229,7 +230,7 @@ async def _in_thread_if_big(size: int, work: Callable[[], Any]) -> Any:
 async def _emit(pipeline: Pipeline, result: Any, origin: list[Any]) -> None:
     """Send one batch's outputs: a PredictionBatch and an OutcomeBatch per partition, one Signal per
     signal. Patterns are stored before this batch's signals ask for a consensus."""
-    send, codecs, partition_of = pipeline.checkpoint.send, pipeline.codecs, pipeline.partition_of
+    send, codecs, partition_of = pipeline.worker.checkpoint.send, pipeline.codecs, pipeline.partition_of
     for partition, records in _by_partition(result.predictions, partition_of):
         await send(pipeline.predictions.get_topic_name(), None, codecs["PredictionBatch"].encode({"predictions": records}),
                    partition)
@@ -242,7 +243,7 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any]) -> None:
         await remember_patterns(pipeline, result.active_outcomes)  # each candle's aftermath once
     signals = pipeline.signals.get_topic_name()
     for record, i in zip(result.signals, result.signal_sources):
-        if pipeline.patterns is not None:
+        if pipeline.worker.patterns is not None:
             record = await add_consensus(pipeline, record)
         await send(signals, record["symbol"].encode(), codecs["Signal"].encode(record))
         pipeline.recent_signals.add(record, origin[i])
@@ -255,8 +256,8 @@ async def _emit_threshold_changes(pipeline: Pipeline, result: BatchResult) -> No
                  change["partition"], change["from"], change["to"], change["mode"], change["hit_rate"], change["signals"])
         pipeline.learning_history.event(time.time(), "threshold", f"{change['model_version']} {change['partition']}: "
                                         f"{change['from']} -> {change['to']} ({change['mode']})")
-        await pipeline.checkpoint.send(pipeline.threshold_changes.get_topic_name(), change["model_version"].encode(),
-                                       json.dumps(change).encode())
+        await pipeline.worker.checkpoint.send(pipeline.threshold_changes.get_topic_name(),
+                                              change["model_version"].encode(), json.dumps(change).encode())
 
 
 async def _emit_dead(pipeline: Pipeline, dead: list[tuple[Any, InvalidInput]]) -> None:
@@ -268,8 +269,9 @@ async def _emit_dead(pipeline: Pipeline, dead: list[tuple[Any, InvalidInput]]) -
     for event, errors in by_event.values():
         m, exc = event.message, combined(errors)
         log.warning("dead letter from %s[%d]@%d: %.300s", m.topic, m.partition, m.offset, exc)
-        await pipeline.checkpoint.send(pipeline.dead_letters.get_topic_name(), m.key, pipeline.codecs["DeadLetter"].encode(
-            dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value)))
+        record = dead_letter_record(exc, m.topic, m.partition, m.offset, m.key, m.value)
+        await pipeline.worker.checkpoint.send(pipeline.dead_letters.get_topic_name(), m.key,
+                                              pipeline.codecs["DeadLetter"].encode(record))
 
 
 def _by_partition(records: list[dict[str, Any]], partition_of: Any) -> list[tuple[int, list[dict[str, Any]]]]:

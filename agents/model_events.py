@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 async def apply_deployment(pipeline: Pipeline, deployment: Deployment) -> None:
     """Load what the deployment names and is not loaded yet; swap it in."""
-    loaded = lambda: (pipeline.model, pipeline.candidate and pipeline.candidate[0])  # noqa: E731
+    worker = pipeline.worker
+    loaded = lambda: (worker.model, worker.candidate and worker.candidate[0])  # noqa: E731
     before = loaded()
     await _swap(pipeline, deployment)
     if any(now is not then for now, then in zip(loaded(), before)):
@@ -44,36 +45,36 @@ def _load(pipeline: Pipeline, artifact_dir: str) -> Any:
 
 
 async def _swap(pipeline: Pipeline, deployment: Deployment) -> None:
-    loop = asyncio.get_running_loop()
+    loop, worker = asyncio.get_running_loop(), pipeline.worker  # the models are the model-events agent's to set
     active = deployment.active
-    if active is not None and getattr(pipeline.model, "version", None) != active.version:
+    if active is not None and getattr(worker.model, "version", None) != active.version:
         try:
             model = await loop.run_in_executor(None, _load, pipeline, active.artifact_dir)
         except CandleflowError as exc:
-            pipeline.model_errors.append(f"{active.version}: {exc}")
-            log.error("model %s not loaded, %s keeps serving: %s", active.version, pipeline.model.version, exc)
+            worker.model_errors.append(f"{active.version}: {exc}")
+            log.error("model %s not loaded, %s keeps serving: %s", active.version, worker.model.version, exc)
         else:
             if model.version != active.version:
                 log.warning("model event says %s but %s holds %s", active.version, active.artifact_dir, model.version)
-            pipeline.model = model
+            worker.model = model
             log.info("now serving %s", model.version)
     candidate = deployment.candidate
     if candidate is None:
-        pipeline.candidate = None
-    elif pipeline.candidate is None or pipeline.candidate[0].version != candidate.version:
+        worker.candidate = None
+    elif worker.candidate is None or worker.candidate[0].version != candidate.version:
         try:
             model = await loop.run_in_executor(None, _load, pipeline, candidate.artifact_dir)
         except CandleflowError as exc:
-            pipeline.model_errors.append(f"{candidate.version}: {exc}")
+            worker.model_errors.append(f"{candidate.version}: {exc}")
             log.error("candidate %s not loaded: %s", candidate.version, exc)
         else:
-            pipeline.candidate = (model, candidate.share)
+            worker.candidate = (model, candidate.share)
             if pipeline.settings.ab_mode == "shadow":
                 log.info("candidate %s scores every candle in shadow (never traded)", model.version)
             else:
                 log.info("candidate %s serves %.0f%% of symbols", model.version, candidate.share * 100)
-    elif pipeline.candidate[1] != candidate.share:
-        pipeline.candidate = (pipeline.candidate[0], candidate.share)
+    elif worker.candidate[1] != candidate.share:
+        worker.candidate = (worker.candidate[0], candidate.share)
 
 
 def attach_model_reloader(pipeline: Pipeline) -> None:

@@ -37,11 +37,12 @@ def learner_for_partition(pipeline: Pipeline, partition: int) -> tuple[str, Outc
     serving now (the active model and any candidate, including those a hot reload brought) are armed
     with their training profiles, so their drift watches run from their first outcome."""
     key = partition_key(partition)
-    cache = pipeline.checkpoint.learners
+    worker = pipeline.worker
+    cache = worker.checkpoint.learners
     learner = cache.get(key)
     if learner is None:
         learner = cache[key] = OutcomeLearner()
-    learner.arm_models([pipeline.model, pipeline.candidate[0] if pipeline.candidate else None])
+    learner.arm_models([worker.model, worker.candidate[0] if worker.candidate else None])
     return key, learner
 
 
@@ -51,8 +52,8 @@ async def emit_retrain_requests(pipeline: Pipeline, requests: list[dict[str, Any
         log.warning("retrain requested for %s: %s", request["model_version"], ", ".join(request["reasons"]))
         pipeline.learning_history.event(time.time(), "retrain request",
                                         f"{request['model_version']}: {', '.join(request['reasons'])}")
-        await pipeline.checkpoint.send(pipeline.retrain_requests.get_topic_name(), request["model_version"].encode(),
-                                       json.dumps(request).encode())
+        await pipeline.worker.checkpoint.send(pipeline.retrain_requests.get_topic_name(),
+                                              request["model_version"].encode(), json.dumps(request).encode())
 
 
 def attach_outcome_agents(pipeline: Pipeline) -> None:
@@ -71,13 +72,13 @@ def attach_outcome_agents(pipeline: Pipeline) -> None:
             trades = [o for _, o in unbatch(name, record) if o["source"] == "TRADE"]  # labels were learned where made
             if not trades:
                 continue
-            async with pipeline.checkpoint.batch_lock:  # the candle agent's step may be using the same learner
+            async with pipeline.worker.checkpoint.batch_lock:  # the candle agent's step may be using the same learner
                 key, learner = learner_for_partition(pipeline, event.message.partition)
                 requests = []
                 for outcome in trades:
-                    series = pipeline.checkpoint.current(series_key(outcome["symbol"], outcome["timeframe"]))
+                    series = pipeline.worker.checkpoint.current(series_key(outcome["symbol"], outcome["timeframe"]))
                     request = learner.update(outcome, series.features_at(outcome["open_time"]) if series is not None else None)
                     if request is not None:
                         requests.append(request)
                 await emit_retrain_requests(pipeline, requests)
-                pipeline.checkpoint.learner_changed(key, event)
+                pipeline.worker.checkpoint.learner_changed(key, event)

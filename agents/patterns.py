@@ -39,21 +39,21 @@ def attach_pattern_store(pipeline: Pipeline) -> None:
     @pipeline.app.task
     async def open_patterns() -> None:
         # An enrichment: while the store cannot be opened (Weaviate down at start), signals go out without it.
-        while pipeline.patterns is None:
+        while pipeline.worker.patterns is None:
             try:
-                pipeline.patterns = await open_pattern_store(pipeline.settings.storage)
+                pipeline.worker.patterns = await open_pattern_store(pipeline.settings.storage)
             except Exception as exc:  # noqa: BLE001 - whatever the store's client raises, try again later
                 log.warning("pattern store unavailable (%s); signals go out without a consensus, next try in %.0f s",
                             exc, pipeline.pattern_calls.cooldown_s)
                 await asyncio.sleep(pipeline.pattern_calls.cooldown_s)
-        log.info("pattern search on: %s", type(pipeline.patterns).__name__)
+        log.info("pattern search on: %s", type(pipeline.worker.patterns).__name__)
 
 
 async def add_consensus(pipeline: Pipeline, signal: dict[str, Any]) -> dict[str, Any]:
     """The signal with ``pattern_*`` fields from the k nearest stored patterns (unchanged while none, and
     while the store fails or is slow: see :class:`core.best_effort.BestEffort`)."""
-    closes = _closes(pipeline.checkpoint.series.window(series_key(signal["symbol"], signal["timeframe"])))
-    patterns = pipeline.patterns
+    closes = _closes(pipeline.worker.checkpoint.series.window(series_key(signal["symbol"], signal["timeframe"])))
+    patterns = pipeline.worker.patterns
     if patterns is None or closes is None:
         return signal
     neighbours = await pipeline.pattern_calls.call(
@@ -65,23 +65,23 @@ async def add_consensus(pipeline: Pipeline, signal: dict[str, Any]) -> dict[str,
 async def remember_patterns(pipeline: Pipeline, outcomes: list[dict[str, Any]]) -> None:
     """Store the pattern behind each horizon-1 label: the window up to the labelled candle, cut from
     the symbol's feature state, and the return that followed it."""
-    if pipeline.patterns is None:
+    if pipeline.worker.patterns is None:
         return
     vectors, metas = [], []
     for outcome in outcomes:
         if outcome["horizon"] != 1 or outcome.get("realized_log_return") is None:
             continue
         key = series_key(outcome["symbol"], outcome["timeframe"])
-        last = pipeline.checkpoint.series.last_open_time(key)
+        last = pipeline.worker.checkpoint.series.last_open_time(key)
         if last is None:
             continue
         # The series may be several candles past the labelled one (a batch holds many): cut back to it.
         later = (last - outcome["open_time"]) // timeframe_ms(outcome["timeframe"])
-        closes = _closes(pipeline.checkpoint.series.window(key), drop_last=int(later)) if later >= 1 else None
+        closes = _closes(pipeline.worker.checkpoint.series.window(key), drop_last=int(later)) if later >= 1 else None
         if closes is None:
             continue
         vectors.append(embed_window(closes))
         metas.append(PatternMeta(outcome["symbol"], outcome["timeframe"], outcome["open_time"], outcome["realized_log_return"]))
     if vectors:
-        patterns = pipeline.patterns
+        patterns = pipeline.worker.patterns
         await pipeline.pattern_calls.call(lambda: patterns.add(np.vstack(vectors), metas), default=None)

@@ -130,7 +130,7 @@ def _attach_postgres(pipeline: Pipeline, storage: StorageSettings, topics: dict[
 
     consumer = SinkConsumer(settings, list(topics), f"{settings.app_id}-sink-postgres", handle, stored)
     for name, sink in sinks.items():
-        pipeline.sink_stats[f"postgres.{name}"] = _with_consumer(sink.stats, consumer)
+        pipeline.worker.sink_stats[f"postgres.{name}"] = _with_consumer(sink.stats, consumer)
 
     _run_in_worker(app, consumer, store.close)
 
@@ -166,7 +166,7 @@ def _attach_redis(pipeline: Pipeline, storage: StorageSettings, predictions: Mul
 
     consumer = SinkConsumer(settings, [settings.topic("predictions"), signal_topic], f"{settings.app_id}-sink-redis",
                             handle)  # the latest state only: commit as it goes
-    pipeline.sink_stats["redis"] = _with_consumer(redis.stats, consumer)
+    pipeline.worker.sink_stats["redis"] = _with_consumer(redis.stats, consumer)
 
     _run_in_worker(app, consumer, redis.close)
 

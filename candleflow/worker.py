@@ -37,7 +37,7 @@ def run_worker(settings: Settings) -> None:
         raise ConfigError(f"CANDLEFLOW_DATA_DIR {settings.data_dir} cannot be created: {exc}") from None
     ensure_topics(settings.broker, topic_specs(settings), client_config=confluent_security(settings))
     pipeline = create_worker_app(settings)
-    pipeline.model = model
+    pipeline.worker.model = model
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.upper())
     settle()  # the imports, the model and the app, out of the collector's scans (core/gc_policy.py)
     worker.execute_from_commandline()

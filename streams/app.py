@@ -3,14 +3,15 @@
 ``create_app`` builds one app per settings object (tests and replays run several side by side,
 each with its own app id), so nothing here lives at module level. The agents (``agents/``) and the web
 views (``streams/web/``) are attached by the worker (``candleflow/worker.py``): the agents import this
-module, so it imports none of them.
+module, so it imports none of them. What they set on the pipeline later (the model, the checkpoint, the
+pattern store...) is ``Pipeline.worker`` (:class:`streams.worker_state.WorkerState`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 import faust
 
@@ -26,6 +27,7 @@ from streams.web.errors import MAX_BODY_BYTES
 from streams.learning_history import LearningHistory
 from streams.serving_chain import ServingChain
 from streams.stats import PipelineStats
+from streams.worker_state import WorkerState
 
 __all__ = ["Pipeline", "create_app"]
 
@@ -34,10 +36,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Pipeline:
-    """The app with its declared topics and tables, passed to the agents and views that use them."""
+    """The app with its declared topics and tables, passed to the agents and views that use them.
+
+    Everything but ``worker`` is declared once by :func:`create_app` and never reassigned (the objects
+    may change inside: statistics count, tables fill). What agents and the worker set later (the model,
+    the checkpoint, the pattern store...) lives in ``worker``, a :class:`streams.worker_state.WorkerState`,
+    each field with its owner.
+    """
 
     settings: Settings
-    app: faust.App
+    app: CandleflowApp
     candles: faust.TopicT  # every candles.<tf> topic, consumed by one agent
     timeframe_of: dict[str, str]  # candle topic name -> its timeframe
     predictions: faust.TopicT
@@ -51,22 +59,15 @@ class Pipeline:
     aggregators: faust.Table  # state_key bytes -> CandleAggregator.to_bytes()
     learners: faust.Table  # b"partition-N" -> learning.learner.OutcomeLearner.to_bytes()
     candle_codec: MultiCodec
-    codecs: dict[str, Any]  # record name -> schemas.AvroCodec, for the outputs the candle agent encodes itself
-    partition_of: Any  # symbol -> the partition of its key on the output topics (streams.partitioning)
+    codecs: dict[str, AvroCodec]  # record name -> codec, for the outputs the candle agent encodes itself
+    partition_of: Callable[[str], int]  # symbol -> the partition of its key on the output topics (KeyPartitioner)
     stats: PipelineStats
     learning_history: LearningHistory = field(default_factory=LearningHistory)  # the dashboard's loop chart
-    model: Any = None  # the active model, set at start-up and swapped by the model-events agent
-    candidate: tuple[Any, float] | None = None  # (candidate model, share of symbols it serves)
-    model_errors: list[str] = field(default_factory=list)  # models that failed to load, newest last
-    sink_stats: dict[str, Any] = field(default_factory=dict)  # sink name -> its stats() callable
-    # The candle agent's live series and learners and their write-behind protocol (set by agents.attach).
-    checkpoint: Any = None
-    patterns: Any = None  # a storage.patterns PatternStore when pattern search is on
     # Every call to the pattern store goes through it: an outage or a slow store never holds up a signal.
     pattern_calls: BestEffort = field(default_factory=lambda: BestEffort("pattern store"))
-    signal_feed: Any = None  # the /signals/stream clients' shared consumer (streams.web.signal_stream)
     # The latency budget's model chain of this worker: full model, else its distilled student (per process).
     serving_chain: ServingChain = field(default_factory=ServingChain)
+    worker: WorkerState = field(default_factory=WorkerState)  # set after creation, by its owners
 
 
 # Per table and partition, each its own RocksDB database. Faust's defaults (64 MB x 3 memtables and a
@@ -80,7 +81,7 @@ PRODUCER_BATCH_BYTES = 1 << 20
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 2 << 20}
 
 
-def faust_app(settings: Settings) -> faust.App:
+def faust_app(settings: Settings) -> CandleflowApp:
     """A Faust app configured for Candleflow (client timeouts per docs/platform.md: ~3 s per group join)."""
     return CandleflowApp(
         settings.app_id,

@@ -75,7 +75,7 @@ def attach_admin_views(pipeline: Any) -> None:
             body, failure = await body_of(self, request)
             if failure:
                 return failure
-            model = getattr(pipeline.model, "version", "unknown")
+            model = getattr(pipeline.worker.model, "version", "unknown")
             retrain = {"id": uuid.uuid4().hex, "model_version": model, "time": int(time.time() * 1000),
                        "reasons": ["manual"], "requested_by": "admin", "evidence": {"note": str(body.get("reason", ""))[:500]}}
             await pipeline.retrain_requests.send(key=model.encode(), value=retrain)

@@ -85,7 +85,7 @@ def attach_dashboard(pipeline: Any) -> None:
             if page is None:
                 return error(self, 400, f"offset must be an integer >= 0 and limit one >= 1 (at most {MAX_SERIES_PAGE})")
             series = []
-            checkpoint = pipeline.checkpoint
+            checkpoint = pipeline.worker.checkpoint
             async with checkpoint.batch_lock:
                 keys = series_page(list(checkpoint.series), (k.decode() for k in pipeline.series.keys()), *page)
                 for key in keys:
@@ -97,7 +97,7 @@ def attach_dashboard(pipeline: Any) -> None:
                     series.append(dashboard_series(key, state, pipeline.recent_signals.recent(symbol)))
                 # what trading engines reported, per version: the live learners of this worker's partitions
                 trades = TradeResults.merged([learner.trades for learner in checkpoint.learners.values()]).snapshot()
-            model = pipeline.model
+            model = pipeline.worker.model
             return self.json(json_safe({
                 "series": sorted(series, key=lambda s: (s["symbol"], s["timeframe"])),
                 "model": {"version": getattr(model, "version", None), "provider": getattr(model, "provider", None)},

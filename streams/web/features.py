@@ -35,8 +35,8 @@ def attach_feature_views(pipeline: Any) -> None:
     class Features(View):
         @app.topic_route(topic=route_topic, match_info="symbol")
         async def get(self, request: Request, symbol: str, timeframe: str) -> Response:
-            async with pipeline.checkpoint.batch_lock:
-                series = pipeline.checkpoint.current(series_key(symbol, timeframe))
+            async with pipeline.worker.checkpoint.batch_lock:
+                series = pipeline.worker.checkpoint.current(series_key(symbol, timeframe))
                 body = features_body(series.features if series is not None else None, symbol, timeframe)
             if body is None:
                 return error(self, 404, f"no features for {symbol} {timeframe} on this pipeline yet")

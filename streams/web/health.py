@@ -59,10 +59,11 @@ def worker_status(pipeline: Any) -> dict[str, Any]:
     app = pipeline.app
     assigned = len(app.consumer.assignment()) if app.consumer else 0
     recovered = bool(getattr(app.tables, "recovery", None) is None or app.tables.recovery.completed.is_set())
-    ready = bool(assigned) and not app.rebalancing and recovered and pipeline.model is not None
+    model = pipeline.worker.model
+    ready = bool(assigned) and not app.rebalancing and recovered and model is not None
     return {"status": "ok", "ready": ready, "assigned_partitions": assigned, "tables_recovered": recovered,
-            "model_version": getattr(pipeline.model, "version", None),
-            "model_provider": getattr(pipeline.model, "provider", None),
+            "model_version": getattr(model, "version", None),
+            "model_provider": getattr(model, "provider", None),
             "stats": pipeline.stats.snapshot()}
 
 
@@ -84,7 +85,8 @@ def prometheus_text(pipeline: Any, lag: int | None) -> bytes:
         summary = window.summary()
         for q in ("p50", "p99"):
             quantiles.labels(kind, q).set(summary[q] if summary[q] is not None else float("nan"))
-    model_stats = pipeline.model.stats() if hasattr(pipeline.model, "stats") else {"members": {}}
+    model = pipeline.worker.model
+    model_stats = model.stats() if hasattr(model, "stats") else {"members": {}}
     members = Gauge("candleflow_model_latency_us", "inference latency per model member, microseconds",
                     ["member", "version", "provider", "quantile"], registry=registry)
     for name, m in model_stats["members"].items():
@@ -108,17 +110,19 @@ def attach_health_views(pipeline: Any) -> None:
             status = worker_status(pipeline)
             shown = {k: status[k] for k in ("ready", "assigned_partitions", "tables_recovered", "model_version")}
             # A sink behind (its database down) does not make the worker unready: predictions flow on.
-            shown["sinks_healthy"] = {name: bool(stats().get("healthy")) for name, stats in pipeline.sink_stats.items()}
+            sink_stats = pipeline.worker.sink_stats
+            shown["sinks_healthy"] = {name: bool(stats().get("healthy")) for name, stats in sink_stats.items()}
             return self.json(shown, status=200 if status["ready"] else 503)
 
     @app.page("/stats")
     class Stats(View):
         async def get(self, request: Request) -> Response:
-            sinks = {name: _jsonable(stats()) for name, stats in pipeline.sink_stats.items()}
-            feed = pipeline.signal_feed.stats() if pipeline.signal_feed is not None else None
-            live = len(pipeline.checkpoint.series) if pipeline.checkpoint is not None else None
+            worker = pipeline.worker
+            sinks = {name: _jsonable(stats()) for name, stats in worker.sink_stats.items()}
+            feed = worker.signal_feed.stats() if worker.signal_feed is not None else None
+            live = len(worker.checkpoint.series) if worker.checkpoint is not None else None
             return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks,
-                              "signal_stream": feed, "live_series": live, "providers": _providers(pipeline.model),
+                              "signal_stream": feed, "live_series": live, "providers": _providers(worker.model),
                               "patterns": pipeline.pattern_calls.stats() if pipeline.settings.patterns else None,
                               # candles served by the full model and by its student, the budget, the estimate
                               "serving": pipeline.serving_chain.snapshot()})
@@ -135,10 +139,11 @@ def attach_health_views(pipeline: Any) -> None:
 
     @app.timer(10.0)
     async def record_learning() -> None:
-        checkpoint = pipeline.checkpoint
+        worker = pipeline.worker
+        checkpoint = worker.checkpoint
         if checkpoint is None:
             return
         async with checkpoint.batch_lock:  # a batch may be teaching the same learners in a thread
             learners = [dict.__getitem__(checkpoint.learners, key) for key in list(dict.keys(checkpoint.learners))]
             pipeline.learning_history.sample(time.time(), learners, (
-                getattr(pipeline.model, "version", None), pipeline.candidate[0].version if pipeline.candidate else None))
+                getattr(worker.model, "version", None), worker.candidate[0].version if worker.candidate else None))

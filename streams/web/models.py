@@ -107,7 +107,8 @@ def attach_model_views(pipeline: Any) -> None:
     class Models(View):
         async def get(self, request: Request) -> Response:
             items = sorted(pipeline.learners.items())
-            return self.json(models_body(pipeline.model, [blob for _, blob in items], pipeline.candidate,
-                                         pipeline.model_errors, [str(key) for key, _ in items],
+            worker = pipeline.worker
+            return self.json(models_body(worker.model, [blob for _, blob in items], worker.candidate,
+                                         worker.model_errors, [str(key) for key, _ in items],
                                          pipeline.settings.online_weight, pipeline.settings.signing_key,
                                          pipeline.serving_chain.snapshot()))

@@ -51,7 +51,7 @@ def attach_predict_view(pipeline: Any) -> None:
                     candles.append((candle_from_record(record), None))
                 except InvalidInput as exc:
                     return error(self, 400, f"candle {i}: {exc}")
-            model = pipeline.model
+            model = pipeline.worker.model
             try:
                 await asyncio.wait_for(slots.acquire(), QUEUE_WAIT_S)
             except asyncio.TimeoutError:
