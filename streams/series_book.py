@@ -31,6 +31,7 @@ from core.errors import InvalidInput, OutOfOrder
 from features import FeatureState
 from features.bank import FeatureBank
 from features.names import N_FEATURES, READY_AFTER
+from features.window import WINDOW
 from core.series_keys import series_key, split_series_key as _split
 from streams.sequence_book import SequenceBook
 from streams.series import Position, SeriesState, covers, encode_series
@@ -44,7 +45,7 @@ DEEP = 4
 WIDE = 32
 
 
-def _window(banks: dict[str, FeatureBank], key: str, k: int = 60) -> np.ndarray:
+def _window(banks: dict[str, FeatureBank], key: str, k: int = WINDOW) -> np.ndarray:
     """:meth:`SeriesBook.window` of the book whose banks are ``banks``."""
     symbol, timeframe = _split(key)
     bank = banks.get(timeframe)
@@ -169,7 +170,7 @@ class SeriesBook:
         bank = self._banks.get(timeframe)
         return bank.last_open_time(symbol) if bank is not None and symbol in bank else None
 
-    def window(self, key: str, k: int = 60) -> np.ndarray:
+    def window(self, key: str, k: int = WINDOW) -> np.ndarray:
         """The last ``k`` feature vectors of the series, oldest first (float32; empty if none)."""
         return _window(self._banks, key, k)
 
