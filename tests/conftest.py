@@ -100,10 +100,19 @@ def app_settings(broker, trained_model, tmp_path):
     return make
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so a fixture's teardown can tell that its test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def worker_factory(tmp_path):
-    """Starts `candleflow worker` processes and stops them after the test."""
-    from streams.worker_process import WorkerProcess
+def worker_factory(tmp_path, request):
+    """Starts `candleflow worker` processes and stops them after the test; when the test failed, the tail of
+    every worker's log is printed (shown with the failure: a CI run leaves no temporary directory behind)."""
+    from streams.worker_process import WorkerProcess, tail_file
 
     started = []
 
@@ -116,3 +125,7 @@ def worker_factory(tmp_path):
     yield start
     for worker in started:
         worker.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for worker in started:
+            print(f"\n--- the last lines of {worker.log_path.name} ---\n{tail_file(worker.log_path, 120)}")
