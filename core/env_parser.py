@@ -3,7 +3,9 @@ validated dataclass, its nested sections included, and back (:func:`to_env`, for
 
 A section is a field whose metadata names its class (``field(default_factory=C, metadata={"section": C})``);
 the section's class says its variables: ``env_prefix`` (default ``CANDLEFLOW_``) and ``env_names`` (fields
-read from another variable). Every section is read from the same mapping as its parent.
+read from another variable). Every section is read from the same mapping as its parent. A section whose class
+sets ``env_inherit_defaults = True`` is one a child process may take from the environment it inherits:
+``to_env(..., section_defaults=False)`` leaves out its fields that are at their default.
 
 >>> from dataclasses import dataclass, field
 >>> @dataclass(frozen=True)
@@ -20,6 +22,9 @@ read from another variable). Every section is read from the same mapping as its 
 Outer(on=True, inner=Inner(size=3))
 >>> to_env(Outer(inner=Inner(size=3)), section_defaults=False)
 {'CANDLEFLOW_ON': 'False', 'CANDLEFLOW_INNER_SIZE': '3'}
+>>> Inner.env_inherit_defaults = True  # now a child may take Inner from its environment where it is at its default
+>>> to_env(Outer(), section_defaults=False), to_env(Outer(inner=Inner(size=3)), section_defaults=False)
+({'CANDLEFLOW_ON': 'False'}, {'CANDLEFLOW_ON': 'False', 'CANDLEFLOW_INNER_SIZE': '3'})
 >>> from_env(Outer, {"CANDLEFLOW_INNER_SIZE": "big"}, {})
 Traceback (most recent call last):
 ...
@@ -78,7 +83,8 @@ def from_env(cls: Any, env: Mapping[str, str] | None, overrides: Mapping[str, An
 
 def to_env(settings: Any, *, section_defaults: bool = True) -> dict[str, str]:
     """The variables :func:`from_env` reads back as ``settings``. ``section_defaults=False`` leaves out the
-    fields of its sections that are at their default (so whatever the environment says of them stays)."""
+    fields at their default of its sections that set ``env_inherit_defaults`` (so whatever the environment
+    says of them stays)."""
     return dict(_variables(settings, section_defaults, skip_defaults=False))
 
 
@@ -87,7 +93,8 @@ def _variables(settings: Any, section_defaults: bool, skip_defaults: bool):
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)
         if f.metadata.get("section") is not None:
-            yield from _variables(value, section_defaults, skip_defaults=not section_defaults)
+            inherited = getattr(type(value), "env_inherit_defaults", False)
+            yield from _variables(value, section_defaults, skip_defaults=inherited and not section_defaults)
         elif default is None or value != getattr(default, f.name):
             yield _env_name(type(settings), f.name), ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 

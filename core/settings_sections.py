@@ -57,6 +57,10 @@ class StorageSettings:
     """Where the stores live and how the sinks batch (``CANDLEFLOW_<FIELD>``). Empty URL = that store is not
     used. The URLs that may carry a password are secrets."""
 
+    # A child worker left at these defaults keeps what its inherited environment says (the tests and
+    # benchmarks point their workers at their PostgreSQL that way; streams/worker_process.py).
+    env_inherit_defaults = True
+
     postgres_dsn: Secret = Secret("postgresql://postgres@127.0.0.1:5432/postgres")
     postgres_pool_max: int = 4
     redis_url: Secret = Secret("redis://127.0.0.1:6379/0")
@@ -101,6 +105,7 @@ class RetrainConfig:
     """Read from ``CANDLEFLOW_RETRAIN_<FIELD>`` (``files`` comma-separated); ``artifacts_dir`` from
     ``CANDLEFLOW_ARTIFACTS_DIR``. Used by ``training/retrain_worker.py``."""
 
+    env_inherit_defaults = True
     env_prefix = f"{PREFIX}RETRAIN_"
     env_names = {"artifacts_dir": f"{PREFIX}ARTIFACTS_DIR"}
 
