@@ -26,7 +26,7 @@ def attach_agents(pipeline: Pipeline) -> None:
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:
         attach_outcome_agents(pipeline)
-    if settings.patterns:
+    if settings.patterns.enabled:
         from agents.patterns import attach_pattern_store
 
         attach_pattern_store(pipeline)

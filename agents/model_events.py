@@ -83,8 +83,8 @@ def attach_model_reloader(pipeline: Pipeline) -> None:
     @pipeline.app.task
     async def follow_model_events() -> None:
         topic = settings.topic("model-events")
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False, **aiokafka_security(settings),
-                                    fetch_max_wait_ms=max(settings.fetch_max_wait_ms, 100))
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker.bootstrap, group_id=None, enable_auto_commit=False,
+                                    fetch_max_wait_ms=max(settings.broker.fetch_max_wait_ms, 100), **aiokafka_security(settings))
         await consumer.start()
         deployment = Deployment()
         try:

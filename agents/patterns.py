@@ -41,7 +41,7 @@ def attach_pattern_store(pipeline: Pipeline) -> None:
         # An enrichment: while the store cannot be opened (Weaviate down at start), signals go out without it.
         while pipeline.worker.patterns is None:
             try:
-                pipeline.worker.patterns = await open_pattern_store(pipeline.settings.storage)
+                pipeline.worker.patterns = await open_pattern_store(pipeline.settings.storage, pipeline.settings.patterns)
             except Exception as exc:  # noqa: BLE001 - whatever the store's client raises, try again later
                 log.warning("pattern store unavailable (%s); signals go out without a consensus, next try in %.0f s",
                             exc, pipeline.pattern_calls.cooldown_s)
@@ -57,7 +57,7 @@ async def add_consensus(pipeline: Pipeline, signal: dict[str, Any]) -> dict[str,
     if patterns is None or closes is None:
         return signal
     neighbours = await pipeline.pattern_calls.call(
-        lambda: patterns.query(embed_window(closes), pipeline.settings.pattern_k), default=[])
+        lambda: patterns.query(embed_window(closes), pipeline.settings.patterns.k), default=[])
     fields = consensus(neighbours).as_fields() if neighbours else {}
     return {**signal, **fields}
 

@@ -79,8 +79,8 @@ class SinkConsumer:
     async def _consume(self) -> None:
         s = self.settings
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.broker, group_id=self.group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=max(s.fetch_max_wait_ms, 100),
+            bootstrap_servers=s.broker.bootstrap, group_id=self.group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=max(s.broker.fetch_max_wait_ms, 100),
             session_timeout_ms=6_000, heartbeat_interval_ms=1_500, rebalance_timeout_ms=10_000,
             # a full sink buffer (the database down) keeps handle() waiting: that is not a dead consumer
             max_poll_interval_ms=24 * 3_600_000, **aiokafka_security(s))

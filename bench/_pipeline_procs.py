@@ -63,8 +63,8 @@ def run_faust(cfg: dict[str, Any]) -> None:
     from streams.app import faust_app
     from core.settings import Settings
 
-    settings = Settings(broker=cfg["broker"], app_id=cfg["app_id"], partitions=cfg["partitions"],
-                        web_port=cfg["web_port"], data_dir=cfg["data_dir"], store="memory://")
+    settings = Settings(broker={"bootstrap": cfg["broker"]}, app_id=cfg["app_id"], partitions=cfg["partitions"],
+                        web={"port": cfg["web_port"]}, data_dir=cfg["data_dir"], store="memory://")
     app = faust_app(settings)  # Candleflow's exact client configuration
     source = app.topic(cfg["source"], key_serializer="raw", value_serializer="raw")
     sink = app.topic(cfg["sink"], key_serializer="raw", value_serializer="raw")

@@ -90,8 +90,9 @@ def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Pat
         from core.topics import ensure_topics, topic_specs
         from streams.worker_process import WorkerProcess
 
-        settings = Settings.from_env(worker_env or {}, broker=broker, app_id=f"{prefix}-app", topic_prefix=prefix, partitions=PARTITIONS,
-                                     timeframes=("5m",), model_dir=model_dir, data_dir=state, web_port=free_port(),
+        settings = Settings.from_env(worker_env or {}, broker={"bootstrap": broker}, app_id=f"{prefix}-app", topic_prefix=prefix,
+                                     partitions=PARTITIONS, timeframes=("5m",), model_dir=model_dir, data_dir=state,
+                                     web={"port": free_port()},
                                      signal_threshold=threshold)
         ensure_topics(broker, topic_specs(settings))
         row = Row(name, name == "candleflow-batch", settings.candle_topic("5m"), settings.topic("predictions"),

@@ -89,7 +89,7 @@ def invalid_batch(codec: MultiCodec, limit: int) -> tuple[bytes, int]:
 
 
 async def send_raw(settings: Settings, key: bytes, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, max_request_size=4 << 20)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap, max_request_size=4 << 20)
     await producer.start()
     try:
         for value in values:
@@ -101,7 +101,7 @@ async def send_raw(settings: Settings, key: bytes, values: list[bytes]) -> None:
 async def dead_letter_sizes(settings: Settings, idle_s: float = 2.0) -> list[int]:
     """The byte size of every record on the dead-letter topic."""
     topic = settings.topic("dead-letters")
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker.bootstrap, group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=100, max_partition_fetch_bytes=8 << 20)
     await consumer.start()
     try:
@@ -147,10 +147,10 @@ def run(model_dir: Path, n_messages: int, n_symbols: int, progress=print) -> dic
     work = Path(tempfile.mkdtemp(prefix="candleflow-bench-hostile-"))
     try:
         with EmbeddedBroker(log_path=work / "broker.log") as broker:
-            settings = Settings(broker=broker.bootstrap, app_id=f"cf-hostile-{uuid.uuid4().hex[:8]}", topic_prefix="hb",
+            settings = Settings(broker={"bootstrap": broker.bootstrap}, app_id=f"cf-hostile-{uuid.uuid4().hex[:8]}", topic_prefix="hb",
                                 partitions=4, timeframes=("5m",), model_dir=model_dir, data_dir=work / "state",
-                                web_port=free_port(), signal_threshold=0.05)
-            ensure_topics(settings.broker, topic_specs(settings))
+                                web={"port": free_port()}, signal_threshold=0.05)
+            ensure_topics(settings.broker.bootstrap, topic_specs(settings))
             worker = WorkerProcess(settings, work / "worker.log").start()
             worker.wait_ready(300)
             pid = worker.process.pid

@@ -108,10 +108,10 @@ def run(n_symbols: int, per_symbol: int, store: str, model_dir: Path, progress=p
     work = Path(tempfile.mkdtemp(prefix="candleflow-bench-recovery-"))
     try:
         with EmbeddedBroker(log_path=work / "broker.log") as broker:
-            settings = Settings(broker=broker.bootstrap, app_id=f"cf-recovery-{uuid.uuid4().hex[:8]}", topic_prefix="rec",
+            settings = Settings(broker={"bootstrap": broker.bootstrap}, app_id=f"cf-recovery-{uuid.uuid4().hex[:8]}", topic_prefix="rec",
                                 partitions=4, timeframes=("5m",), model_dir=model_dir, data_dir=work / "state-0",
-                                web_port=free_port(), store=store, signal_threshold=0.05)
-            ensure_topics(settings.broker, topic_specs(settings))
+                                web={"port": free_port()}, store=store, signal_threshold=0.05)
+            ensure_topics(settings.broker.bootstrap, topic_specs(settings))
             steps = many_symbols(n_symbols, per_symbol)
             total = n_symbols * per_symbol
             first, _ = time_to_ready(settings, work / "worker-0.log")
@@ -125,20 +125,20 @@ def run(n_symbols: int, per_symbol: int, store: str, model_dir: Path, progress=p
             first.stop(60)
 
             changelogs = [f"{settings.app_id}-{t}-changelog" for t in TABLES]
-            records = asyncio.run(count_records(settings.broker, changelogs))
+            records = asyncio.run(count_records(settings.broker.bootstrap, changelogs))
 
             progress("cold restart (empty state directory) ...")
-            cold_settings = settings.replace(data_dir=work / "state-1", web_port=free_port())
+            cold_settings = settings.replace(data_dir=work / "state-1", web={"port": free_port()})
             cold, cold_s = time_to_ready(cold_settings, work / "worker-1.log")
             after = {s: cold.get(f"/features/{s}/5m") for s in sample}
             cold.stop(60)
 
             progress("warm restart (state directory kept) ...")
-            warm, warm_s = time_to_ready(cold_settings.replace(web_port=free_port()), work / "worker-2.log")
+            warm, warm_s = time_to_ready(cold_settings.replace(web={"port": free_port()}), work / "worker-2.log")
             warm.stop(60)
 
             progress("baseline (fresh app, nothing to recover) ...")
-            base_settings = settings.replace(app_id=f"{settings.app_id}-base", data_dir=work / "state-3", web_port=free_port())
+            base_settings = settings.replace(app_id=f"{settings.app_id}-base", data_dir=work / "state-3", web={"port": free_port()})
             base, base_s = time_to_ready(base_settings, work / "worker-3.log")
             base.process.kill()
             base.process.wait()

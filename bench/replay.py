@@ -77,8 +77,8 @@ def run(symbols: int, steps: int, model_dir: Path | None, log=lambda s: print(s,
     log(f"  compute: {compute['cpu_us_per_candle']} us/candle = {compute_rate:,.0f} candles/s")
     with EmbeddedBroker() as broker:
         run_id = uuid.uuid4().hex[:8]
-        universe = Settings.from_env(broker=broker.bootstrap, model_dir=model_dir, topic_prefix=f"bench-universe-{run_id}")
-        files = Settings.from_env(broker=broker.bootstrap, model_dir=model_dir, topic_prefix=f"bench-files-{run_id}")
+        universe = Settings.from_env(broker={"bootstrap": broker.bootstrap}, model_dir=model_dir, topic_prefix=f"bench-universe-{run_id}")
+        files = Settings.from_env(broker={"bootstrap": broker.bootstrap}, model_dir=model_dir, topic_prefix=f"bench-files-{run_id}")
         for s in (universe, files):
             ensure_topics(broker.bootstrap, [TopicSpec(s.candle_topic("5m"), s.partitions)])
         u = Universe(symbols)

@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="candleflow-soak-"))
     samples: list[dict] = []
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
-        settings = base.replace(broker=broker.bootstrap, app_id="candleflow-soak", topic_prefix="soak",
+        settings = base.replace(broker={"bootstrap": broker.bootstrap}, app_id="candleflow-soak", topic_prefix="soak",
                                 data_dir=workdir / "state", model_dir=Path(base.model_dir).resolve(),
-                                web_port=free_port(), timeframes=("5m",))
-        ensure_topics(settings.broker, topic_specs(settings))
+                                web={"port": free_port()}, timeframes=("5m",))
+        ensure_topics(settings.broker.bootstrap, topic_specs(settings))
         worker = WorkerProcess(settings, workdir / "worker.log").start()
         try:
             worker.wait_ready()

@@ -35,7 +35,7 @@ def run_worker(settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"CANDLEFLOW_DATA_DIR {settings.data_dir} cannot be created: {exc}") from None
-    ensure_topics(settings.broker, topic_specs(settings), client_config=confluent_security(settings))
+    ensure_topics(settings.broker.bootstrap, topic_specs(settings), client_config=confluent_security(settings))
     pipeline = create_worker_app(settings)
     pipeline.worker.model = model
     worker = faust.Worker(pipeline.app, loglevel=settings.log_level.upper())

@@ -1,13 +1,15 @@
 """One frozen, typed settings object, read once from the environment (prefix ``CANDLEFLOW_``).
 
 Everything that varies between a laptop, CI and production lives here and is passed down;
-nothing else reads ``os.environ``. Its sections, ``settings.storage`` (:class:`StorageSettings`) and
-``settings.retrain`` (:class:`RetrainConfig`), are read with it by the one parser (:mod:`core.env_parser`)
-from the same mapping; secrets (tokens, keys, passwords, URLs with a password) are :class:`Secret`.
+nothing else reads ``os.environ``. Its sections, ``settings.broker`` (:class:`BrokerSettings`),
+``settings.web`` (:class:`WebSettings`), ``settings.storage`` (:class:`StorageSettings`), ``settings.retrain``
+(:class:`RetrainConfig`) and ``settings.patterns`` (:class:`PatternSettings`), are read with it by the one
+parser (:mod:`core.env_parser`) from the same mapping, each under the variables it always had;
+secrets (tokens, keys, passwords, URLs with a password) are :class:`Secret`.
 
->>> s = Settings.from_env({"CANDLEFLOW_BROKER": "127.0.0.1:9092", "CANDLEFLOW_SIGNAL_THRESHOLD": "0.2"})
->>> s.broker, s.signal_threshold, s.web_host
-('127.0.0.1:9092', 0.2, '127.0.0.1')
+>>> s = Settings.from_env({"CANDLEFLOW_BROKER": "kafka:9092", "CANDLEFLOW_SIGNAL_THRESHOLD": "0.2"})
+>>> s.broker.bootstrap, s.signal_threshold, s.web.host
+('kafka:9092', 0.2, '127.0.0.1')
 >>> s.topic("signals")
 'candleflow.signals'
 >>> Settings.from_env({"CANDLEFLOW_PARTITIONS": "zero"})
@@ -21,6 +23,10 @@ One mapping, every section; a bad value in a section is the same one-line error:
 ...                        "CANDLEFLOW_RETRAIN_WINDOW": "3000"})
 >>> s.partitions, s.storage.sink_batch_size, s.retrain.window
 (8, 250, 3000)
+>>> Settings.from_env({"CANDLEFLOW_WEB_PORT": "0"})
+Traceback (most recent call last):
+...
+core.errors.ConfigError: CANDLEFLOW_WEB_PORT must be a TCP port, got 0
 >>> Settings.from_env({"CANDLEFLOW_RETRAIN_SHARE": "2"})
 Traceback (most recent call last):
 ...
@@ -31,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,18 +45,26 @@ from typing import Any, Mapping
 from core.candle import TIMEFRAME_MS
 from core.env_parser import PREFIX, Secret, from_env, to_env
 from core.errors import ConfigError
-from core.settings_sections import RetrainConfig, StorageSettings
+from core.settings_network import BrokerSettings, WebSettings
+from core.settings_sections import PatternSettings, RetrainConfig, StorageSettings
 
-__all__ = ["MAX_MESSAGE_BYTES", "PREFIX", "RetrainConfig", "Settings", "Secret", "StorageSettings", "from_env", "to_env"]
+__all__ = ["BrokerSettings", "MAX_MESSAGE_BYTES", "PREFIX", "PatternSettings", "RetrainConfig", "Settings", "Secret",
+           "StorageSettings", "WebSettings", "from_env", "to_env"]
 
 MAX_MESSAGE_BYTES = 1 << 20  # a candle message larger than this is refused undecoded (CANDLEFLOW_MAX_MESSAGE_BYTES)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Candleflow's configuration. Every field can be set as ``CANDLEFLOW_<FIELD>`` in the environment."""
+    """Candleflow's configuration. Every root field can be set as ``CANDLEFLOW_<FIELD>`` in the environment;
+    each section says its own variables. A section may be given as a mapping of some of its fields: here
+    (over the section's defaults), to :meth:`replace` (over its current section) and to :meth:`from_env`
+    (over what the environment says of it).
 
-    broker: str = "127.0.0.1:9092"
+    >>> Settings(broker={"bootstrap": "kafka:9092"}, web={"port": 7000}).web
+    WebSettings(host='127.0.0.1', port=7000, advertised_host='', sse_max_clients=64)
+    """
+
     app_id: str = "candleflow"
     topic_prefix: str = "candleflow"
     partitions: int = 4
@@ -63,15 +76,9 @@ class Settings:
     store: str = "rocksdb://"
     schema_registry_url: Secret = Secret("")  # may carry credentials (https://user:pass@host): never shown
     signal_threshold: float = 0.3
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    # What other workers use to reach this one's web views (routing by symbol); empty: web_host, or this
-    # machine's host name when web_host is a wildcard (0.0.0.0 in containers).
-    web_advertised_host: str = ""
     # Series kept live (decoded, in the feature engine) between batches; beyond it the least recently used
     # ones that are written are dropped after a checkpoint and read back from the table when they return.
     max_live_series: int = 4_000
-    sse_max_clients: int = 64  # /signals/stream clients at once (one shared consumer); beyond: 503
     max_message_bytes: int = MAX_MESSAGE_BYTES  # larger candle messages are dead-lettered undecoded
     # A candle opening later than this worker's clock plus this is dead-lettered (it would poison its series).
     max_clock_skew_s: float = 300.0
@@ -83,11 +90,6 @@ class Settings:
     # Failure tests only: "after-outputs:N" or "after-state:N" SIGKILLs the worker inside its N-th
     # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
     fault_kill_at: str = ""
-    fetch_max_wait_ms: int = 25
-    # How long the producer gathers records into one request: fewer, larger requests cost the broker far
-    # less per record. 0.005 halves the steady latency in quick runs (BENCHMARKS.md, 2026-12-02), but the
-    # full pipeline benchmark's bursts did not complete with it on the embedded broker: 50 ms stays the default.
-    producer_linger_s: float = 0.05
     outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
     # Latency budget of a batch's scoring, in ms: a batch the full model is estimated to score over it is
     # served by the model's distilled student (``<model>/student/``; streams/serving_chain.py). 0: off.
@@ -111,21 +113,23 @@ class Settings:
     # promotion judge pairs their outcomes candle by candle; "split" serves it to its traffic share of symbols.
     ab_mode: str = "shadow"
     sinks: tuple[str, ...] = ()  # postgres, redis, candles (the candle topics into PostgreSQL); storage.config
-    patterns: bool = False  # similar-pattern consensus on signals (FAISS in-process, or Weaviate if configured)
-    pattern_k: int = 20
-    admin_token: Secret = field(default=Secret(""), repr=False)
     # Signs the learners' table values (learning/sealed.py): set one secret for all workers of a deployment.
     # Empty: a key derived from the app id, which keeps corrupt values out but not a forger who knows it.
     state_key: Secret = field(default=Secret(""), repr=False)
-    broker_security_protocol: str = "PLAINTEXT"  # SSL, SASL_PLAINTEXT, SASL_SSL: streams/kafka_security.py
-    broker_sasl_mechanism: str = "PLAIN"
-    broker_sasl_username: str = ""
-    broker_sasl_password: Secret = field(default=Secret(""), repr=False)
-    broker_ssl_cafile: str = ""
     log_level: str = "info"
-    # Sections, read by the same parser from the same mapping, under their own variables (core/settings_sections.py).
+    # Sections, read by the same parser from the same mapping, under their own variables
+    # (core/settings_network.py, core/settings_sections.py).
+    broker: BrokerSettings = field(default_factory=BrokerSettings, metadata={"section": BrokerSettings})  # CANDLEFLOW_BROKER_<FIELD>
+    web: WebSettings = field(default_factory=WebSettings, metadata={"section": WebSettings})  # CANDLEFLOW_WEB_<FIELD>
     storage: StorageSettings = field(default_factory=StorageSettings, metadata={"section": StorageSettings})  # CANDLEFLOW_<FIELD>
     retrain: RetrainConfig = field(default_factory=RetrainConfig, metadata={"section": RetrainConfig})  # CANDLEFLOW_RETRAIN_<FIELD>
+    patterns: PatternSettings = field(default_factory=PatternSettings, metadata={"section": PatternSettings})  # CANDLEFLOW_PATTERN_<FIELD>
+
+    def __post_init__(self) -> None:
+        for name, section in _SECTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                object.__setattr__(self, name, section(**value))
 
     def topic(self, name: str) -> str:
         """Full topic name under the configured prefix."""
@@ -146,39 +150,41 @@ class Settings:
     def candle_topic(self, timeframe: str) -> str:
         return self.topic(f"candles.{timeframe}")
 
-    @property
-    def web_url(self) -> str:
-        """The URL other workers route requests to (Faust's canonical URL)."""
-        host = self.web_advertised_host or (socket.gethostname() if self.web_host in ("0.0.0.0", "::", "") else self.web_host)
-        return f"http://{host}:{self.web_port}"
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Read settings from ``env`` (default: ``os.environ``); ``overrides`` win over both."""
         return from_env(cls, env, overrides)
 
     def replace(self, **changes: Any) -> "Settings":
+        """A validated copy with ``changes``; a section given as a mapping is merged into this one's section.
+
+        >>> s = Settings(web={"host": "0.0.0.0"}).replace(web={"port": 7000}, partitions=8)
+        >>> s.web.host, s.web.port, s.partitions
+        ('0.0.0.0', 7000, 8)
+        >>> s.replace(broker={"fetch_max_wait_ms": -1})
+        Traceback (most recent call last):
+        ...
+        core.errors.ConfigError: CANDLEFLOW_FETCH_MAX_WAIT_MS must be within 0..10000, got -1
+        """
+        for name in _SECTIONS.keys() & changes.keys():
+            if isinstance(changes[name], Mapping):
+                changes[name] = dataclasses.replace(getattr(self, name), **changes[name])
         new = dataclasses.replace(self, **changes)
         new.validate()
         return new
 
     def validate(self) -> None:
-        self.storage.validate()
-        self.retrain.validate()
+        for name in _SECTIONS:
+            getattr(self, name).validate()
         if self.partitions < 1:
             raise ConfigError(f"CANDLEFLOW_PARTITIONS must be at least 1, got {self.partitions}")
         if self.max_live_series < 1:
             raise ConfigError(f"CANDLEFLOW_MAX_LIVE_SERIES must be at least 1, got {self.max_live_series}")
-        if self.sse_max_clients < 1:
-            raise ConfigError(f"CANDLEFLOW_SSE_MAX_CLIENTS must be at least 1, got {self.sse_max_clients}")
         if self.replication_factor < 1:
             raise ConfigError(f"CANDLEFLOW_REPLICATION_FACTOR must be at least 1, got {self.replication_factor}")
         unknown = [tf for tf in self.timeframes if tf not in TIMEFRAME_MS]
         if unknown or not self.timeframes:
             raise ConfigError(f"CANDLEFLOW_TIMEFRAMES has unknown timeframes {unknown}; known: {', '.join(TIMEFRAME_MS)}")
-        if self.broker_security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-            raise ConfigError("CANDLEFLOW_BROKER_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, "
-                              f"got {self.broker_security_protocol!r}")
         unknown_sinks = set(self.sinks) - {"postgres", "redis", "candles"}
         if unknown_sinks:
             raise ConfigError(f"CANDLEFLOW_SINKS knows postgres, redis and candles, not {sorted(unknown_sinks)}")
@@ -203,12 +209,8 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_MAX_CLOCK_SKEW_S must be within 0..86400, got {self.max_clock_skew_s}")
         if self.max_message_bytes < 1024:
             raise ConfigError(f"CANDLEFLOW_MAX_MESSAGE_BYTES must be at least 1024, got {self.max_message_bytes}")
-        if not 0 < self.web_port < 65536:
-            raise ConfigError(f"CANDLEFLOW_WEB_PORT must be a TCP port, got {self.web_port}")
         if not self.store.startswith(("rocksdb://", "memory://")):
             raise ConfigError(f"CANDLEFLOW_STORE must be rocksdb:// or memory://, got {self.store!r}")
-        if not 0 <= self.fetch_max_wait_ms <= 10_000:
-            raise ConfigError(f"CANDLEFLOW_FETCH_MAX_WAIT_MS must be within 0..10000, got {self.fetch_max_wait_ms}")
         if self.batch_max < 1 or self.batch_within_s <= 0:
             raise ConfigError("CANDLEFLOW_BATCH_MAX must be >= 1 and CANDLEFLOW_BATCH_WITHIN_S > 0")
         if self.fault_kill_at and not re.fullmatch(r"(after-outputs|after-state):[1-9][0-9]*", self.fault_kill_at):
@@ -219,3 +221,6 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_TREE_RUNTIME must be auto or onnx, got {self.tree_runtime!r}")
         if not 0 < self.checkpoint_interval_s <= 60:
             raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
+
+
+_SECTIONS = {f.name: f.metadata["section"] for f in dataclasses.fields(Settings) if "section" in f.metadata}

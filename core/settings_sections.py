@@ -1,4 +1,5 @@
-"""The sections of :class:`core.settings.Settings`: ``settings.storage`` and ``settings.retrain``.
+"""The sections of :class:`core.settings.Settings` about what a worker keeps and learns from: ``settings.storage``,
+``settings.retrain`` and ``settings.patterns`` (the network ones, broker and web: :mod:`core.settings_network`).
 
 Each is a frozen dataclass read by the one parser (:mod:`core.env_parser`) from the same ``CANDLEFLOW_*``
 variables as the root, when the root is read; passed down from there, never read again by the code that
@@ -28,6 +29,16 @@ PosixPath('/srv/a')
 Traceback (most recent call last):
 ...
 core.errors.ConfigError: CANDLEFLOW_RETRAIN_METRIC must be one of accuracy, auc, log_loss, got 'luck'
+
+Pattern search reads ``CANDLEFLOW_PATTERNS`` (on or off) and ``CANDLEFLOW_PATTERN_<FIELD>``:
+
+>>> p = PatternSettings.from_env({"CANDLEFLOW_PATTERNS": "on", "CANDLEFLOW_PATTERN_K": "10"})
+>>> p.enabled, p.k, p.max
+(True, 10, 200000)
+>>> PatternSettings.from_env({"CANDLEFLOW_PATTERN_K": "0"})
+Traceback (most recent call last):
+...
+core.errors.ConfigError: CANDLEFLOW_PATTERN_K must be >= 1, got 0
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from typing import Any, Mapping
 from core.env_parser import PREFIX, Secret, from_env
 from core.errors import ConfigError
 
-__all__ = ["RETRAIN_METRICS", "RetrainConfig", "StorageSettings", "masked_url"]
+__all__ = ["PatternSettings", "RETRAIN_METRICS", "RetrainConfig", "StorageSettings", "masked_url"]
 
 _PASSWORD = re.compile(r"(//[^/:@]*:)[^@/]*@")
 
@@ -71,7 +82,6 @@ class StorageSettings:
     weaviate_grpc_port: int = 50051
     weaviate_collection: str = "CandlePattern"
     weaviate_api_key: Secret = Secret("")  # sent as a bearer key; the compose Weaviate refuses anonymous access
-    pattern_max: int = 200_000  # patterns the embedded FAISS index holds; when full it keeps its newest half
     sink_batch_size: int = 500
     sink_flush_interval_s: float = 0.2
     sink_max_buffer: int = 20_000
@@ -89,7 +99,7 @@ class StorageSettings:
         return from_env(cls, env, overrides)
 
     def validate(self) -> None:
-        for name in ("postgres_pool_max", "redis_ttl_s", "sink_batch_size", "sink_max_buffer", "pattern_max"):
+        for name in ("postgres_pool_max", "redis_ttl_s", "sink_batch_size", "sink_max_buffer"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{PREFIX}{name.upper()} must be >= 1, got {getattr(self, name)}")
         if self.sink_max_buffer < self.sink_batch_size:
@@ -145,3 +155,27 @@ class RetrainConfig:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RetrainConfig:
         """Read ``CANDLEFLOW_RETRAIN_<FIELD>`` (and ``CANDLEFLOW_ARTIFACTS_DIR``) from ``env``; ``overrides`` win."""
         return from_env(cls, env, overrides)
+
+
+@dataclass(frozen=True)
+class PatternSettings:
+    """Similar-pattern consensus on signals (``agents/patterns.py``): FAISS in the worker, or Weaviate if
+    ``settings.storage.weaviate_url`` is set. ``enabled`` from ``CANDLEFLOW_PATTERNS``; the rest from
+    ``CANDLEFLOW_PATTERN_<FIELD>``."""
+
+    env_prefix = f"{PREFIX}PATTERN_"
+    env_names = {"enabled": f"{PREFIX}PATTERNS"}
+
+    enabled: bool = False
+    k: int = 20                        # neighbours each signal's consensus is made of
+    max: int = 200_000                 # patterns the embedded FAISS index holds; when full it keeps its newest half
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> PatternSettings:
+        """Read ``CANDLEFLOW_PATTERNS`` and ``CANDLEFLOW_PATTERN_<FIELD>`` from ``env``; ``overrides`` win."""
+        return from_env(cls, env, overrides)
+
+    def validate(self) -> None:
+        for name in ("k", "max"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{self.env_prefix}{name.upper()} must be >= 1, got {getattr(self, name)}")

@@ -68,8 +68,8 @@ async def read_topic(settings: Settings, topics: list[str], from_beginning: bool
     """
     since_ms = None if from_beginning else int(time.time() * 1000)
     codec = MultiCodec(list(SCHEMA_NAMES), schema_store(settings))
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False, group_id=None, **aiokafka_security(settings),
-                                fetch_max_wait_ms=settings.fetch_max_wait_ms)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker.bootstrap, enable_auto_commit=False, group_id=None,
+                                fetch_max_wait_ms=settings.broker.fetch_max_wait_ms, **aiokafka_security(settings))
     await consumer.start()
     try:
         partitions = []
@@ -79,7 +79,7 @@ async def read_topic(settings: Settings, topics: list[str], from_beginning: bool
                 await refresh_metadata(consumer)
                 ids = consumer.partitions_for_topic(topic)
             if not ids:
-                raise ConfigError(f"topic {topic!r} does not exist on {settings.broker}")
+                raise ConfigError(f"topic {topic!r} does not exist on {settings.broker.bootstrap}")
             partitions += [TopicPartition(topic, p) for p in sorted(ids)]
         consumer.assign(partitions)
         if from_beginning:

@@ -85,8 +85,8 @@ def faust_app(settings: Settings) -> CandleflowApp:
     """A Faust app configured for Candleflow (client timeouts per docs/platform.md: ~3 s per group join)."""
     return CandleflowApp(
         settings.app_id,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-        broker=f"kafka://{settings.broker}",
+        fetch_max_wait_ms=settings.broker.fetch_max_wait_ms,
+        broker=f"kafka://{settings.broker.bootstrap}",
         broker_credentials=faust_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir),
@@ -98,16 +98,16 @@ def faust_app(settings: Settings) -> CandleflowApp:
         broker_heartbeat_interval=1.5,
         broker_rebalance_timeout=10.0,
         broker_commit_interval=1.0,
-        producer_linger=settings.producer_linger_s,
+        producer_linger=settings.broker.producer_linger_s,
         # Batch records (PredictionBatch, OutcomeBatch) are up to ~300 KB. With Faust's 16 KB default, every
         # one of them fills a producer batch, and the next send to that partition waits a whole linger.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
         producer_max_request_size=4 * PRODUCER_BATCH_BYTES,
         web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        canonical_url=settings.web_url,
+        web_bind=settings.web.host,
+        web_host=settings.web.host,
+        web_port=settings.web.port,
+        canonical_url=settings.web.url,
         web_stats_enabled=False,
         web_graph_enabled=False,
         web_tables_enabled=False,

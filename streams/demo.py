@@ -69,8 +69,8 @@ def ensure_model(model_dir: Path, files: list[Path], progress: bool, distil: boo
 
 def live_help(settings: Settings, candle: Candle, rate: float) -> str:
     """What to look at while the demo runs live: the dashboard and the commands worth trying."""
-    web = f"http://{settings.web_host}:{settings.web_port}"
-    env = f"CANDLEFLOW_BROKER={settings.broker} CANDLEFLOW_TOPIC_PREFIX={settings.topic_prefix}"
+    web = f"http://{settings.web.host}:{settings.web.port}"
+    env = f"CANDLEFLOW_BROKER={settings.broker.bootstrap} CANDLEFLOW_TOPIC_PREFIX={settings.topic_prefix}"
     return "\n".join([
         f"Live: replaying the candles in a loop at {rate:g} candles/s. Ctrl-C stops everything.",
         f"  dashboard         {web}/",
@@ -112,13 +112,13 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
     try:
         broker.start()
         print(f"embedded broker at {broker.bootstrap}", file=sys.stderr)
-        settings = base.replace(broker=broker.bootstrap, app_id=f"candleflow-demo-{os.getpid()}", topic_prefix="demo",
-                                data_dir=workdir / "state", model_dir=model_dir.resolve(), web_port=free_port(),
+        settings = base.replace(broker={"bootstrap": broker.bootstrap}, app_id=f"candleflow-demo-{os.getpid()}", topic_prefix="demo",
+                                data_dir=workdir / "state", model_dir=model_dir.resolve(), web={"port": free_port()},
                                 timeframes=tuple(sorted({c.timeframe for c in candles})))
-        ensure_topics(settings.broker, topic_specs(settings))
+        ensure_topics(settings.broker.bootstrap, topic_specs(settings))
         worker = WorkerProcess(settings, workdir / "worker.log").start()
         health = worker.wait_ready()
-        print(f"worker ready at http://{settings.web_host}:{settings.web_port} (model {health.get('model_version')}); "
+        print(f"worker ready at http://{settings.web.host}:{settings.web.port} (model {health.get('model_version')}); "
               f"publishing {len(candles)} candles + {bad} invalid", file=sys.stderr)
 
         async def run() -> tuple[dict[str, Any], dict[str, Any] | None]:

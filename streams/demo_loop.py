@@ -86,7 +86,7 @@ async def _open_registry(settings: Settings, workdir: Path) -> tuple[Any, Any, A
 
 
 def _serving(settings: Settings) -> str | None:
-    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    url = f"http://{settings.web.host}:{settings.web.port}/health"
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read()).get("model_version")
 

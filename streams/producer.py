@@ -60,7 +60,7 @@ class CandleProducer(QueuedProducer):
     def __init__(self, settings: Settings, linger_ms: int = 5):
         self.settings = settings
         self.codec = MultiCodec(["Candle", "CandleBatch"], schema_store(settings))
-        self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker, linger_ms=linger_ms, **aiokafka_security(settings),
+        self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap, linger_ms=linger_ms, **aiokafka_security(settings),
                                           max_batch_size=256 * 1024, acks=1)
         self._partitioner = DefaultPartitioner()
         self._pending: list[asyncio.Future] = []

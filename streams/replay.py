@@ -177,8 +177,8 @@ async def replay(settings: Settings, model: ServableModel, topic: str, *, from_o
     serving = ServingTimeline(model, await _deployments(settings) if follow_deployments else None,
                               shadow=settings.ab_mode == "shadow", chain=serving_chain,
                               tree_runtime=settings.tree_runtime)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False, **aiokafka_security(settings),
-                                fetch_max_wait_ms=settings.fetch_max_wait_ms, max_poll_records=5000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker.bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_wait_ms=settings.broker.fetch_max_wait_ms, max_poll_records=5000, **aiokafka_security(settings))
     await consumer.start()
     report = ReplayReport(by=by, from_time=from_time, to_time=to_time, deployments=len(serving.timeline or ()),
                           output=output if output is not None else KeptRecords())

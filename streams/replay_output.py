@@ -173,8 +173,8 @@ class TopicOutput(ReplayOutput):
         from kafka_io.security import aiokafka_security
         from core.topics import TopicSpec, ensure_topics
 
-        ensure_topics(self.settings.broker, [TopicSpec(t, self.settings.partitions) for t in self.topics.values()])
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.broker, linger_ms=5,
+        ensure_topics(self.settings.broker.bootstrap, [TopicSpec(t, self.settings.partitions) for t in self.topics.values()])
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.broker.bootstrap, linger_ms=5,
                                           **aiokafka_security(self.settings))
         await self._producer.start()
 

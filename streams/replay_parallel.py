@@ -77,7 +77,7 @@ async def estimated_candles(settings: Settings, topic: str, timeout_s: float = 5
 
     from kafka_io.security import aiokafka_security
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker.bootstrap, group_id=None, enable_auto_commit=False,
                                 **aiokafka_security(settings))
     await consumer.start()
     try:
@@ -110,7 +110,7 @@ def topic_partitions(settings: Settings, topic: str, timeout_s: float = 15.0) ->
 
     from kafka_io.security import confluent_security
 
-    admin = AdminClient({"bootstrap.servers": settings.broker, **confluent_security(settings)})
+    admin = AdminClient({"bootstrap.servers": settings.broker.bootstrap, **confluent_security(settings)})
     meta = admin.list_topics(timeout=timeout_s).topics.get(topic)  # all topics: asking for one may create it
     if meta is None or meta.error is not None or not meta.partitions:
         raise ConfigError(f"topic {topic!r} does not exist")

@@ -40,7 +40,7 @@ class TradeProducer(QueuedProducer):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.codec = AvroCodec("Outcome", schema_store(settings))
-        self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all", **aiokafka_security(settings))
+        self._producer = AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap, acks="all", **aiokafka_security(settings))
         self._pending: list[Any] = []
 
     async def send(self, result: Mapping[str, Any]) -> dict[str, Any]:

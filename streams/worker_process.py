@@ -47,7 +47,7 @@ class WorkerProcess:
 
     def get(self, path: str, expect: int = 200) -> Any:
         """GET a web view of this worker and decode its JSON; the status must be ``expect``."""
-        url = f"http://{self.settings.web_host}:{self.settings.web_port}{path}"
+        url = f"http://{self.settings.web.host}:{self.settings.web.port}{path}"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 status, body = response.status, response.read()
@@ -83,9 +83,10 @@ class WorkerProcess:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that reproduces ``settings`` in a child process (which reads it with the one parser).
 
-    Every root field; of the sections (storage, retrain) only the fields set away from their defaults, so
-    a section the caller left at its defaults keeps what the inherited environment says of it, as the
-    child would read it (the tests and benchmarks point a child at their PostgreSQL that way)."""
+    Every field; of the sections that say ``env_inherit_defaults`` (storage, retrain) only the fields set
+    away from their defaults, so a section the caller left at its defaults keeps what the inherited
+    environment says of it, as the child would read it (the tests and benchmarks point a child at their
+    PostgreSQL that way)."""
     return to_env(settings, section_defaults=False)
 
 

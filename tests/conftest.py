@@ -90,11 +90,11 @@ def app_settings(broker, trained_model, tmp_path):
     def make(**overrides) -> Settings:
         n = next(_counter)
         run = uuid.uuid4().hex[:8]
-        settings = Settings(broker=broker.bootstrap, app_id=f"cf-test-{run}-{n}", topic_prefix=f"t{run}{n}",
+        settings = Settings(broker={"bootstrap": broker.bootstrap}, app_id=f"cf-test-{run}-{n}", topic_prefix=f"t{run}{n}",
                             partitions=4, timeframes=("5m",), model_dir=trained_model, data_dir=tmp_path / f"state-{n}",
-                            web_port=free_port(), signal_threshold=0.05)
+                            web={"port": free_port()}, signal_threshold=0.05)
         settings = settings.replace(**overrides)
-        ensure_topics(settings.broker, topic_specs(settings))
+        ensure_topics(settings.broker.bootstrap, topic_specs(settings))
         return settings
 
     return make
@@ -117,7 +117,7 @@ def worker_factory(tmp_path, request):
     started = []
 
     def start(settings: Settings) -> WorkerProcess:
-        worker = WorkerProcess(settings, tmp_path / f"worker-{settings.app_id}-{settings.web_port}.log").start()  # one log per worker
+        worker = WorkerProcess(settings, tmp_path / f"worker-{settings.app_id}-{settings.web.port}.log").start()  # one log per worker
         started.append(worker)
         worker.wait_ready()
         return worker

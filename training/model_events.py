@@ -56,7 +56,8 @@ class EventPublisher:
         from aiokafka import AIOKafkaProducer
 
         # acks=all: a registry change is rare and must not be lost to a leader change.
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.broker, acks="all", linger_ms=0, **aiokafka_security(self.settings))
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.broker.bootstrap, acks="all", linger_ms=0,
+                                          **aiokafka_security(self.settings))
         await self._producer.start()
         return self
 
@@ -87,8 +88,8 @@ async def read_model_events(settings, idle_s: float = 1.0, timed: bool = False) 
 
     topic = settings.topic("model-events")
     # A short fetch wait: a broker may hold a fetch that long, and an idle window no longer than it ends early.
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False, **aiokafka_security(settings),
-                                auto_offset_reset="earliest", fetch_max_wait_ms=min(50, int(idle_s * 500)))
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker.bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=min(50, int(idle_s * 500)), **aiokafka_security(settings))
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()

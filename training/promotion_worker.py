@@ -96,7 +96,7 @@ class PromotionWorker:
 
         stop = stop or asyncio.Event()
         topic = self.settings.topic("outcomes")
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.broker, **aiokafka_security(self.settings),
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.broker.bootstrap, **aiokafka_security(self.settings),
                                     group_id=None, enable_auto_commit=False, auto_offset_reset="latest")
         await consumer.start()
         await _assign_all(consumer, topic)

@@ -102,8 +102,8 @@ class RetrainWorker:
 
         stop = stop or asyncio.Event()
         topic = self.settings.topic("retrain-requests")
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.settings.broker, group_id=self.config.group_id, **aiokafka_security(self.settings),
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.settings.broker.bootstrap, group_id=self.config.group_id,
+                                    **aiokafka_security(self.settings), enable_auto_commit=False, auto_offset_reset="earliest",
                                     session_timeout_ms=10_000, heartbeat_interval_ms=1_500,
                                     max_poll_interval_ms=3_600_000)  # a retrain may take long
         await consumer.start()

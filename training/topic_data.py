@@ -43,8 +43,8 @@ async def read_topic_raw(settings: Settings, topic: str, idle_timeout_s: float) 
 
     from kafka_io.security import aiokafka_security
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, group_id=None, enable_auto_commit=False,
-                                fetch_max_wait_ms=settings.fetch_max_wait_ms, **aiokafka_security(settings))
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker.bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_wait_ms=settings.broker.fetch_max_wait_ms, **aiokafka_security(settings))
     await consumer.start()
     try:
         await refresh_metadata(consumer)

@@ -43,7 +43,7 @@ def worker(broker_: str | None) -> None:
     """Run a candle worker: features, model inference, predictions and signals."""
     from candleflow.worker import run_worker
 
-    run_worker(settings_from(broker=broker_))
+    run_worker(settings_from(broker={"bootstrap": broker_}))
 
 
 @click.command()
@@ -131,7 +131,7 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
         raise click.UsageError("give a range: --from-time/--to-time (candle time) or --from-offset/--to-offset")
     if by_message_time and from_time is None and to_time is None:
         raise click.UsageError("--by-message-time needs --from-time or --to-time")
-    settings = settings_from(broker=broker_, model_dir=model_dir)
+    settings = settings_from(broker={"bootstrap": broker_}, model_dir=model_dir)
     full = full_topic(settings, topic)
     start, end = (parse_time(t) if t else None for t in (from_time, to_time))
     if start is not None and end is not None and end <= start:

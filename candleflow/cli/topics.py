@@ -37,7 +37,7 @@ def produce(files: tuple[Path, ...], symbol: str | None, timeframe: str | None, 
 
     if sum(x is not None and x is not False for x in (speed, rate, max_ or None)) > 1:
         raise click.UsageError("choose one of --speed, --rate and --max")
-    settings = settings_from(broker=broker_)
+    settings = settings_from(broker={"bootstrap": broker_})
     loaded = [read_candle_file(f, symbol=symbol, timeframe=timeframe) for f in files]
     for f in loaded:
         for row, reason in f.rejected[:5]:
@@ -46,7 +46,7 @@ def produce(files: tuple[Path, ...], symbol: str | None, timeframe: str | None, 
             click.echo(f"{f.path.name}: {len(f.rejected) - 5} more rows skipped", err=True)
     candles = list(merge_by_time([f.candles for f in loaded]))
     settings = settings.replace(timeframes=tuple(sorted({c.timeframe for c in candles} | set(settings.timeframes))))
-    ensure_topics(settings.broker, topic_specs(settings), client_config=confluent_security(settings))
+    ensure_topics(settings.broker.bootstrap, topic_specs(settings), client_config=confluent_security(settings))
 
     async def run() -> None:
         async with CandleProducer(settings) as producer:
@@ -85,8 +85,8 @@ def produce_outcomes(file: Path, broker_: str | None) -> None:
     from core.topics import ensure_topics, topic_specs
     from streams.trade_producer import TradeProducer, read_trade_results
 
-    settings = settings_from(broker=broker_)
-    ensure_topics(settings.broker, topic_specs(settings), client_config=confluent_security(settings))
+    settings = settings_from(broker={"bootstrap": broker_})
+    ensure_topics(settings.broker.bootstrap, topic_specs(settings), client_config=confluent_security(settings))
     sent = skipped = 0
 
     async def run() -> None:
@@ -125,7 +125,7 @@ def tail(topic: str, from_beginning: bool, idle_timeout: float | None, symbols: 
     """
     from kafka_io.consumer import json_safe, read_topic
 
-    settings = settings_from(broker=broker_)
+    settings = settings_from(broker={"bootstrap": broker_})
     full = full_topic(settings, topic)
 
     def wanted(record: dict) -> bool:

@@ -6,7 +6,7 @@ FAISS store otherwise.
 
 from __future__ import annotations
 
-from core.settings_sections import StorageSettings
+from core.settings_sections import PatternSettings, StorageSettings
 from storage.patterns.base import (
     Consensus,
     Neighbour,
@@ -40,8 +40,9 @@ __all__ = [
 ]
 
 
-async def open_pattern_store(settings: StorageSettings) -> PatternStore:
-    """The configured store: :class:`WeaviatePatternStore` if ``weaviate_url`` is set, else FAISS."""
+async def open_pattern_store(settings: StorageSettings, patterns: PatternSettings) -> PatternStore:
+    """The configured store: :class:`WeaviatePatternStore` if ``weaviate_url`` is set, else FAISS (holding
+    ``patterns.max`` patterns)."""
     if settings.weaviate_url:
         from storage.patterns.weaviate_store import WeaviatePatternStore
 
@@ -50,4 +51,4 @@ async def open_pattern_store(settings: StorageSettings) -> PatternStore:
                                                   api_key=settings.weaviate_api_key or None)
     from storage.patterns.faiss_store import FaissPatternStore
 
-    return FaissPatternStore(max_patterns=settings.pattern_max)
+    return FaissPatternStore(max_patterns=patterns.max)

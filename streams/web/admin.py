@@ -35,7 +35,7 @@ def attach_admin_views(pipeline: Any) -> None:
     app, settings = pipeline.app, pipeline.settings
 
     async def body_of(view: View, request: Request, *fields: str) -> tuple[dict | None, Response | None]:
-        denied = admin_denied(view, request, str(settings.admin_token))
+        denied = admin_denied(view, request, str(settings.web.admin_token))
         if denied:
             return None, denied
         body, failure = await read_json_body(view, request, limit=16_384)

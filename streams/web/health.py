@@ -123,7 +123,7 @@ def attach_health_views(pipeline: Any) -> None:
             live = len(worker.checkpoint.series) if worker.checkpoint is not None else None
             return self.json({**pipeline.stats.snapshot(), "consumer_lag": consumer_lag(app, candle_topics), "sinks": sinks,
                               "signal_stream": feed, "live_series": live, "providers": _providers(worker.model),
-                              "patterns": pipeline.pattern_calls.stats() if pipeline.settings.patterns else None,
+                              "patterns": pipeline.pattern_calls.stats() if pipeline.settings.patterns.enabled else None,
                               # candles served by the full model and by its student, the budget, the estimate
                               "serving": pipeline.serving_chain.snapshot()})
 

@@ -34,7 +34,7 @@ async def _signals(settings: Any) -> AsyncIterator[dict[str, Any]]:
 
 def attach_signal_views(pipeline: Any) -> None:
     app, settings = pipeline.app, pipeline.settings
-    feed = pipeline.worker.signal_feed = SignalFeed(lambda: _signals(settings), max_clients=settings.sse_max_clients)
+    feed = pipeline.worker.signal_feed = SignalFeed(lambda: _signals(settings), max_clients=settings.web.sse_max_clients)
 
     @app.page("/signals/latest")
     class LatestSignals(View):

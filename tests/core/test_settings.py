@@ -35,9 +35,9 @@ def test_bad_configuration_is_one_clear_error(env, fragment):
 def test_the_url_other_workers_route_to():
     import socket
 
-    assert Settings().web_url == "http://127.0.0.1:6066"
-    assert Settings(web_host="0.0.0.0", web_port=7000).web_url == f"http://{socket.gethostname()}:7000"
-    assert Settings(web_host="0.0.0.0", web_advertised_host="worker-2.internal").web_url == "http://worker-2.internal:6066"
+    assert Settings().web.url == "http://127.0.0.1:6066"
+    assert Settings(web={"host": "0.0.0.0", "port": 7000}).web.url == f"http://{socket.gethostname()}:7000"
+    assert Settings(web={"host": "0.0.0.0", "advertised_host": "worker-2.internal"}).web.url == "http://worker-2.internal:6066"
 
 
 def test_one_environment_parser_reads_every_settings_object():
@@ -64,7 +64,7 @@ def test_one_mapping_reads_the_root_and_every_section():
            "CANDLEFLOW_WEAVIATE_API_KEY": "wv-key", "CANDLEFLOW_RETRAIN_FILES": "a.csv, b.csv.gz",
            "CANDLEFLOW_RETRAIN_USE_POSTGRES": "no", "CANDLEFLOW_ARTIFACTS_DIR": "/srv/artifacts"}
     s = Settings.from_env(env)
-    assert s.broker == "kafka:9092" and s.sinks == ("postgres", "redis")
+    assert s.broker.bootstrap == "kafka:9092" and s.sinks == ("postgres", "redis")
     assert s.storage == StorageSettings.from_env(env) and s.retrain == RetrainConfig.from_env(env)
     assert s.storage.postgres_dsn == "postgresql://u:pg-pw@db/x" and s.storage.sink_batch_size == 250
     assert s.retrain.files == (Path("a.csv"), Path("b.csv.gz")) and s.retrain.use_postgres is False
@@ -79,8 +79,8 @@ def test_secrets_are_secret_types_in_every_section():
     s = Settings.from_env({"CANDLEFLOW_POSTGRES_DSN": "postgresql://u:pg-pw@db/x", "CANDLEFLOW_REDIS_URL": "redis://:rd-pw@r/0",
                            "CANDLEFLOW_WEAVIATE_API_KEY": "wv-key", "CANDLEFLOW_ADMIN_TOKEN": "tok-123",
                            "CANDLEFLOW_STATE_KEY": "sk-1", "CANDLEFLOW_BROKER_SASL_PASSWORD": "sasl-pw"})
-    for value in (s.storage.postgres_dsn, s.storage.redis_url, s.storage.weaviate_api_key, s.admin_token, s.state_key,
-                  s.broker_sasl_password):
+    for value in (s.storage.postgres_dsn, s.storage.redis_url, s.storage.weaviate_api_key, s.web.admin_token, s.state_key,
+                  s.broker.sasl_password):
         assert isinstance(value, Secret)
     shown = repr(s)
     assert not any(x in shown for x in ("pg-pw", "rd-pw", "wv-key", "tok-123", "sk-1", "sasl-pw"))
@@ -105,7 +105,7 @@ def test_the_environment_of_a_child_reads_back_as_the_same_settings():
     from core.settings import to_env
     from core.settings_sections import RetrainConfig, StorageSettings
 
-    s = Settings(timeframes=("5m",), sinks=("postgres",), admin_token=Secret("tok"),
+    s = Settings(timeframes=("5m",), sinks=("postgres",), web={"admin_token": Secret("tok")},
                  storage=StorageSettings(postgres_dsn=Secret("postgresql://u:pw@db/x"), sink_batch_size=100),
                  retrain=RetrainConfig(files=(Path("a.csv"),), use_topics=False))
     assert Settings.from_env(to_env(s)) == s
@@ -118,3 +118,4 @@ def test_the_schema_registry_url_is_a_secret():
     s = Settings.from_env({"CANDLEFLOW_SCHEMA_REGISTRY_URL": "https://user:hunter2@registry:8081"})
     assert isinstance(s.schema_registry_url, Secret) and s.schema_registry_url.startswith("https://")
     assert "hunter2" not in repr(s)
+

@@ -95,7 +95,7 @@ def refused_inputs(messages: list[tuple[bytes, bytes]]) -> int:
 
 
 async def send_all(settings: Settings, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker, max_request_size=4 * BIG)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap, max_request_size=4 * BIG)
     await producer.start()
     try:
         futures = [await producer.send(settings.candle_topic("5m"), value, key=key or None) for key, value in messages]
@@ -109,10 +109,10 @@ def secret_worker(broker, trained_model, tmp_path_factory):
     """A worker with an admin token and a database password in its environment, logging at debug level."""
     tmp = tmp_path_factory.mktemp("hostile")
     token, password = f"tok-{uuid.uuid4().hex}", f"pw-{uuid.uuid4().hex}"
-    settings = Settings(broker=broker.bootstrap, app_id=f"cf-hostile-{uuid.uuid4().hex[:8]}", topic_prefix=f"h{uuid.uuid4().hex[:8]}",
-                        partitions=4, timeframes=("5m",), model_dir=trained_model, data_dir=tmp / "state",
-                        web_port=free_port(), signal_threshold=0.05, admin_token=Secret(token), log_level="debug")
-    ensure_topics(settings.broker, topic_specs(settings))
+    settings = Settings(broker={"bootstrap": broker.bootstrap}, app_id=f"cf-hostile-{uuid.uuid4().hex[:8]}",
+                        topic_prefix=f"h{uuid.uuid4().hex[:8]}", partitions=4, timeframes=("5m",), model_dir=trained_model, data_dir=tmp / "state",
+                        web={"port": free_port(), "admin_token": Secret(token)}, signal_threshold=0.05, log_level="debug")
+    ensure_topics(settings.broker.bootstrap, topic_specs(settings))
     env = {"CANDLEFLOW_POSTGRES_DSN": f"postgresql://candleflow:{password}@127.0.0.1:5432/candleflow",
            "KAFKA_SASL_PASSWORD": password}
     with pytest.MonkeyPatch.context() as mp:
@@ -197,9 +197,9 @@ def _address(hexaddr: str, width: int) -> str:
 def test_nothing_listens_beyond_loopback_by_default(secret_worker):
     worker, _ = secret_worker
     sockets = listening_sockets(worker.process.pid)
-    assert (worker.settings.web_host, worker.settings.web_port) in sockets
+    assert (worker.settings.web.host, worker.settings.web.port) in sockets
     assert all(address in ("127.0.0.1", "::1") for address, _ in sockets), sockets
-    assert Settings().web_host == "127.0.0.1" and Settings.from_env({}).web_host == "127.0.0.1"
+    assert Settings().web.host == "127.0.0.1" and Settings.from_env({}).web.host == "127.0.0.1"
 
 
 def test_secrets_never_appear_in_output(secret_worker):

@@ -30,7 +30,7 @@ async def send_outcomes(settings, accuracy: dict[str, float], n: int) -> None:
 async def send_outcomes_from(settings, accuracy: dict[str, float], start: int, end: int) -> None:
     """Outcomes ``start`` .. ``end`` - 1 of :func:`send_outcomes`' sequence."""
     codec = AvroCodec("Outcome", LocalSchemaStore())
-    async with AIOKafkaProducer(bootstrap_servers=settings.broker, linger_ms=5) as producer:
+    async with AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap, linger_ms=5) as producer:
         for i in range(start, end):
             for version, share in accuracy.items():
                 right = (i * 7919 % 1000) < share * 1000

@@ -59,7 +59,7 @@ def test_sigkill_inside_a_checkpoint_then_restart_loses_and_changes_nothing(stag
         assert victim.process.returncode == -9, victim.process.returncode
     finally:
         victim.stop()
-    restarted = worker_factory(settings.replace(fault_kill_at="", web_port=free_port()))
+    restarted = worker_factory(settings.replace(fault_kill_at="", web={"port": free_port()}))
     feeder.join(120)
     assert not feeder_error, feeder_error
 

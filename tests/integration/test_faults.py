@@ -111,9 +111,9 @@ def proxied_broker(tmp_path):
 
 def test_worker_waits_for_the_broker_and_rides_out_a_lost_connection(proxied_broker, trained_model, tmp_path):
     proxy = proxied_broker
-    settings = Settings(broker=f"127.0.0.1:{proxy.port}", app_id=f"cf-fault-{time.time_ns()}", topic_prefix="f",
+    settings = Settings(broker={"bootstrap": f"127.0.0.1:{proxy.port}"}, app_id=f"cf-fault-{time.time_ns()}", topic_prefix="f",
                         partitions=4, timeframes=("5m",), model_dir=trained_model, data_dir=tmp_path / "state",
-                        web_port=free_port(), signal_threshold=0.05)
+                        web={"port": free_port()}, signal_threshold=0.05)
     # 1. Started while nothing answers at the broker address: it waits (alive, not ready) instead of exiting.
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
@@ -122,7 +122,7 @@ def test_worker_waits_for_the_broker_and_rides_out_a_lost_connection(proxied_bro
             assert worker.process.poll() is None, "the worker gave up on a broker that is not up yet"
             time.sleep(0.2)
         proxy.restore()
-        wait_for_broker(settings.broker, 30)
+        wait_for_broker(settings.broker.bootstrap, 30)
         health = worker.wait_ready(90)
         assert health["assigned_partitions"] > 0
         version = health["model_version"]
@@ -190,8 +190,8 @@ DAMAGE = {  # how the model directory is damaged -> what the one-line error must
 def test_missing_or_corrupt_model_at_start_is_one_clear_line(broker, trained_model, tmp_path):
     started = {}
     for i, how in enumerate(DAMAGE):  # all at once: each spends most of its start-up importing
-        settings = Settings(broker=broker.bootstrap, model_dir=corrupt_copy(trained_model, tmp_path / f"model-{i}", how),
-                            data_dir=tmp_path / f"state-{i}", web_port=free_port())
+        settings = Settings(broker={"bootstrap": broker.bootstrap}, model_dir=corrupt_copy(trained_model, tmp_path / f"model-{i}", how),
+                            data_dir=tmp_path / f"state-{i}", web={"port": free_port()})
         started[how] = start_worker_cli(settings)
     for how, process in started.items():
         out, err = process.communicate(timeout=120)
@@ -204,7 +204,7 @@ def test_missing_or_corrupt_model_at_start_is_one_clear_line(broker, trained_mod
 async def publish_raw_event(settings: Settings, value: bytes | None) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(settings.topic("model-events"), value, key=b"candleflow")

@@ -52,7 +52,7 @@ def many_symbols(n_symbols: int, per_symbol: int, split: tuple[str, str, float] 
 
 
 async def publish_event(settings, event: dict) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.broker)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap)
     await producer.start()
     try:
         event = {"event_id": uuid.uuid4().hex, "name": "candleflow", "previous_version": None, "reason": "test",

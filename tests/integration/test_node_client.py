@@ -37,8 +37,8 @@ def test_a_nodejs_client_publishes_and_decodes_with_only_the_workers_url(app_set
     (tmp_path / "candles.jsonl").write_text("\n".join(lines) + "\n")
 
     run = subprocess.run(
-        ["node", str(node_client), "--broker", settings.broker,
-         "--registry", f"http://{settings.web_host}:{settings.web_port}", "--prefix", settings.topic(""),
+        ["node", str(node_client), "--broker", settings.broker.bootstrap,
+         "--registry", f"http://{settings.web.host}:{settings.web.port}", "--prefix", settings.topic(""),
          "--candles", str(tmp_path / "candles.jsonl"), "--expect-predictions", str(len(candles)),
          "--expect-dead-letters", "1", "--signal-threshold", str(settings.signal_threshold), "--timeout-s", "120"],
         capture_output=True, text=True, timeout=180)

@@ -74,7 +74,7 @@ async def _read_outcomes(settings, n: int) -> list[dict]:
 
 def test_signals_carry_the_consensus_of_similar_past_patterns(app_settings, worker_factory):
     """Pattern search on (embedded FAISS): once labelled patterns exist, signals carry their consensus."""
-    settings = app_settings(patterns=True)
+    settings = app_settings(patterns={"enabled": True})
     worker_factory(settings)
     candles = real_candles(400)
     asyncio.run(publish(settings, candles))
@@ -82,7 +82,7 @@ def test_signals_carry_the_consensus_of_similar_past_patterns(app_settings, work
     with_consensus = [s for s in got["signals"] if s.get("pattern_k")]
     assert with_consensus, "later signals should find labelled patterns"
     for s in with_consensus:
-        assert 0 < s["pattern_k"] <= settings.pattern_k
+        assert 0 < s["pattern_k"] <= settings.patterns.k
         assert 0.0 <= s["pattern_bullish_share"] + s["pattern_bearish_share"] <= 1.0
         assert -1.0 <= s["pattern_mean_similarity"] <= 1.0 and math.isfinite(s["pattern_mean_outcome"])
     # Signals need warm features (34 candles); by then the earlier labels have filled the store.
@@ -94,7 +94,7 @@ def test_an_unreachable_pattern_store_costs_signals_their_consensus_and_nothing_
     """Pattern search on, its Weaviate down (nothing listens on the port): every candle is still
     predicted, signals go out without pattern fields, the worker stays ready and says why once."""
     monkeypatch.setenv("CANDLEFLOW_WEAVIATE_URL", f"http://127.0.0.1:{free_port()}")
-    settings = app_settings(patterns=True)
+    settings = app_settings(patterns={"enabled": True})
     worker = worker_factory(settings)
     candles = real_candles(120)
     asyncio.run(publish(settings, candles))
@@ -133,7 +133,7 @@ def test_a_forged_learner_changelog_value_is_refused_and_the_worker_serves_on(ap
     marker = tmp_path / "pwned"
 
     async def forge():
-        async with AIOKafkaProducer(bootstrap_servers=settings.broker) as producer:
+        async with AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap) as producer:
             await producer.send_and_wait(f"{settings.app_id}-learners-changelog", pickle.dumps(_Forged(marker)),
                                          key=b"partition-0", partition=0)
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 async def send_retrain_request(settings, request: dict, key: bytes = b"manual") -> None:
-    async with AIOKafkaProducer(bootstrap_servers=settings.broker) as producer:
+    async with AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap) as producer:
         await producer.send_and_wait(settings.topic("retrain-requests"), json.dumps(request).encode(), key=key)
 
 

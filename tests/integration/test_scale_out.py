@@ -88,10 +88,10 @@ def distinct_ids(expected: set[str], signals: set[str] = frozenset()):
 
 
 def fresh_settings(broker: str, model_dir: Path, data_dir: Path, name: str) -> Settings:
-    settings = Settings(broker=broker, app_id=f"cf-scale-{name}-{time.time_ns()}", topic_prefix=f"s{name}{time.time_ns()}",
+    settings = Settings(broker={"bootstrap": broker}, app_id=f"cf-scale-{name}-{time.time_ns()}", topic_prefix=f"s{name}{time.time_ns()}",
                         partitions=PARTITIONS, timeframes=("5m",), model_dir=model_dir, data_dir=data_dir,
-                        web_port=free_port(), signal_threshold=0.05, store=REFERENCE_STORE)
-    ensure_topics(settings.broker, topic_specs(settings))
+                        web={"port": free_port()}, signal_threshold=0.05, store=REFERENCE_STORE)
+    ensure_topics(settings.broker.bootstrap, topic_specs(settings))
     return settings
 
 
@@ -151,7 +151,7 @@ def test_failover_mid_stream_loses_and_changes_nothing(how, store, model, app_se
     symbols = sorted({c.symbol for c in candles})
     timeline = steps(candles)
     first = app_settings(store=store, **({} if model == "lgbm" else {"model_dir": request.getfixturevalue("default_bundle")}))
-    second = first.replace(web_port=free_port(), data_dir=first.data_dir.with_name(first.data_dir.name + "-b"))
+    second = first.replace(web={"port": free_port()}, data_dir=first.data_dir.with_name(first.data_dir.name + "-b"))
     survivor = worker_factory(first)
     victim = worker_factory(second)
 

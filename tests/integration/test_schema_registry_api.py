@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 def read_all(settings, topic: str, until, timeout_s: float = 90.0) -> list:
     """Every message of ``topic`` from offset 0 (assigned, no group join) until ``until(messages)`` holds."""
-    consumer = Consumer({"bootstrap.servers": settings.broker, "group.id": f"sr-test-{topic}", "enable.auto.commit": False})
+    consumer = Consumer({"bootstrap.servers": settings.broker.bootstrap, "group.id": f"sr-test-{topic}", "enable.auto.commit": False})
     consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.partitions)])
     messages, deadline = [], time.monotonic() + timeout_s
     try:
@@ -40,14 +40,14 @@ def read_all(settings, topic: str, until, timeout_s: float = 90.0) -> list:
 def test_confluent_clients_need_only_the_workers_url(app_settings, worker_factory):
     settings = app_settings()
     worker = worker_factory(settings)
-    registry = SchemaRegistryClient({"url": f"http://{settings.web_host}:{settings.web_port}"})
+    registry = SchemaRegistryClient({"url": f"http://{settings.web.host}:{settings.web.port}"})
 
     # Producer side: the serializer finds the latest version of "<topic>-value" and writes with its id.
     candle_topic = settings.candle_topic("5m")
     serializer = AvroSerializer(registry, conf={"auto.register.schemas": False, "use.latest.version": True})
     candles = real_candles(40)
     # librdkafka's default partitioner is not Java's: keyed records must land where Kafka's murmur2 puts them.
-    producer = Producer({"bootstrap.servers": settings.broker, "partitioner": "murmur2_random"})
+    producer = Producer({"bootstrap.servers": settings.broker.bootstrap, "partitioner": "murmur2_random"})
     for c in candles:
         value = serializer(c.to_record(), SerializationContext(candle_topic, MessageField.VALUE))
         producer.produce(candle_topic, key=c.symbol.encode(), value=value)
@@ -110,7 +110,7 @@ def test_confluent_clients_need_only_the_workers_url(app_settings, worker_factor
     assert worker.get("/ready")["ready"]
 
     # Every read endpoint over plain HTTP, with the registry's content type.
-    base = f"http://{settings.web_host}:{settings.web_port}"
+    base = f"http://{settings.web.host}:{settings.web.port}"
     candle_id = registry.get_latest_version(f"{candle_topic}-value").schema_id
 
     def get(path: str) -> tuple[int, str, object]:

@@ -43,7 +43,7 @@ def test_trade_results_become_pnl_and_hit_rate_per_version(app_settings, worker_
     lines = [json.dumps(trade_for(s, -0.1)) for s in signals[6:]] + ["not json", json.dumps({"symbol": "X"})]
     path = tmp_path / "trades.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    done = run_cli("produce-outcomes", str(path), env={"CANDLEFLOW_BROKER": settings.broker,
+    done = run_cli("produce-outcomes", str(path), env={"CANDLEFLOW_BROKER": settings.broker.bootstrap,
                                                        "CANDLEFLOW_TOPIC_PREFIX": settings.topic_prefix})
     assert done.returncode == 0, done.stderr
     assert "published 6 trade results (2 invalid lines skipped)" in done.stderr and "line 7 skipped: not JSON" in done.stderr

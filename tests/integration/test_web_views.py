@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def running(app_settings, worker_factory):
-    settings = app_settings(sse_max_clients=2)
+    settings = app_settings(web={"sse_max_clients": 2})
     worker = worker_factory(settings)
     candles = real_candles(80)
     asyncio.run(publish(settings, candles))
@@ -32,7 +32,7 @@ def running(app_settings, worker_factory):
 
 
 def post(worker, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
-    url = f"http://{worker.settings.web_host}:{worker.settings.web_port}{path}"
+    url = f"http://{worker.settings.web.host}:{worker.settings.web.port}{path}"
     request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -54,7 +54,7 @@ def test_health_ready_stats_and_metrics(running):
     serving = stats["serving"]
     assert serving["served"] == {"full": len(candles), "student": 0} and serving["budget_ms"] == 250
     assert serving["estimate"][worker.get("/models")["active"]["version"]]["batches"] >= 1
-    url = f"http://{settings.web_host}:{settings.web_port}/metrics"
+    url = f"http://{settings.web.host}:{settings.web.port}/metrics"
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     assert re.search(rf"^candleflow_predictions_total {len(candles)}\.0$", text, re.M)
     assert re.search(rf'^candleflow_served_candles_total{{by="full"}} {len(candles)}\.0$', text, re.M)
@@ -76,7 +76,7 @@ def test_signal_views_and_live_stream(running):
 
     # Server-sent events: two clients connect (one shared consumer), a third is over the cap; then make a
     # new signal happen, and see it arrive at both.
-    url = f"http://{settings.web_host}:{settings.web_port}/signals/stream"
+    url = f"http://{settings.web.host}:{settings.web.port}/signals/stream"
     events: list[list[dict]] = [[], []]
     connected = [threading.Event(), threading.Event()]
 
@@ -170,7 +170,7 @@ def test_dashboard_renders_live_data_in_headless_chromium(running, tmp_path):
     assert data["series"] and data["series"][0]["candles"] and data["history"]
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
-    url = f"http://{settings.web_host}:{settings.web_port}/"
+    url = f"http://{settings.web.host}:{settings.web.port}/"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,1000", "--virtual-time-budget=4000"]
@@ -185,7 +185,7 @@ def test_admin_actions_need_the_token(app_settings, worker_factory):
     from core.settings import Secret
 
     def admin(worker, path, body, token=None):
-        url = f"http://{worker.settings.web_host}:{worker.settings.web_port}{path}"
+        url = f"http://{worker.settings.web.host}:{worker.settings.web.port}{path}"
         headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
         request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
         try:
@@ -198,7 +198,7 @@ def test_admin_actions_need_the_token(app_settings, worker_factory):
     status, body = admin(closed, "/admin/retrain", {"reason": "x"}, token="anything")
     assert status == 403 and "CANDLEFLOW_ADMIN_TOKEN" in body["error"]
 
-    settings = app_settings(admin_token=Secret("s3cret-token"))
+    settings = app_settings(web={"admin_token": Secret("s3cret-token")})
     worker = worker_factory(settings)
     assert admin(worker, "/admin/retrain", {"reason": "x"})[0] == 401
     assert admin(worker, "/admin/retrain", {"reason": "x"}, token="wrong")[0] == 401

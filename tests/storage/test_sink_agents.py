@@ -143,7 +143,7 @@ def test_a_second_worker_joins_while_postgres_is_down_and_nothing_waits_for_it(a
     monkeypatch.setenv("CANDLEFLOW_POSTGRES_DSN", pg_cluster.dsn)
     monkeypatch.setenv("CANDLEFLOW_SINK_BACKOFF_MAX_S", "0.5")
     first = app_settings(sinks=("postgres",), outcome_loop=False)
-    second = first.replace(web_port=free_port(), data_dir=first.data_dir.with_name(first.data_dir.name + "-b"))
+    second = first.replace(web={"port": free_port()}, data_dir=first.data_dir.with_name(first.data_dir.name + "-b"))
     a = worker_factory(first)
     candles = real_candles(120)
     part1, part2 = candles[:80], candles[80:]
@@ -202,7 +202,7 @@ def test_rows_postgres_refuses_land_in_dead_letters_with_their_sqlstate(app_sett
 
     async def send() -> None:
         codec = AvroCodec("Signal", store_from_url(settings.schema_registry_url or None))
-        producer = AIOKafkaProducer(bootstrap_servers=settings.broker)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap)
         await producer.start()
         try:
             for record in hostile:

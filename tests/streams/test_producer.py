@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_step_wider_than_one_message_is_split_and_nothing_is_lost(broker):
-    settings = Settings(broker=broker.bootstrap, topic_prefix=f"p{uuid.uuid4().hex[:8]}", partitions=1, timeframes=("5m",))
-    ensure_topics(settings.broker, topic_specs(settings))
+    settings = Settings(broker={"bootstrap": broker.bootstrap}, topic_prefix=f"p{uuid.uuid4().hex[:8]}", partitions=1, timeframes=("5m",))
+    ensure_topics(settings.broker.bootstrap, topic_specs(settings))
     base = read_candle_file(sorted(CANDLES.glob("*_5m.csv.gz"))[0]).candles[3000]
     n = 2 * BATCH_CANDLES + 100  # 25,000 candles of one partition would be ~1.7 MB in one message
     step = [dataclasses.replace(base, symbol=f"{base.symbol}-{k:05d}") for k in range(n)]
