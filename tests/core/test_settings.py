@@ -119,3 +119,76 @@ def test_the_schema_registry_url_is_a_secret():
     assert isinstance(s.schema_registry_url, Secret) and s.schema_registry_url.startswith("https://")
     assert "hunter2" not in repr(s)
 
+
+def test_the_network_and_pattern_sections_keep_their_variables_and_round_trip():
+    from core.settings import to_env
+
+    env = {"CANDLEFLOW_BROKER": "kafka:9092", "CANDLEFLOW_BROKER_SECURITY_PROTOCOL": "SASL_SSL",
+           "CANDLEFLOW_BROKER_SASL_MECHANISM": "SCRAM-SHA-512", "CANDLEFLOW_BROKER_SASL_USERNAME": "svc",
+           "CANDLEFLOW_BROKER_SASL_PASSWORD": "sasl-pw", "CANDLEFLOW_BROKER_SSL_CAFILE": "/etc/ca.pem",
+           "CANDLEFLOW_FETCH_MAX_WAIT_MS": "100", "CANDLEFLOW_PRODUCER_LINGER_S": "0.005",
+           "CANDLEFLOW_WEB_HOST": "0.0.0.0", "CANDLEFLOW_WEB_PORT": "7000", "CANDLEFLOW_WEB_ADVERTISED_HOST": "w-1",
+           "CANDLEFLOW_SSE_MAX_CLIENTS": "8", "CANDLEFLOW_ADMIN_TOKEN": "tok-123",
+           "CANDLEFLOW_PATTERNS": "on", "CANDLEFLOW_PATTERN_K": "5", "CANDLEFLOW_PATTERN_MAX": "1000"}
+    s = Settings.from_env(env)
+    assert (s.broker.bootstrap, s.broker.security_protocol, s.broker.sasl_mechanism, s.broker.sasl_username) == \
+        ("kafka:9092", "SASL_SSL", "SCRAM-SHA-512", "svc")
+    assert s.broker.sasl_password == "sasl-pw" and s.broker.ssl_cafile == "/etc/ca.pem"
+    assert s.broker.fetch_max_wait_ms == 100 and s.broker.producer_linger_s == 0.005
+    assert (s.web.host, s.web.port, s.web.advertised_host, s.web.sse_max_clients) == ("0.0.0.0", 7000, "w-1", 8)
+    assert s.web.admin_token == "tok-123" and s.web.url == "http://w-1:7000"
+    assert (s.patterns.enabled, s.patterns.k, s.patterns.max) == (True, 5, 1000)
+    assert set(env) <= set(to_env(s))  # every variable keeps its name
+    assert Settings.from_env(to_env(s)) == s
+    # A child keeps these sections whole (at their defaults too), unlike storage's defaults.
+    child = to_env(Settings(), section_defaults=False)
+    assert child["CANDLEFLOW_BROKER"] == "127.0.0.1:9092" and child["CANDLEFLOW_WEB_PORT"] == "6066"
+    assert child["CANDLEFLOW_PATTERNS"] == "False" and "CANDLEFLOW_REDIS_URL" not in child
+    assert Settings.from_env({**env, **child}) == Settings()
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"CANDLEFLOW_BROKER_SECURITY_PROTOCOL": "TLS"},
+     "CANDLEFLOW_BROKER_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, got 'TLS'"),
+    ({"CANDLEFLOW_FETCH_MAX_WAIT_MS": "soon"}, "CANDLEFLOW_FETCH_MAX_WAIT_MS must be an integer, got 'soon'"),
+    ({"CANDLEFLOW_FETCH_MAX_WAIT_MS": "20000"}, "CANDLEFLOW_FETCH_MAX_WAIT_MS must be within 0..10000, got 20000"),
+    ({"CANDLEFLOW_PRODUCER_LINGER_S": "-1"}, "CANDLEFLOW_PRODUCER_LINGER_S must be within 0..10, got -1.0"),
+    ({"CANDLEFLOW_WEB_PORT": "70000"}, "CANDLEFLOW_WEB_PORT must be a TCP port, got 70000"),
+    ({"CANDLEFLOW_SSE_MAX_CLIENTS": "0"}, "CANDLEFLOW_SSE_MAX_CLIENTS must be at least 1, got 0"),
+    ({"CANDLEFLOW_PATTERNS": "perhaps"}, "CANDLEFLOW_PATTERNS must be true or false, got 'perhaps'"),
+    ({"CANDLEFLOW_PATTERN_K": "0"}, "CANDLEFLOW_PATTERN_K must be >= 1, got 0"),
+    ({"CANDLEFLOW_PATTERN_MAX": "0"}, "CANDLEFLOW_PATTERN_MAX must be >= 1, got 0"),
+])
+def test_a_bad_value_in_a_network_or_pattern_section_is_one_line_naming_its_variable(env, message):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert str(caught.value) == message and "\n" not in str(caught.value)
+
+
+def test_the_secrets_of_the_broker_and_web_sections_are_hidden():
+    from core.settings import BrokerSettings, WebSettings
+
+    s = Settings(broker={"sasl_password": Secret("sasl-pw")}, web={"admin_token": Secret("tok-123")})
+    for shown in (repr(s), repr(s.broker), repr(s.web), str(s.broker), str(s.web)):
+        assert "sasl-pw" not in shown and "tok-123" not in shown
+    assert isinstance(BrokerSettings.from_env({"CANDLEFLOW_BROKER_SASL_PASSWORD": "x"}).sasl_password, Secret)
+    assert isinstance(WebSettings.from_env({"CANDLEFLOW_ADMIN_TOKEN": "x"}).admin_token, Secret)
+
+
+def test_replace_and_overrides_merge_a_mapping_into_a_section():
+    from core.settings import WebSettings
+
+    s = Settings(web={"host": "0.0.0.0", "port": 7000}, broker={"bootstrap": "kafka:9092"})
+    moved = s.replace(web={"port": 7001}, partitions=8)
+    assert (moved.web.host, moved.web.port, moved.partitions) == ("0.0.0.0", 7001, 8)
+    assert moved.broker == s.broker and s.web.port == 7000  # the rest kept, the original unchanged
+    assert s.replace(web=WebSettings()).web == WebSettings()  # a section given whole replaces it
+    assert s.replace(patterns={"enabled": True}).patterns.enabled is True
+    with pytest.raises(ConfigError, match="CANDLEFLOW_WEB_PORT must be a TCP port, got 0"):
+        s.replace(web={"port": 0})
+    with pytest.raises(TypeError):
+        s.replace(web={"web_port": 7001})  # the old flat names are gone, in a section too
+    env = {"CANDLEFLOW_WEB_HOST": "0.0.0.0", "CANDLEFLOW_BROKER": "kafka:9092"}
+    read = Settings.from_env(env, web={"port": 7002}, broker={"fetch_max_wait_ms": 50})
+    assert (read.web.host, read.web.port, read.broker.bootstrap, read.broker.fetch_max_wait_ms) == \
+        ("0.0.0.0", 7002, "kafka:9092", 50)
