@@ -16,12 +16,14 @@ def attach_agents(pipeline: Pipeline) -> None:
     from agents.checkpoint import Checkpoint
     from agents.model_events import attach_model_reloader
     from agents.outcomes import attach_outcome_agents
+    from agents.recovery import attach_recovery_watch
 
     settings = pipeline.settings
     pipeline.worker.checkpoint = Checkpoint(pipeline.app, pipeline.series, pipeline.learners,
                                             settings.checkpoint_interval_s, kill_at=settings.fault_kill_at,
                                             recent_signals=pipeline.recent_signals, signing_key=settings.signing_key,
                                             max_live_series=settings.max_live_series)
+    attach_recovery_watch(pipeline.app, settings.recovery_stall_s, stall_first_recovery=settings.fault_stall_recovery)
     attach_candle_agent(pipeline)
     attach_aggregation_agent(pipeline)
     if settings.outcome_loop:

@@ -90,6 +90,12 @@ class Settings:
     # Failure tests only: "after-outputs:N" or "after-state:N" SIGKILLs the worker inside its N-th
     # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
     fault_kill_at: str = ""
+    # Table recovery that reads nothing for this long reads its changelogs again (agents/recovery.py); after
+    # three such tries the worker stops with an error, for its supervisor to start a fresh one.
+    recovery_stall_s: float = 20.0
+    # Failure tests only: the first table recovery with records to read has them dropped by Faust's consumer
+    # (as a stale read offset does), so the recovery watch must read them again. False: never.
+    fault_stall_recovery: bool = False
     outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
     # Latency budget of a batch's scoring, in ms: a batch the full model is estimated to score over it is
     # served by the model's distilled student (``<model>/student/``; streams/serving_chain.py). 0: off.
@@ -219,6 +225,8 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_SCORE_BUDGET_MS must be within 0..600000 (0: off), got {self.score_budget_ms}")
         if self.tree_runtime not in ("auto", "onnx"):
             raise ConfigError(f"CANDLEFLOW_TREE_RUNTIME must be auto or onnx, got {self.tree_runtime!r}")
+        if not 0 < self.recovery_stall_s <= 3600:
+            raise ConfigError(f"CANDLEFLOW_RECOVERY_STALL_S must be within (0, 3600], got {self.recovery_stall_s}")
         if not 0 < self.checkpoint_interval_s <= 60:
             raise ConfigError(f"CANDLEFLOW_CHECKPOINT_INTERVAL_S must be within (0, 60], got {self.checkpoint_interval_s}")
 

@@ -10,6 +10,9 @@ breaks here, and only here.
 - The aiokafka producer inside Faust's, for :func:`send_now`.
 - The offset Faust's consumer holds as committed per partition (the next to process; where an assigned
   partition starts).
+- Where Faust's table recovery stands, and a way to make it read its changelogs again (through Faust's own
+  seek, which also forgets the read offset below which Faust's consumer drops records): used by the
+  recovery watch (``agents/recovery.py``, ``streams/recovery_watch.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from faust.streams import _current_event
 
 from kafka_io.client_internals import send_open_batches
 
-__all__ = ["clear_current_event", "committed_offset", "last_read_offset", "send_now", "set_current_event"]
+__all__ = ["clear_current_event", "committed_offset", "last_read_offset", "read_changelogs_again", "recovery_diagnostics",
+           "pause_once_resumed", "recovery_pending", "recovery_progress", "send_now", "set_current_event"]
 
 
 def set_current_event(event: Any) -> None:
@@ -49,3 +53,70 @@ def send_now(faust_producer: Any) -> None:
     producer = faust_producer._producer
     if producer is not None:
         send_open_batches(producer)
+
+
+def recovery_progress(app: Any) -> int | None:
+    """How far Faust's table recovery has read (the sum of the offsets it reached on its partitions), or None
+    when no recovery runs."""
+    recovery = app.tables.recovery
+    if not recovery.in_recovery:
+        return None
+    return sum(offset for offset in recovery.active_offsets.values() if offset is not None)
+
+
+def recovery_pending(app: Any) -> dict[Any, int]:
+    """The changelog partitions the running recovery has yet to read up to their high-water mark, each with
+    the next offset it needs."""
+    recovery = app.tables.recovery
+    return {tp: (-1 if recovery.active_offsets[tp] is None else recovery.active_offsets[tp]) + 1
+            for tp, left in recovery.active_remaining().items() if left > 0}
+
+
+async def read_changelogs_again(app: Any, pending: dict[Any, int]) -> None:
+    """Seek each of ``pending``'s partitions to its offset through Faust (aiokafka's position, and Faust's
+    read offset, which would drop every record below an older one), resume them and the flow."""
+    consumer = app.consumer
+    for tp, offset in pending.items():
+        await consumer.seek(tp, offset)
+    consumer.resume_partitions(set(pending))
+    app.flow_control.resume()
+    consumer.resume_flow()
+
+
+def pause_once_resumed(faust_consumer: Any, topics: set[str]) -> None:
+    """The first time Faust's consumer resumes partitions of ``topics``, they are paused again at once: it hands
+    over none of their records until they are resumed once more. Failure tests only."""
+    original = faust_consumer.resume_partitions
+
+    def resume_partitions(tps: Any) -> None:
+        original(tps)
+        hit = {tp for tp in tps if tp.topic in topics}
+        if hit:
+            faust_consumer.resume_partitions = original
+            faust_consumer.pause_partitions(hit)
+
+    faust_consumer.resume_partitions = resume_partitions
+
+
+def recovery_diagnostics(app: Any, pending: dict[Any, int]) -> str:
+    """One line per pending partition: what Faust's consumer and aiokafka's fetcher hold for it (never raises)."""
+    from aiokafka import TopicPartition
+
+    consumer = app.consumer
+    lines = [f"flow_active={getattr(consumer, 'flow_active', '?')} "
+             f"changelog_queue={_safely(lambda: app.tables.changelog_queue.qsize())}"]
+    assignment = _safely(lambda: consumer._thread._ensure_consumer()._fetcher._subscriptions.subscription.assignment)
+    for tp, offset in pending.items():
+        state = _safely(lambda: assignment.state_value(TopicPartition(tp.topic, tp.partition)))
+        lines.append(f"{tp.topic}[{tp.partition}] needs {offset}: read_offset={_safely(lambda: consumer._read_offset.get(tp))} "
+                     f"active={_safely(lambda: tp in consumer._active_partitions)} "
+                     f"paused={_safely(lambda: tp in consumer._paused_partitions)} "
+                     f"position={getattr(state, 'position', '?')} highwater={getattr(state, 'highwater', '?')}")
+    return "\n".join(lines)
+
+
+def _safely(read: Any) -> Any:
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001 - a diagnostic: whatever it could not read is shown as such
+        return f"<{type(exc).__name__}>"
