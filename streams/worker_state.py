@@ -8,16 +8,31 @@ empty value until then (a view answers before the model is loaded, a worker with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from models.base import ServableModel
     from storage.patterns.base import PatternStore
+    from streams.series import SeriesState
+    from streams.series_book import SeriesBook
     from streams.web.signal_stream import SignalFeed
 
-__all__ = ["WorkerState"]
+__all__ = ["LiveState", "WorkerState"]
+
+
+class LiveState(Protocol):
+    """What the views read of the candle agent's live state (an ``agents.checkpoint.Checkpoint``: agents/ sits
+    above streams/, which names only this much of it). Read under ``batch_lock``: a batch may be changing it."""
+
+    batch_lock: asyncio.Lock
+    series: SeriesBook  # the live series
+    learners: Mapping[str, Any]  # the partitions' online learners and drift watches, by learner key
+
+    def current(self, key: str) -> SeriesState | None:
+        """The newest state of series ``key`` this worker has, live or from its table."""
 
 
 @dataclass
@@ -38,8 +53,7 @@ class WorkerState:
     # The attachments, each set once when the worker is put together (candleflow/worker.py).
     # The candle agent's live series and learners and their write-behind protocol: agents/attach.py, before
     # it attaches any agent.
-    # (An agents.checkpoint.Checkpoint: agents/ sits above streams/, which does not name it even for a type.)
-    checkpoint: Any = None
+    checkpoint: LiveState | None = None
     # sink name -> its stats(): agents/sinks.py, as it attaches each sink (empty: no sinks configured).
     sink_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     # The /signals/stream clients' shared consumer: streams/web/signals.py, as it attaches its views.

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
 from core.errors import ConfigError, Retryable
 from streams.web.errors import admin_denied, error, read_json_body
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
 
 __all__ = ["attach_admin_views"]
 
@@ -31,7 +34,7 @@ async def _registry_action(view: View, action: Any) -> Response:
         return error(view, 503, f"registry unavailable: {exc}")
 
 
-def attach_admin_views(pipeline: Any) -> None:
+def attach_admin_views(pipeline: Pipeline) -> None:
     app, settings = pipeline.app, pipeline.settings
 
     async def body_of(view: View, request: Request, *fields: str) -> tuple[dict | None, Response | None]:

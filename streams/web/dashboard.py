@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from itertools import chain, islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
@@ -21,6 +21,9 @@ from features import FEATURE_NAMES, FeatureState
 from features.window import WINDOW
 from core.series_keys import split_series_key
 from streams.web.errors import error
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
 
 __all__ = ["attach_dashboard", "dashboard_series"]
 
@@ -69,7 +72,7 @@ def _page_params(request: Request) -> tuple[int, int] | None:
     return (offset, min(limit, MAX_SERIES_PAGE)) if offset >= 0 and limit >= 1 else None
 
 
-def attach_dashboard(pipeline: Any) -> None:
+def attach_dashboard(pipeline: Pipeline) -> None:
     app = pipeline.app
     page = resources.files("streams.web").joinpath("dashboard.html").read_bytes()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
@@ -10,6 +10,9 @@ from kafka_io.consumer import json_safe
 from features import FEATURE_NAMES, FeatureState
 from core.series_keys import series_key
 from streams.web.errors import error
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
 
 __all__ = ["attach_feature_views", "features_body"]
 
@@ -25,7 +28,7 @@ def features_body(state: FeatureState | None, symbol: str, timeframe: str) -> di
             "last_open_time": state.last_open_time, "features": json_safe(dict(zip(FEATURE_NAMES, values)))}
 
 
-def attach_feature_views(pipeline: Any) -> None:
+def attach_feature_views(pipeline: Pipeline) -> None:
     app, settings = pipeline.app, pipeline.settings
     # Feature states live on the partition of the symbol's candle topic (keyed by symbol), so the
     # request is routed by that topic's partitioning, not by the table key "symbol|timeframe".

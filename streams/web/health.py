@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
 from streams.client_internals import last_read_offset
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
 
 __all__ = ["attach_health_views", "worker_status", "consumer_lag", "prometheus_text"]
 
@@ -55,7 +58,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def worker_status(pipeline: Any) -> dict[str, Any]:
+def worker_status(pipeline: Pipeline) -> dict[str, Any]:
     app = pipeline.app
     assigned = len(app.consumer.assignment()) if app.consumer else 0
     recovered = bool(getattr(app.tables, "recovery", None) is None or app.tables.recovery.completed.is_set())
@@ -67,7 +70,7 @@ def worker_status(pipeline: Any) -> dict[str, Any]:
             "stats": pipeline.stats.snapshot()}
 
 
-def prometheus_text(pipeline: Any, lag: int | None) -> bytes:
+def prometheus_text(pipeline: Pipeline, lag: int | None) -> bytes:
     """The worker's figures in Prometheus' text format (a registry of its own per worker)."""
     from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -95,7 +98,7 @@ def prometheus_text(pipeline: Any, lag: int | None) -> bytes:
     return generate_latest(registry)
 
 
-def attach_health_views(pipeline: Any) -> None:
+def attach_health_views(pipeline: Pipeline) -> None:
     app = pipeline.app
     candle_topics = set(pipeline.timeframe_of)
 

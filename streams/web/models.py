@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
 from learning.learner import OutcomeLearner
 from core.errors import DecodeError
 from learning.trades import TradeResults
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
 
 __all__ = ["attach_model_views", "models_body"]
 
@@ -102,7 +105,7 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
     }
 
 
-def attach_model_views(pipeline: Any) -> None:
+def attach_model_views(pipeline: Pipeline) -> None:
     @pipeline.app.page("/models")
     class Models(View):
         async def get(self, request: Request) -> Response:

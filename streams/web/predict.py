@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
+from typing import TYPE_CHECKING
 
 from faust.web import Request, Response, View
 
@@ -21,6 +21,9 @@ from core.errors import InvalidInput
 from streams.scoring import score_candles
 from streams.web.errors import error, read_json_body
 
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
 __all__ = ["attach_predict_view", "MAX_PREDICT_CANDLES"]
 
 MAX_PREDICT_CANDLES = 5000
@@ -28,7 +31,7 @@ MAX_CONCURRENT = 2  # requests scored at once (each holds a thread and a share o
 QUEUE_WAIT_S = 5.0
 
 
-def attach_predict_view(pipeline: Any) -> None:
+def attach_predict_view(pipeline: Pipeline) -> None:
     app = pipeline.app
     slots = asyncio.Semaphore(MAX_CONCURRENT)
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
@@ -28,12 +28,15 @@ from schemas.registry_api import RegistryAnswers, topic_subjects
 from core.errors import Retryable
 from streams.web.errors import read_json_body
 
+if TYPE_CHECKING:
+    from streams.app import Pipeline
+
 __all__ = ["attach_schema_registry_views"]
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
-def attach_schema_registry_views(pipeline: Any) -> None:
+def attach_schema_registry_views(pipeline: Pipeline) -> None:
     app = pipeline.app
     api = RegistryAnswers(pipeline.candle_codec.store, topic_subjects(pipeline.settings))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
@@ -13,6 +13,9 @@ from faust.web import Request, Response, View
 from kafka_io.consumer import json_safe, read_topic
 from streams.web.errors import error
 from streams.web.signal_stream import SignalFeed
+
+if TYPE_CHECKING:
+    from streams.app import Pipeline
 
 __all__ = ["attach_signal_views"]
 
@@ -32,7 +35,7 @@ async def _signals(settings: Any) -> AsyncIterator[dict[str, Any]]:
             yield record
 
 
-def attach_signal_views(pipeline: Any) -> None:
+def attach_signal_views(pipeline: Pipeline) -> None:
     app, settings = pipeline.app, pipeline.settings
     feed = pipeline.worker.signal_feed = SignalFeed(lambda: _signals(settings), max_clients=settings.web.sse_max_clients)
 
