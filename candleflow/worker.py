@@ -10,6 +10,7 @@ from streams.app import Pipeline, create_app
 from streams.web import attach_web_views
 from core.errors import ConfigError
 from core.gc_policy import settle
+from core.malloc_policy import tune_malloc
 from kafka_io.security import confluent_security
 from core.settings import Settings
 from core.topics import ensure_topics, topic_specs
@@ -29,6 +30,8 @@ def run_worker(settings: Settings) -> None:
     """Blocks until the worker is stopped (SIGINT/SIGTERM). Raises ConfigError when it cannot start."""
     from models.loading import load_model, serving_threads
 
+    # Before the model and the first batch allocate (core/malloc_policy.py).
+    tune_malloc(settings.malloc_arena_max, settings.malloc_mmap_threshold_kb * 1024)
     serving_threads()
     model = load_model(settings.model_dir, tree_runtime=settings.tree_runtime)  # fails fast, before joining the group
     try:

@@ -96,6 +96,11 @@ class Settings:
     # Failure tests only: the first table recovery with records to read has them dropped by Faust's consumer
     # (as a stale read offset does), so the recovery watch must read them again. False: never.
     fault_stall_recovery: bool = False
+    # glibc's allocator (core/malloc_policy.py): at most this many arenas (0: glibc's default, 8 per core) and,
+    # when set, blocks from this size (KiB) mapped on their own and returned when freed: less peak memory for
+    # more CPU per candle (off by default; figures in the module).
+    malloc_arena_max: int = 2
+    malloc_mmap_threshold_kb: int = 0
     outcome_loop: bool = True  # label predictions and learn from outcomes in this worker
     # Latency budget of a batch's scoring, in ms: a batch the full model is estimated to score over it is
     # served by the model's distilled student (``<model>/student/``; streams/serving_chain.py). 0: off.
@@ -225,6 +230,9 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_SCORE_BUDGET_MS must be within 0..600000 (0: off), got {self.score_budget_ms}")
         if self.tree_runtime not in ("auto", "onnx"):
             raise ConfigError(f"CANDLEFLOW_TREE_RUNTIME must be auto or onnx, got {self.tree_runtime!r}")
+        if self.malloc_arena_max < 0 or not 0 <= self.malloc_mmap_threshold_kb <= 32 * 1024:
+            raise ConfigError("CANDLEFLOW_MALLOC_ARENA_MAX must be >= 0 and CANDLEFLOW_MALLOC_MMAP_THRESHOLD_KB within "
+                              f"0..32768, got {self.malloc_arena_max}, {self.malloc_mmap_threshold_kb}")
         if not 0 < self.recovery_stall_s <= 3600:
             raise ConfigError(f"CANDLEFLOW_RECOVERY_STALL_S must be within (0, 3600], got {self.recovery_stall_s}")
         if not 0 < self.checkpoint_interval_s <= 60:

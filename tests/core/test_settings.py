@@ -192,3 +192,11 @@ def test_replace_and_overrides_merge_a_mapping_into_a_section():
     read = Settings.from_env(env, web={"port": 7002}, broker={"fetch_max_wait_ms": 50})
     assert (read.web.host, read.web.port, read.broker.bootstrap, read.broker.fetch_max_wait_ms) == \
         ("0.0.0.0", 7002, "kafka:9092", 50)
+
+
+@pytest.mark.parametrize("env", [{"CANDLEFLOW_MALLOC_ARENA_MAX": "-1"}, {"CANDLEFLOW_MALLOC_MMAP_THRESHOLD_KB": "99999"},
+                                 {"CANDLEFLOW_RECOVERY_STALL_S": "0"}])
+def test_allocator_and_recovery_settings_refuse_nonsense_in_one_line(env):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert "\n" not in str(info.value) and next(iter(env)) in str(info.value)
