@@ -90,12 +90,13 @@ class Settings:
     # Failure tests only: "after-outputs:N" or "after-state:N" SIGKILLs the worker inside its N-th
     # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
     fault_kill_at: str = ""
-    # Table recovery that reads nothing for this long reads its changelogs again (agents/recovery.py); after
-    # three such tries the worker stops with an error, for its supervisor to start a fresh one.
+    # Table recovery that reads nothing for this long reads its changelogs again, the next time rejoins the
+    # group, and after that the worker stops with an error for its supervisor to start a fresh one
+    # (agents/recovery.py).
     recovery_stall_s: float = 20.0
-    # Failure tests only: the first table recovery with records to read has them dropped by Faust's consumer
-    # (as a stale read offset does), so the recovery watch must read them again. False: never.
-    fault_stall_recovery: bool = False
+    # Failure tests only: the first table recovery with records to read gets none of them for this many
+    # resumes of its changelog partitions (1: reading again undoes it, 2: the rejoin does). 0: never.
+    fault_stall_recovery: int = 0
     # glibc's allocator (core/malloc_policy.py): at most this many arenas (0: glibc's default, 8 per core) and,
     # when set, blocks from this size (KiB) mapped on their own and returned when freed: less peak memory for
     # more CPU per candle (off by default; figures in the module).
@@ -233,6 +234,8 @@ class Settings:
         if self.malloc_arena_max < 0 or not 0 <= self.malloc_mmap_threshold_kb <= 32 * 1024:
             raise ConfigError("CANDLEFLOW_MALLOC_ARENA_MAX must be >= 0 and CANDLEFLOW_MALLOC_MMAP_THRESHOLD_KB within "
                               f"0..32768, got {self.malloc_arena_max}, {self.malloc_mmap_threshold_kb}")
+        if self.fault_stall_recovery < 0:
+            raise ConfigError(f"CANDLEFLOW_FAULT_STALL_RECOVERY must be >= 0, got {self.fault_stall_recovery}")
         if not 0 < self.recovery_stall_s <= 3600:
             raise ConfigError(f"CANDLEFLOW_RECOVERY_STALL_S must be within (0, 3600], got {self.recovery_stall_s}")
         if not 0 < self.checkpoint_interval_s <= 60:

@@ -2,6 +2,8 @@
 that moves them breaks here, and only here.
 
 - aiokafka's consumer knows the partitions of a topic only once its client has fetched metadata for it.
+- aiokafka's consumer rejoins its group (a new rebalance) only when the coordinator says so; its group
+  coordinator can be asked directly (:func:`request_rejoin`).
 - aiokafka's producer has no "send what you hold now" short of ``flush()``, which also waits for delivery:
   :func:`send_open_batches` ends the linger of the batches it holds and wakes its sender, without
   waiting. (Closing them, as its transaction commit does, would make the next send to a partition wait
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["refresh_metadata", "send_open_batches"]
+__all__ = ["refresh_metadata", "request_rejoin", "send_open_batches"]
 
 
 async def refresh_metadata(consumer: Any) -> None:
@@ -30,3 +32,9 @@ def send_open_batches(producer: Any) -> None:
     waiter = accumulator._waiter_future
     if not waiter.done():
         waiter.set_result(None)
+
+
+async def request_rejoin(consumer: Any) -> None:
+    """Make ``consumer`` (an ``AIOKafkaConsumer`` in a group) rejoin its group: every member's partitions are
+    revoked and assigned again. Call it on the consumer's own event loop."""
+    consumer._coordinator.request_rejoin()

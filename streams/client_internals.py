@@ -11,8 +11,8 @@ breaks here, and only here.
 - The offset Faust's consumer holds as committed per partition (the next to process; where an assigned
   partition starts).
 - Where Faust's table recovery stands, and a way to make it read its changelogs again (through Faust's own
-  seek, which also forgets the read offset below which Faust's consumer drops records): used by the
-  recovery watch (``agents/recovery.py``, ``streams/recovery_watch.py``).
+  seek, which also forgets the read offset below which Faust's consumer drops records), or rejoin the group
+  (through the consumer's own thread, where aiokafka runs): used by the recovery watch (``agents/recovery.py``, ``streams/recovery_watch.py``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import Any
 
 from faust.streams import _current_event
 
-from kafka_io.client_internals import send_open_batches
+from kafka_io.client_internals import request_rejoin, send_open_batches
 
 __all__ = ["clear_current_event", "committed_offset", "last_read_offset", "read_changelogs_again", "recovery_diagnostics",
-           "pause_once_resumed", "recovery_pending", "recovery_progress", "send_now", "set_current_event"]
+           "pause_when_resumed", "recovery_pending", "recovery_progress", "rejoin_group", "send_now",
+           "set_current_event"]
 
 
 def set_current_event(event: Any) -> None:
@@ -83,16 +84,25 @@ async def read_changelogs_again(app: Any, pending: dict[Any, int]) -> None:
     consumer.resume_flow()
 
 
-def pause_once_resumed(faust_consumer: Any, topics: set[str]) -> None:
-    """The first time Faust's consumer resumes partitions of ``topics``, they are paused again at once: it hands
-    over none of their records until they are resumed once more. Failure tests only."""
+async def rejoin_group(app: Any) -> None:
+    """Ask the group for a new rebalance: Faust revokes and assigns again, and starts its table recovery anew."""
+    thread = app.consumer._thread
+    await thread.call_thread(request_rejoin, thread._ensure_consumer())
+
+
+def pause_when_resumed(faust_consumer: Any, topics: set[str], times: int = 1) -> None:
+    """The first ``times`` times Faust's consumer resumes partitions of ``topics``, they are paused again at once:
+    it hands over none of their records until they are resumed once more. Failure tests only."""
     original = faust_consumer.resume_partitions
+    left = [times]
 
     def resume_partitions(tps: Any) -> None:
         original(tps)
         hit = {tp for tp in tps if tp.topic in topics}
         if hit:
-            faust_consumer.resume_partitions = original
+            left[0] -= 1
+            if left[0] <= 0:
+                faust_consumer.resume_partitions = original
             faust_consumer.pause_partitions(hit)
 
     faust_consumer.resume_partitions = resume_partitions
