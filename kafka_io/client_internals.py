@@ -2,6 +2,7 @@
 that moves them breaks here, and only here.
 
 - aiokafka's consumer knows the partitions of a topic only once its client has fetched metadata for it.
+- Where aiokafka's fetcher stands on a partition (position, high-water mark), for diagnostics.
 - aiokafka's consumer rejoins its group (a new rebalance) only when the coordinator says so; its group
   coordinator can be asked directly (:func:`request_rejoin`).
 - aiokafka's producer has no "send what you hold now" short of ``flush()``, which also waits for delivery:
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["refresh_metadata", "request_rejoin", "send_open_batches"]
+__all__ = ["fetch_position", "refresh_metadata", "request_rejoin", "send_open_batches"]
 
 
 async def refresh_metadata(consumer: Any) -> None:
@@ -38,3 +39,12 @@ async def request_rejoin(consumer: Any) -> None:
     """Make ``consumer`` (an ``AIOKafkaConsumer`` in a group) rejoin its group: every member's partitions are
     revoked and assigned again. Call it on the consumer's own event loop."""
     consumer._coordinator.request_rejoin()
+
+
+def fetch_position(consumer: Any, tp: Any) -> tuple[Any, Any]:
+    """(position, high-water mark) aiokafka's fetcher holds for partition ``tp`` of ``consumer``, either None
+    when it does not know. Raises if ``tp`` is not assigned."""
+    from aiokafka import TopicPartition
+
+    state = consumer._fetcher._subscriptions.subscription.assignment.state_value(TopicPartition(tp.topic, tp.partition))
+    return getattr(state, "position", None), getattr(state, "highwater", None)

@@ -12,7 +12,7 @@ breaks here, and only here.
   partition starts).
 - Where Faust's table recovery stands, and a way to make it read its changelogs again (through Faust's own
   seek, which also forgets the read offset below which Faust's consumer drops records), or rejoin the group
-  (through the consumer's own thread, where aiokafka runs): used by the recovery watch (``agents/recovery.py``, ``streams/recovery_watch.py``).
+  (through the consumer's own thread, where aiokafka runs): for the recovery watch (``agents/recovery.py``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 from faust.streams import _current_event
 
-from kafka_io.client_internals import request_rejoin, send_open_batches
+from kafka_io.client_internals import fetch_position, request_rejoin, send_open_batches
 
-__all__ = ["clear_current_event", "committed_offset", "last_read_offset", "read_changelogs_again", "recovery_diagnostics",
-           "pause_when_resumed", "recovery_pending", "recovery_progress", "rejoin_group", "send_now",
+__all__ = ["clear_current_event", "committed_offset", "last_read_offset", "pause_when_resumed", "read_changelogs_again",
+           "recovery_diagnostics", "recovery_pending", "recovery_progress", "rejoin_group", "send_now",
            "set_current_event"]
 
 
@@ -110,18 +110,14 @@ def pause_when_resumed(faust_consumer: Any, topics: set[str], times: int = 1) ->
 
 def recovery_diagnostics(app: Any, pending: dict[Any, int]) -> str:
     """One line per pending partition: what Faust's consumer and aiokafka's fetcher hold for it (never raises)."""
-    from aiokafka import TopicPartition
-
     consumer = app.consumer
     lines = [f"flow_active={getattr(consumer, 'flow_active', '?')} "
              f"changelog_queue={_safely(lambda: app.tables.changelog_queue.qsize())}"]
-    assignment = _safely(lambda: consumer._thread._ensure_consumer()._fetcher._subscriptions.subscription.assignment)
     for tp, offset in pending.items():
-        state = _safely(lambda: assignment.state_value(TopicPartition(tp.topic, tp.partition)))
+        position, highwater = _safely(lambda: fetch_position(consumer._thread._ensure_consumer(), tp)) or ("?", "?")
         lines.append(f"{tp.topic}[{tp.partition}] needs {offset}: read_offset={_safely(lambda: consumer._read_offset.get(tp))} "
                      f"active={_safely(lambda: tp in consumer._active_partitions)} "
-                     f"paused={_safely(lambda: tp in consumer._paused_partitions)} "
-                     f"position={getattr(state, 'position', '?')} highwater={getattr(state, 'highwater', '?')}")
+                     f"paused={_safely(lambda: tp in consumer._paused_partitions)} position={position} highwater={highwater}")
     return "\n".join(lines)
 
 
