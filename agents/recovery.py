@@ -16,6 +16,8 @@ __all__ = ["RecoveryStalled", "attach_recovery_watch"]
 
 log = logging.getLogger(__name__)
 
+# Also the least time a remedy gets to show progress (a rebalance on a loaded broker takes seconds), whatever
+# the stall limit: a shorter check would escalate before the previous remedy could work.
 CHECK_EVERY_S = 5.0
 
 
@@ -67,10 +69,13 @@ async def _act(app: Any, watch: RecoveryWatch, action: Action) -> None:
 
 
 def _stall_first_recovery(app: Any, resumes: int) -> None:
+    armed = False
+
     @app.on_partitions_assigned.connect
     async def stall_changelog_reads(app: Any, assigned: Any, **_: Any) -> None:
-        if not getattr(stall_changelog_reads, "armed", False):
-            stall_changelog_reads.armed = True
+        nonlocal armed
+        if not armed:
+            armed = True
             log.warning("fault injection: the first table recovery gets none of its changelog records for %d resumes",
                         resumes)
             pause_when_resumed(app.consumer, set(app.tables.changelog_topics), resumes)

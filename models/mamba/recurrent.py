@@ -93,6 +93,11 @@ def _step_any_block(model, x, state):
     return torch.sigmoid(model.head(model.dropout(model.norm_f(h)))), new_state
 
 
+# Series per call on the CPU: a step's (rows, d_inner, d_state) temporaries (4 KB a row per layer) stay in the
+# cache; 2,000 rows in one call measured 12.9 us a row, in calls of 512 9.7 (4,000 rows: 22.5 against 10.2).
+CPU_STEP_ROWS = 512
+
+
 class MambaRecurrent:
     """Step mode of a trained Mamba classifier (module docstring) on the CPU or a CUDA device.
 
@@ -224,9 +229,6 @@ class MambaRecurrent:
             out.append((conv, ssm))
         return out
 
-    def _pack(self, state: list) -> np.ndarray:
-        return self._torch.cat([part.reshape(part.shape[0], -1) for layer in state for part in layer], dim=1).numpy()
-
     def step(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One candle for each of ``n`` series: raw feature rows (n, n_features), NaN where unknown, and
         their states (n, ``state_size``) -> (P(up) per horizon (n, horizons) float64, the new states).
@@ -239,9 +241,17 @@ class MambaRecurrent:
             return np.empty((0, len(self.horizons))), state.copy()
         if not self._portable:
             return self._step_on_device(rows, state)
-        with self._torch.inference_mode():
-            p, new = self.model.step(self._torch.from_numpy(rows), self._unpack(state))
-            return p.numpy().astype(np.float64), self._pack(new)
+        torch = self._torch
+        p = np.empty((len(rows), len(self.horizons)), dtype=np.float64)
+        new = np.empty_like(state, dtype=np.float32)
+        with torch.inference_mode():
+            for a in range(0, len(rows), CPU_STEP_ROWS):
+                b = a + CPU_STEP_ROWS
+                q, layers = self.model.step(torch.from_numpy(rows[a:b]), self._unpack(state[a:b]))
+                p[a:b] = q.numpy()
+                torch.cat([part.reshape(part.shape[0], -1) for layer in layers for part in layer], dim=1,
+                          out=torch.from_numpy(new[a:b]))
+        return p, new
 
     def _step_on_device(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`step` on CUDA: rows and states copied to the device, P(up) and the new states back."""

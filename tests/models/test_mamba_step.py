@@ -62,3 +62,21 @@ def test_bad_shapes_are_refused(model_dir):
     rec = MambaRecurrent.load(model_dir)
     with pytest.raises(ValueError, match="step takes"):
         rec.step(np.zeros((2, 41)), rec.initial_state(3))
+
+
+def test_a_batch_larger_than_one_cpu_call_equals_one_call(model_dir, windows, monkeypatch):
+    """The CPU step cuts a large batch into calls of CPU_STEP_ROWS series (cache-sized temporaries): the
+    rows and states that come out are the ones a single call gives."""
+    import models.mamba.recurrent as recurrent
+
+    rec = MambaRecurrent.load(model_dir)
+    n = 2 * recurrent.CPU_STEP_ROWS + 76
+    rows = np.vstack([windows[:, 40]] * (n // len(windows) + 1))[:n]
+    state = rec.initial_state(n)
+    for t in range(5):
+        _, state = rec.step(np.vstack([windows[:, t]] * (n // len(windows) + 1))[:n], state)
+    cut_p, cut_state = rec.step(rows, state)
+    monkeypatch.setattr(recurrent, "CPU_STEP_ROWS", n)
+    whole_p, whole_state = rec.step(rows, state)
+    assert np.abs(cut_p - whole_p).max() <= 1e-6 and np.abs(cut_state - whole_state).max() <= 1e-6
+    assert cut_state.shape == (n, rec.state_size) and cut_p.shape == (n, len(rec.horizons))
