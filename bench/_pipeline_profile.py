@@ -35,7 +35,7 @@ COMPONENTS = [
     ("Faust streams/events/acks", ("faust/streams", "faust/events", "faust/transport/", "faust/channels", "faust/topics", "faust/agents")),
     ("logging", ("logging/__init__",)),
     ("asyncio event loop + mode", ("asyncio/", "mode/", "selectors.py")),
-    ("web views / timers", ("streams/web/", "aiohttp/", "faust/web/")),
+    ("web views / timers", ("candleflow/web/", "aiohttp/", "faust/web/")),
 ]
 AGENTS = [("candle agent", "agents/candles.py"), ("label agent", "label (agents/outcomes.py"),
           ("learn agent", "learn (agents/outcomes.py")]

@@ -76,7 +76,7 @@ def ensure_model(model_dir: Path | None, log) -> Path:
     missing; ``--model-dir`` points the worker, Quix and the compute row at another."""
     if model_dir is not None:
         return model_dir.resolve()
-    from streams.demo import BUNDLED_CANDLES, ensure_model as ensure_demo_model
+    from candleflow.demo import BUNDLED_CANDLES, ensure_model as ensure_demo_model
     from core.settings import Settings
 
     model_dir = Settings.from_env().model_dir

@@ -3,7 +3,7 @@
 Run: ``python -m bench.replay [--json] [--symbols N] [--steps N]`` (``candleflow bench replay``).
 
 On one embedded broker, two topics are written and replayed from their start with
-:func:`streams.replay.replay` (the worker's decode and batch step, learners and online member on):
+:func:`candleflow.replay.replay` (the worker's decode and batch step, learners and online member on):
 
 - ``universe``: ``--symbols`` symbols (default 2,000) closing together on one 5m grid for ``--steps``
   candles each (``bench._pipeline_data.Universe``: real series, shifted and scaled), one CandleBatch
@@ -14,7 +14,7 @@ On one embedded broker, two topics are written and replayed from their start wit
 The replay rows count their records (``NoRecords``); ``universe_to_file`` replays the universe again
 writing every record to a sorted JSON-lines file, as ``candleflow replay --out`` does. Those run in this
 process (``--workers 1``); the ``..._processes`` rows run them as ``candleflow replay`` does by default,
-one process per core (at most one per partition: :mod:`streams.replay_parallel`). Beside them, the
+one process per core (at most one per partition: :mod:`candleflow.replay.parallel`). Beside them, the
 ``compute`` row (``bench.compute``: the batch step in-process, 2,000 symbols, CPU time per candle).
 Goal: the universe replay, as ``candleflow replay`` runs it, reaches at least 80 % of the compute row's rate;
 the one-process figure is printed beside it.
@@ -62,10 +62,10 @@ def run(symbols: int, steps: int, model_dir: Path | None, log=lambda s: print(s,
     from models.loading import load_model
     from streams.broker import EmbeddedBroker
     from core.candle_files import read_candle_file
-    from streams.demo import BUNDLED_CANDLES
+    from candleflow.demo import BUNDLED_CANDLES
     from streams.producer import merge_by_time
-    from streams.replay import replay
-    from streams.replay_parallel import ReplayOutputs, default_workers, replay_in_processes
+    from candleflow.replay import replay
+    from candleflow.replay.parallel import ReplayOutputs, default_workers, replay_in_processes
     from core.settings import Settings
     from core.topics import TopicSpec, ensure_topics
 

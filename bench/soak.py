@@ -24,7 +24,7 @@ from bench.broker_bytes import summarise, topic_bytes
 from streams.broker import EmbeddedBroker, free_port
 from core.candle import Candle
 from core.candle_files import read_candle_file
-from streams.demo import BUNDLED_CANDLES, ensure_model
+from candleflow.demo import BUNDLED_CANDLES, ensure_model
 from streams.producer import CandleProducer, Pacer, merge_by_time
 from core.settings import Settings
 from core.topics import ensure_topics, topic_specs

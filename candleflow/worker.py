@@ -7,7 +7,7 @@ import faust
 
 from agents.attach import attach_agents
 from streams.app import Pipeline, create_app
-from streams.web import attach_web_views
+from candleflow.web import attach_web_views
 from core.errors import ConfigError
 from core.gc_policy import settle
 from core.malloc_policy import tune_malloc

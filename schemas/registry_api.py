@@ -3,7 +3,7 @@
 A client in any language with a Confluent deserializer needs only a URL: it reads the schema id in each
 message's frame and asks ``GET /schemas/ids/{id}``. Producers with ``use.latest.version`` ask
 ``GET /subjects/{subject}/versions/latest``. Every answer here is ``(status, body)`` with Confluent's JSON
-shapes and error codes; :mod:`streams.web.schema_registry` puts them on the worker's web server.
+shapes and error codes; :mod:`candleflow.web.schema_registry` puts them on the worker's web server.
 
 Subjects: one per record (``candleflow.Candle``: RecordNameStrategy, what
 :class:`~schemas.registry.RegistrySchemaStore` registers under) and one per Avro topic

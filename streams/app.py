@@ -2,7 +2,7 @@
 
 ``create_app`` builds one app per settings object (tests and replays run several side by side,
 each with its own app id), so nothing here lives at module level. The agents (``agents/``) and the web
-views (``streams/web/``) are attached by the worker (``candleflow/worker.py``): the agents import this
+views (``candleflow/web/``) are attached by the worker (``candleflow/worker.py``): the agents import this
 module, so it imports none of them. What they set on the pipeline later (the model, the checkpoint, the
 pattern store...) is ``Pipeline.worker`` (:class:`streams.worker_state.WorkerState`).
 """
@@ -23,7 +23,6 @@ from streams.partitioning import KeyPartitioner
 from streams.recent_signals import RecentSignals
 from core.settings import Settings
 from core.topics import OUTPUT_TOPICS
-from streams.web.errors import MAX_BODY_BYTES
 from streams.learning_history import LearningHistory
 from streams.serving_chain import ServingChain
 from streams.stats import PipelineStats
@@ -79,6 +78,10 @@ class Pipeline:
 PRODUCER_BATCH_BYTES = 1 << 20
 
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 2 << 20}
+
+# The largest request body the web server takes (aiohttp's client_max_size); the views check it first
+# (candleflow/web/errors.py) to answer with a JSON error.
+MAX_BODY_BYTES = 1_048_576
 
 
 def faust_app(settings: Settings) -> CandleflowApp:

@@ -18,9 +18,16 @@ if TYPE_CHECKING:
     from storage.patterns.base import PatternStore
     from streams.series import SeriesState
     from streams.series_book import SeriesBook
-    from streams.web.signal_stream import SignalFeed
 
-__all__ = ["LiveState", "WorkerState"]
+__all__ = ["LiveState", "SignalFeedStats", "WorkerState"]
+
+
+class SignalFeedStats(Protocol):
+    """What the runtime reads of the web's shared signal feed (``candleflow.web.signal_stream.SignalFeed``: the
+    entry points sit above streams/): its statistics, for ``/stats``."""
+
+    def stats(self) -> dict[str, Any]:
+        """Clients, their limit, whether its consumer runs, clients dropped for being slow."""
 
 
 class LiveState(Protocol):
@@ -56,8 +63,8 @@ class WorkerState:
     checkpoint: LiveState | None = None
     # sink name -> its stats(): agents/sinks.py, as it attaches each sink (empty: no sinks configured).
     sink_stats: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
-    # The /signals/stream clients' shared consumer: streams/web/signals.py, as it attaches its views.
-    signal_feed: SignalFeed | None = None
+    # The /signals/stream clients' shared consumer: candleflow/web/signals.py, as it attaches its views.
+    signal_feed: SignalFeedStats | None = None
     # The pattern store: opened by agents/patterns.py's task once the worker runs, retried while the store
     # is down; None while pattern search is off or the store not open yet (signals go out without it).
     patterns: PatternStore | None = None

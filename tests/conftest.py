@@ -53,7 +53,7 @@ def default_bundle(tmp_path_factory) -> Path:
     """The model `make demo` trains: LightGBM per horizon and the Mamba member on all the bundled candles,
     the member's weight chosen on held-out rows. Its training stops after 2 epochs here (the demo's early
     stopping usually ends after 3-4): the same recipe, a minute less of the suite."""
-    from streams.demo import ensure_model
+    from candleflow.demo import ensure_model
 
     out = tmp_path_factory.mktemp("default-bundle")
     # Without the student: a batch over the latency budget on a loaded CI host would be served by it, and

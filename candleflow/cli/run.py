@@ -64,7 +64,7 @@ def demo(n_candles: int, bad: int, rate: float, as_json: bool, regime_change: bo
     terminal) keep it all running with the dashboard live until Ctrl-C."""
     from dataclasses import asdict
 
-    from streams.demo import LIVE_RATE, run_demo
+    from candleflow.demo import LIVE_RATE, run_demo
 
     if live is None:
         live = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
@@ -116,8 +116,8 @@ def replay(topic: str, from_offset: int | None, from_time: str | None, to_offset
     when it was produced (the model-events topic: A/B candidates included), as the live worker scored it.
     """
     from models.loading import load_model, serving_threads
-    from streams.replay import replay as run_replay
-    from streams.replay_parallel import (ReplayOutputs, default_workers, estimated_candles, replay_in_processes,
+    from candleflow.replay import replay as run_replay
+    from candleflow.replay.parallel import (ReplayOutputs, default_workers, estimated_candles, replay_in_processes,
                                          topic_partitions)
     from core.timestamps import parse_time
 

@@ -210,7 +210,7 @@ def test_the_quick_check_never_passes_what_the_full_one_refuses(changes, over_va
 def test_the_quick_check_passes_real_candles_as_decoded():
     from core.candle import _valid_as_decoded
     from core.candle_files import read_candle_file
-    from streams.demo import BUNDLED_CANDLES
+    from candleflow.demo import BUNDLED_CANDLES
 
     candles = read_candle_file(sorted(BUNDLED_CANDLES.glob("*.csv.gz"))[0]).candles[:2000]
     decoded = [CANDLES.decode(CANDLES.encode("Candle", c.to_record()))[1] for c in candles]

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from models.direction import DirectionModel
-from streams.replay import replay
-from streams.replay_output import JsonlFile
+from candleflow.replay import replay
+from candleflow.replay.output import JsonlFile
 from tests.waiting import wait_for
 from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
 from tests.integration.test_hot_reload import second_model  # noqa: F401  (a fixture: another real model)

@@ -8,9 +8,9 @@ import pytest
 
 from models.loading import load_model
 from core.errors import CandleflowError, ConfigError
-from streams.replay import replay
-from streams.replay_output import JsonlFile, KeptRecords
-from streams.replay_parallel import ReplayOutputs, default_workers, estimated_candles, replay_in_processes, topic_partitions
+from candleflow.replay import replay
+from candleflow.replay.output import JsonlFile, KeptRecords
+from candleflow.replay.parallel import ReplayOutputs, default_workers, estimated_candles, replay_in_processes, topic_partitions
 from tests.integration.test_candle_pipeline import publish
 from tests.integration.test_hot_reload import many_symbols
 

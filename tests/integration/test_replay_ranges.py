@@ -14,7 +14,7 @@ import time
 import pytest
 
 from models.direction import DirectionModel
-from streams.replay import replay
+from candleflow.replay import replay
 from core.timestamps import format_time
 from tests.integration.test_candle_pipeline import publish, real_candles
 from tests.integration.test_replay import same

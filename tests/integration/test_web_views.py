@@ -138,7 +138,7 @@ def test_predict_scores_off_the_event_loop_a_few_requests_at_a_time(running):
     from concurrent.futures import ThreadPoolExecutor
 
     from core.candle_files import read_candle_file
-    from streams.web.predict import MAX_CONCURRENT
+    from candleflow.web.predict import MAX_CONCURRENT
     from tests.conftest import CANDLES
 
     settings, worker, _, _ = running

@@ -15,7 +15,7 @@ from core.candle import Candle
 from core.candle_files import read_candle_file
 from models.base import SingleHorizonModel
 from models.loading import load_model
-from streams.replay import ServingTimeline
+from candleflow.replay import ServingTimeline
 from streams.scoring import step_members
 from streams.series import Position, SeriesState
 from streams.series_book import SeriesBook

@@ -19,7 +19,7 @@ from core.candle import candle_from_record
 from kafka_io.consumer import json_safe
 from core.errors import InvalidInput
 from streams.scoring import score_candles
-from streams.web.errors import error, read_json_body
+from candleflow.web.errors import error, read_json_body
 
 if TYPE_CHECKING:
     from streams.app import Pipeline

@@ -11,8 +11,8 @@ from aiohttp import web as aiohttp_web
 from faust.web import Request, Response, View
 
 from kafka_io.consumer import json_safe, read_topic
-from streams.web.errors import error
-from streams.web.signal_stream import SignalFeed
+from candleflow.web.errors import error
+from candleflow.web.signal_stream import SignalFeed
 
 if TYPE_CHECKING:
     from streams.app import Pipeline

@@ -4,7 +4,7 @@ A series lives on the partition its symbol's key maps to, and each partition has
 (labels, the online member, drift watches), so replays of disjoint partitions share no state: run side
 by side they give the records one process gives (``tests/integration/test_replay_parallel.py`` compares
 them record for record). Each process reads its partitions with its own consumer, loads the model, follows
-``model-events`` and runs :func:`streams.replay.replay`; a JSON-lines output is written as sorted parts
+``model-events`` and runs :func:`candleflow.replay.replay`; a JSON-lines output is written as sorted parts
 and merged; a topic output is sent by every process; kept records come back to the caller. The batch step
 is CPU-bound Python, so this is how a replay uses more than one core (``candleflow replay --workers N``;
 by default one per core and per 75,000 candles, at most one per partition).
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CandleflowError, ConfigError
-from streams.replay import ReplayReport
-from streams.replay_output import JsonlFile, KeptRecords, NoRecords, ReplayOutput, Tee, TopicOutput, merge_parts
+from candleflow.replay import ReplayReport
+from candleflow.replay.output import JsonlFile, KeptRecords, NoRecords, ReplayOutput, Tee, TopicOutput, merge_parts
 from core.settings import Settings
 
 __all__ = ["ReplayOutputs", "default_workers", "estimated_candles", "replay_in_processes", "topic_partitions"]
@@ -130,7 +130,7 @@ def _child(index: int, settings: Settings, model_dir: Path, topic: str, partitio
     """One process's replay of ``partitions``; its summary (or its error) goes to ``messages``."""
     try:
         from models.loading import load_model, serving_threads
-        from streams.replay import replay
+        from candleflow.replay import replay
 
         serving_threads()
         output = outputs.build(settings, part)
@@ -149,7 +149,7 @@ def _child(index: int, settings: Settings, model_dir: Path, topic: str, partitio
 
 def replay_in_processes(settings: Settings, model_dir: Path, topic: str, *, workers: int,
                         outputs: ReplayOutputs = ReplayOutputs(), progress: bool = True, **options: Any) -> ReplayReport:
-    """:func:`streams.replay.replay` of ``topic`` on ``workers`` processes (``options``: its range and
+    """:func:`candleflow.replay.replay` of ``topic`` on ``workers`` processes (``options``: its range and
     switches); one report, its records where ``outputs`` says."""
     from tqdm import tqdm
 

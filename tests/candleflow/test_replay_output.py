@@ -9,7 +9,7 @@ import random
 import pytest
 
 from core.errors import ConfigError
-from streams.replay_output import JsonlFile, KeptRecords, Tee, record_line
+from candleflow.replay.output import JsonlFile, KeptRecords, Tee, record_line
 
 
 def prediction(i: int, symbol: str) -> dict:

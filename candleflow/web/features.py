@@ -9,7 +9,7 @@ from faust.web import Request, Response, View
 from kafka_io.consumer import json_safe
 from features import FEATURE_NAMES, FeatureState
 from core.series_keys import series_key
-from streams.web.errors import error
+from candleflow.web.errors import error
 
 if TYPE_CHECKING:
     from streams.app import Pipeline

@@ -20,7 +20,7 @@ from kafka_io.consumer import json_safe
 from features import FEATURE_NAMES, FeatureState
 from features.window import WINDOW
 from core.series_keys import split_series_key
-from streams.web.errors import error
+from candleflow.web.errors import error
 
 if TYPE_CHECKING:
     from streams.app import Pipeline
@@ -74,7 +74,7 @@ def _page_params(request: Request) -> tuple[int, int] | None:
 
 def attach_dashboard(pipeline: Pipeline) -> None:
     app = pipeline.app
-    page = resources.files("streams.web").joinpath("dashboard.html").read_bytes()
+    page = resources.files("candleflow.web").joinpath("dashboard.html").read_bytes()
 
     @app.page("/")
     class Dashboard(View):

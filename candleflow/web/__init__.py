@@ -18,14 +18,14 @@
 Errors are JSON ``{"error": "..."}`` with the right status code; request bodies are limited in size.
 """
 
-from streams.web.admin import attach_admin_views
-from streams.web.dashboard import attach_dashboard
-from streams.web.features import attach_feature_views
-from streams.web.health import attach_health_views
-from streams.web.models import attach_model_views
-from streams.web.predict import attach_predict_view
-from streams.web.schema_registry import attach_schema_registry_views
-from streams.web.signals import attach_signal_views
+from candleflow.web.admin import attach_admin_views
+from candleflow.web.dashboard import attach_dashboard
+from candleflow.web.features import attach_feature_views
+from candleflow.web.health import attach_health_views
+from candleflow.web.models import attach_model_views
+from candleflow.web.predict import attach_predict_view
+from candleflow.web.schema_registry import attach_schema_registry_views
+from candleflow.web.signals import attach_signal_views
 
 __all__ = ["attach_web_views"]
 

@@ -4,11 +4,11 @@ Starts the embedded broker and a worker process, trains the model if none exists
 bundled real candles (plus a few deliberately invalid messages), waits until every candle is
 accounted for, and reports. Live (``live_rate``: what ``make demo`` does in a terminal), it then keeps
 the broker and worker up and goes on replaying the same candles in a loop at a gentle pace, each loop
-with later open times (:func:`streams.demo_feed.loop_candles`), so the dashboard's series keep moving,
+with later open times (:func:`candleflow.demo.feed.loop_candles`), so the dashboard's series keep moving,
 until Ctrl-C. Every process it starts is stopped when it ends or is interrupted.
 
-What it sends: :mod:`streams.demo_feed`; what it reads back: :mod:`streams.demo_collect`; what it reports:
-:mod:`streams.demo_summary`; the learning loop of ``--regime-change``: :mod:`streams.demo_loop`.
+What it sends: :mod:`candleflow.demo.feed`; what it reads back: :mod:`candleflow.demo.collect`; what it reports:
+:mod:`candleflow.demo.summary`; the learning loop of ``--regime-change``: :mod:`candleflow.demo.loop`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from typing import Any, Callable
 from streams.broker import EmbeddedBroker, free_port
 from core.candle import Candle
 from core.candle_files import read_candle_file
-from streams.demo_collect import collect_outputs
-from streams.demo_feed import demo_candles, feed_live, publish_candles
-from streams.demo_loop import regime_loop
-from streams.demo_summary import DemoSummary
+from candleflow.demo.collect import collect_outputs
+from candleflow.demo.feed import demo_candles, feed_live, publish_candles
+from candleflow.demo.loop import regime_loop
+from candleflow.demo.summary import DemoSummary
 from core.errors import ConfigError
 from streams.regime_change import alternate_moves
 from core.settings import Settings
@@ -40,7 +40,7 @@ __all__ = ["run_demo", "BUNDLED_CANDLES", "ensure_model", "LIVE_RATE"]
 
 LIVE_RATE = 20.0  # candles per second once live: the charts move, the laptop stays idle
 
-BUNDLED_CANDLES = Path(__file__).resolve().parent.parent / "data" / "candles"
+BUNDLED_CANDLES = Path(__file__).resolve().parents[2] / "data" / "candles"
 REGIME_SERIES = BUNDLED_CANDLES / "held-out" / "ETC-BTC_5m.csv.gz"  # real candles no bundled model is trained on
 
 
@@ -89,7 +89,7 @@ def run_demo(n_candles: int = 2000, bad: int = 2, rate: float | None = 200.0, mo
     on (:data:`REGIME_SERIES`) whose market changes halfway (:func:`streams.regime_change.alternate_moves`);
     the summary then says whether and when the worker asked for a retrain, what the retrain on the candle
     topic from the change it saw gives, and (with the registry in PostgreSQL) what the shadow A/B test
-    decided and which version the worker serves at the end (:mod:`streams.demo_loop`).
+    decided and which version the worker serves at the end (:mod:`candleflow.demo.loop`).
 
     ``show`` is given the summary as soon as it is made. ``live_rate``: then stay up, replaying the candles
     in a loop at that many candles/s, until interrupted (KeyboardInterrupt propagates, after clean-up)."""

@@ -26,7 +26,7 @@ from faust.web import Request, Response, View
 
 from schemas.registry_api import RegistryAnswers, topic_subjects
 from core.errors import Retryable
-from streams.web.errors import read_json_body
+from candleflow.web.errors import read_json_body
 
 if TYPE_CHECKING:
     from streams.app import Pipeline

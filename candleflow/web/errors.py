@@ -7,9 +7,9 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-__all__ = ["MAX_BODY_BYTES", "error", "read_json_body", "admin_denied"]
+from streams.app import MAX_BODY_BYTES
 
-MAX_BODY_BYTES = 1_048_576  # also aiohttp's client_max_size, set on the app
+__all__ = ["MAX_BODY_BYTES", "error", "read_json_body", "admin_denied"]
 
 
 def error(view: View, status: int, message: str) -> Response:

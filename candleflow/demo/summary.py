@@ -22,7 +22,7 @@ class DemoSummary:
     model_version: str
     elapsed_s: float
     complete: bool
-    regime_change: dict[str, Any] | None = None  # --regime-change: what the learning loop did (streams.demo_loop)
+    regime_change: dict[str, Any] | None = None  # --regime-change: what the learning loop did (candleflow.demo.loop)
     signals_by_direction: dict[str, int] = field(default_factory=dict)
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)  # 'kind: reason' -> messages
     members: dict[str, str] = field(default_factory=dict)  # ensemble member -> version, as the predictions name them

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from faust.web import Request, Response, View
 
 from core.errors import ConfigError, Retryable
-from streams.web.errors import admin_denied, error, read_json_body
+from candleflow.web.errors import admin_denied, error, read_json_body
 
 if TYPE_CHECKING:
     from streams.app import Pipeline

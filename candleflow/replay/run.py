@@ -8,7 +8,7 @@ everything before the range (scored, not emitted), so the output equals what a l
 the topic from its start produced for those candles; ``warmup=False`` starts cold.
 
 The range is of candle open times (a backtest's "January 25th"), of offsets, or of message times
-(:mod:`streams.replay_window`). Each candle is scored with the models that served when its message was
+(:mod:`candleflow.replay.window`). Each candle is scored with the models that served when its message was
 produced — the active model and any A/B candidate, split or shadow, as ``model-events`` said
 (:class:`models.deployment.DeploymentTimeline`) — unless the replay is pinned to one model. The
 clock-skew refusal of future candles is judged against the message time, as the live worker judged
@@ -36,8 +36,8 @@ from schemas import MultiCodec, schema_store
 from core.errors import CandleflowError, ConfigError, InvalidInput
 from core.candle_messages import decode_candle_message
 from kafka_io.security import aiokafka_security
-from streams.replay_output import KeptRecords, ReplayOutput
-from streams.replay_window import ReplayWindow, resolve_window
+from candleflow.replay.output import KeptRecords, ReplayOutput
+from candleflow.replay.window import ReplayWindow, resolve_window
 from core.timestamps import format_time
 from models.base import ServableModel
 from streams.series import Position
@@ -78,7 +78,7 @@ class ReplayReport:
 
     @property
     def predictions(self) -> list[dict[str, Any]]:
-        """The range's predictions, where the replay kept them (:class:`~streams.replay_output.KeptRecords`)."""
+        """The range's predictions, where the replay kept them (:class:`~candleflow.replay.output.KeptRecords`)."""
         return self._kept().predictions
 
     @property
@@ -163,7 +163,7 @@ async def replay(settings: Settings, model: ServableModel, topic: str, *, from_o
     candle open time (``[from_time, to_time)``) unless ``by_message_time``; without times, offsets.
     The range's records go to ``output`` as they are made (default: kept, ``report.predictions``).
     ``partitions``: only these (a series and its learner live on one partition, so replays of disjoint
-    partitions are independent: :mod:`streams.replay_parallel` runs them side by side); ``on_messages(n)``
+    partitions are independent: :mod:`candleflow.replay.parallel` runs them side by side); ``on_messages(n)``
     after each take of ``n`` messages (progress reported elsewhere); ``serving_chain``: serve over a latency
     budget as a worker does (:class:`ServingTimeline`; default none: the full models, deterministic)."""
     from tqdm import tqdm
