@@ -20,13 +20,12 @@ ALLOWED = {
     "learning": {"core", "features", "schemas", "models", "learning"},
     "storage": {"core", "features", "schemas", "models", "learning", "storage"},
     "kafka_io": {"core", "schemas", "kafka_io"},
-    # offline work: never the runtime (streams/, agents/), whose entry points import training
+    # offline work: never the runtime (streams/, agents/); only the entry points (candleflow/) import training
     "training": {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "training"},
     # the runtime and the step below the agents: never agents/ (they import streams/), nor offline training
     "streams": {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "streams"},
     # thin agents on the app and the step of streams/; attached by the worker, candleflow/worker.py
-    "agents": {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "training", "streams",
-               "agents"},
+    "agents": {"core", "features", "schemas", "kafka_io", "models", "learning", "storage", "streams", "agents"},
     # the top: the candleflow command, the worker (which puts the runtime and the agents together), its web
     # views, the demo and replay
     "candleflow": OURS,

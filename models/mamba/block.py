@@ -119,8 +119,8 @@ class MambaBlock(nn.Module):
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt))                                 # (b, d_inner)
         A = -torch.exp(self.A_log.float())
-        # h = exp(delta A) h + (delta x) B, on one new (b, d_inner, d_state) tensor: in place where no
-        # gradient is kept (serving), a third of the memory traffic of the out-of-place form
+        # h = exp(delta A) h + (delta x) B: where no gradient is kept (serving), one new (b, d_inner, d_state)
+        # tensor updated in place instead of five (the step is memory-bound: ~1.5 us a series of ~10)
         decay = delta.unsqueeze(-1) * A
         if torch.is_grad_enabled():
             ssm_state = torch.exp(decay) * ssm_state + (delta * x).unsqueeze(-1) * B.unsqueeze(1)
