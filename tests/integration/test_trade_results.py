@@ -10,7 +10,7 @@ import pytest
 
 from streams.trade_producer import TradeProducer
 from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
-from tests.streams.test_cli import run_cli
+from tests.candleflow.test_cli import run_cli
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

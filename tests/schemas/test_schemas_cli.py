@@ -9,7 +9,7 @@ import pytest
 
 from schemas import SCHEMA_NAMES, LocalSchemaStore, load_schema
 from schemas.store import local_schema_id
-from tests.streams.test_cli import run_cli
+from tests.candleflow.test_cli import run_cli
 
 
 def test_list_names_every_record_with_its_id_and_subjects():
