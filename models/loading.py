@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -15,7 +17,8 @@ from core.errors import ConfigError
 if TYPE_CHECKING:
     from models.base import ServableModel
 
-__all__ = ["DISTILL_FILE", "SERVING_TORCH_THREADS", "STUDENT_DIR", "load_model", "load_student", "serving_threads"]
+__all__ = ["DISTILL_FILE", "SERVING_TORCH_THREADS", "STUDENT_DIR", "cuda_may_be_present", "load_model", "load_student",
+           "serving_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +30,55 @@ DISTILL_FILE = "distill.json"  # the student's distillation report
 SERVING_TORCH_THREADS = 1
 
 
+_serving = False  # serving_threads() was called: PyTorch, once imported, serves on SERVING_TORCH_THREADS
+
+
 def serving_threads() -> None:
     """Set the process's PyTorch intra-op threads for serving (:data:`SERVING_TORCH_THREADS`); called by the
     entry points that serve (worker, replay, the benchmarks that measure them), never by training, which
-    sets its own (training/mamba.py). The same count everywhere also keeps replay's float sums the worker's."""
-    import torch
+    sets its own (training/mamba.py). The same count everywhere also keeps replay's float sums the worker's.
+    NumPy's BLAS gets the same single thread. A process that has not imported PyTorch (a CPU worker steps Mamba in NumPy) gets it set when the
+    sequence loader imports it."""
+    global _serving
+    from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(SERVING_TORCH_THREADS)
+    # NumPy's BLAS too (the NumPy Mamba step's small products): its second thread costs more CPU than it saves
+    # (the step of 2,000 series measured 28-31 us a series with OpenBLAS's default threads, 10.4 on one)
+    threadpool_limits(limits=SERVING_TORCH_THREADS, user_api="blas")
+    _serving = True
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(SERVING_TORCH_THREADS)
+
+
+def cuda_may_be_present() -> bool:
+    """Whether a CUDA device could serve, asked without importing PyTorch (~190 MB): PyTorch's own answer
+    once it is imported; else an NVIDIA device node of the driver, unless CUDA_VISIBLE_DEVICES hides them all."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return bool(torch.cuda.is_available())
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def _sequence_loader(providers: Sequence[str] | str | None, intra_op_threads: int) -> Any:
     def load(path: Path) -> Any:
-        # Step mode: one scan step per candle with a state per series, ~85x cheaper than a 60-step
-        # window pass (models/mamba/recurrent.py; the ONNX window model stays for offline use).
+        # Step mode: one scan step per candle with a state per series, ~60x cheaper than a 60-step
+        # window pass (models/mamba/recurrent.py; the ONNX window model stays for offline use). On a
+        # CPU the step runs in NumPy, the same weights and state layout, and PyTorch is never imported.
+        if not cuda_may_be_present():
+            from models.mamba.numpy_step import NumpyMambaStep
+
+            try:
+                return NumpyMambaStep.load(path)
+            except ConfigError as exc:  # exported before its arrays existed: the PyTorch step serves it
+                log.info("Mamba steps in PyTorch: %s", exc)
         from models.mamba.recurrent import MambaRecurrent
 
-        return MambaRecurrent.load(path)
+        model = MambaRecurrent.load(path)
+        if _serving:
+            serving_threads()
+        return model
 
     return load
 

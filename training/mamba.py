@@ -35,6 +35,7 @@ from models.mamba.backend import select_backend
 from models.mamba.classifier import MambaClassifier, MambaConfig
 from models.mamba.export import check_parity, export_onnx, portable_copy
 from models.mamba.metadata import (
+    ARRAYS_FILE,
     METADATA_FILE,
     MODEL_NAME,
     ONNX_FILE,
@@ -42,6 +43,7 @@ from models.mamba.metadata import (
     MambaMetadata,
     mamba_version,
 )
+from models.mamba.numpy_step import arrays_bytes
 from models.mamba.windows import WINDOW
 from training.dataset import BUNDLED
 from training.mamba_windows import HORIZONS, Windows, build_windows, normalisation_stats, split_windows
@@ -197,6 +199,7 @@ def train_mamba_on_series(series: Sequence[Sequence[Candle]], out_dir: str | Pat
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     weights = buffer.getvalue()
+    arrays = arrays_bytes(model.state_dict())  # the same weights for the CPU step without PyTorch
     onnx_sha = hashlib.sha256(onnx_bytes).hexdigest()
     best = min(history, key=lambda h: h["valid_loss"])
     metadata = MambaMetadata(
@@ -222,12 +225,13 @@ def train_mamba_on_series(series: Sequence[Sequence[Candle]], out_dir: str | Pat
         },
         params={**opts, "backend": backend}, n_train=len(train), n_valid=len(valid), n_test=len(test),
         created_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        torch_version=torch.__version__,
+        torch_version=torch.__version__, arrays_sha256=hashlib.sha256(arrays).hexdigest(),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     # model.json last: a loader that sees it finds the files it describes.
     _write_atomically(out_dir / ONNX_FILE, onnx_bytes)
     _write_atomically(out_dir / WEIGHTS_FILE, weights)
+    _write_atomically(out_dir / ARRAYS_FILE, arrays)
     _write_atomically(out_dir / METADATA_FILE, metadata.to_json().encode("utf-8"))
     info = MambaTrainInfo(out_dir, metadata, diff, time.perf_counter() - started, history)
     log.info("trained %s on %d windows (%d valid, %d test) in %.1f s", metadata.version, len(train), len(valid),

@@ -23,12 +23,13 @@ from typing import Any
 from models.metadata import ExportProvenance, metadata_fields
 from core.errors import ConfigError
 
-__all__ = ["METADATA_FILE", "MODEL_NAME", "ONNX_FILE", "WEIGHTS_FILE", "MambaMetadata", "mamba_version"]
+__all__ = ["ARRAYS_FILE", "METADATA_FILE", "MODEL_NAME", "ONNX_FILE", "WEIGHTS_FILE", "MambaMetadata", "mamba_version"]
 
 MODEL_NAME = "mamba-direction"
 METADATA_FILE = "model.json"
 ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "weights.pt"  # the PyTorch state_dict: the torch path, and mamba-ssm on a GPU
+ARRAYS_FILE = "weights.npz"  # the same weights as float32 arrays: the CPU step without PyTorch (numpy_step.py)
 
 
 def mamba_version(onnx_sha256: str) -> str:
@@ -57,6 +58,7 @@ class MambaMetadata(ExportProvenance):
     input_name: str = "windows"
     n_test: int = 0
     torch_version: str = ""
+    arrays_sha256: str = ""  # of ARRAYS_FILE; empty in models exported before it (the PyTorch step serves them)
 
     @classmethod
     def from_json(cls, text: str) -> MambaMetadata:

@@ -7,31 +7,17 @@ import pytest
 import torch
 
 from models.mamba import MambaModel
-from models.mamba.classifier import MambaConfig
 from models.mamba.recurrent import MambaRecurrent
-from core.candle_files import read_candle_file
-from tests.conftest import CANDLES, HELD_OUT
-from training.mamba import train_mamba_on_series
-from training.mamba_windows import build_windows
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """The default architecture (2 layers, d_model 32), trained briefly on real candles."""
-    out = tmp_path_factory.mktemp("mamba-step")
-    candles = read_candle_file(CANDLES / "ETH-BTC_5m.csv.gz").candles[:1500]
-    train_mamba_on_series([candles], out, progress=False, config=MambaConfig(), epochs=1, threads=1)
-    return out
+@pytest.fixture
+def model_dir(mamba_dir):
+    return mamba_dir
 
 
-@pytest.fixture(scope="module")
-def windows():
-    """256 real full windows (60 warm feature vectors each) of the held-out pair."""
-    candles = read_candle_file(HELD_OUT / "ETC-BTC_5m.csv.gz").candles[:600]
-    w = build_windows([candles])
-    full = w.x[~np.isnan(w.x[:, 0, :]).all(axis=1)]  # no padded rows: the series had 60 candles before
-    assert len(full) >= 256
-    return full[-256:]
+@pytest.fixture
+def windows(held_out_windows):
+    return held_out_windows
 
 
 def test_stepping_a_window_from_the_zero_state_equals_the_window_forward(model_dir, windows):

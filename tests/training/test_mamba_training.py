@@ -3,6 +3,7 @@ the split: test_mamba_windows.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -51,7 +52,8 @@ def test_metadata_and_metrics(trained):
         m = meta["metrics"]["horizons"][h]
         assert {"accuracy", "auc", "log_loss", "baseline_always_up_accuracy"} <= set(m)
     assert trained.parity_max_abs_diff <= 1e-4
-    assert sorted(p.name for p in trained.out_dir.iterdir()) == ["model.json", "model.onnx", "weights.pt"]
+    assert sorted(p.name for p in trained.out_dir.iterdir()) == ["model.json", "model.onnx", "weights.npz", "weights.pt"]
+    assert meta["arrays_sha256"] == hashlib.sha256((trained.out_dir / "weights.npz").read_bytes()).hexdigest()
 
 
 def test_training_is_deterministic(trained, candles, tmp_path):
