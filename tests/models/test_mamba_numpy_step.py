@@ -14,32 +14,22 @@ from models.mamba.numpy_step import NUMPY_PROVIDER, NumpyMambaStep
 from models.mamba.recurrent import MambaRecurrent
 
 
-@pytest.fixture
-def model_dir(mamba_dir):
-    return mamba_dir
-
-
-@pytest.fixture
-def windows(held_out_windows):
-    return held_out_windows
-
-
-def test_numpy_steps_equal_the_pytorch_steps_through_real_windows(model_dir, windows):
-    numpy_step, torch_step = NumpyMambaStep.load(model_dir), MambaRecurrent.load(model_dir, device="cpu")
+def test_numpy_steps_equal_the_pytorch_steps_through_real_windows(mamba_dir, held_out_windows):
+    numpy_step, torch_step = NumpyMambaStep.load(mamba_dir), MambaRecurrent.load(mamba_dir, device="cpu")
     assert numpy_step.state_size == torch_step.state_size and numpy_step.provider == NUMPY_PROVIDER
-    a = b = numpy_step.initial_state(len(windows))
-    for t in range(windows.shape[1]):  # all 256 series per call, 60 candles: errors would pile up in the state
-        p_numpy, a = numpy_step.step(windows[:, t], a)
-        p_torch, b = torch_step.step(windows[:, t], b)
+    a = b = numpy_step.initial_state(len(held_out_windows))
+    for t in range(held_out_windows.shape[1]):  # all 256 series per call, 60 candles: errors would pile up in the state
+        p_numpy, a = numpy_step.step(held_out_windows[:, t], a)
+        p_torch, b = torch_step.step(held_out_windows[:, t], b)
         assert np.abs(p_numpy - p_torch).max() <= 1e-5
     assert np.abs(a - b).max() <= 1e-4 and p_numpy.std() > 1e-3
     # one layout: a state left by one steps on in the other (a worker restarted on the other path)
-    assert np.abs(numpy_step.step(windows[:, -1], b)[0] - torch_step.step(windows[:, -1], b)[0]).max() <= 1e-5
+    assert np.abs(numpy_step.step(held_out_windows[:, -1], b)[0] - torch_step.step(held_out_windows[:, -1], b)[0]).max() <= 1e-5
 
 
-def test_a_large_batch_a_nan_row_and_the_input_state(model_dir, windows):
-    step = NumpyMambaStep.load(model_dir)
-    rows = np.vstack([windows[:, 30]] * 5)  # 1,280 series: several passes of STEP_ROWS
+def test_a_large_batch_a_nan_row_and_the_input_state(mamba_dir, held_out_windows):
+    step = NumpyMambaStep.load(mamba_dir)
+    rows = np.vstack([held_out_windows[:, 30]] * 5)  # 1,280 series: several passes of STEP_ROWS
     rows[7] = np.nan  # a candle with nothing known: the training mean, as the network's NaN rule says
     state = np.random.default_rng(0).normal(size=(len(rows), step.state_size)).astype(np.float32)
     before = state.copy()
@@ -49,11 +39,11 @@ def test_a_large_batch_a_nan_row_and_the_input_state(model_dir, windows):
     assert np.abs(p[[0, 7, 700, 1279]] - alone).max() <= 1e-6
 
 
-def test_arrays_that_do_not_match_the_metadata_are_refused(model_dir, tmp_path):
+def test_arrays_that_do_not_match_the_metadata_are_refused(mamba_dir, tmp_path):
     import shutil
 
     copy = tmp_path / "mamba"
-    shutil.copytree(model_dir, copy)
+    shutil.copytree(mamba_dir, copy)
     (copy / ARRAYS_FILE).write_bytes((copy / ARRAYS_FILE).read_bytes()[:-1] + b"x")
     with pytest.raises(ConfigError, match="does not match"):
         NumpyMambaStep.load(copy)
@@ -62,10 +52,10 @@ def test_arrays_that_do_not_match_the_metadata_are_refused(model_dir, tmp_path):
         NumpyMambaStep.load(copy)
 
 
-def test_a_cpu_worker_serves_the_default_bundle_without_importing_pytorch(model_dir, tmp_path):
+def test_a_cpu_worker_serves_the_default_bundle_without_importing_pytorch(mamba_dir, tmp_path):
     """What a CPU worker loads: the sequence loader steps in NumPy, and PyTorch never enters the process."""
     code = ("import sys; from models.loading import _sequence_loader, serving_threads; serving_threads(); "
-            f"m = _sequence_loader(None, 1)({str(model_dir)!r}); "
+            f"m = _sequence_loader(None, 1)({str(mamba_dir)!r}); "
             "import numpy as np; m.step(np.zeros((2, 41)), m.initial_state(2)); "
             "print(type(m).__name__, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
