@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from models.mamba import MambaModel
 from models.mamba.recurrent import MambaRecurrent
