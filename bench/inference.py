@@ -39,6 +39,7 @@ from models.bundle import SEQUENCE_DIR
 from models.direction import DirectionModel
 from models.ensemble import STEPS
 from models.loading import load_model, serving_threads
+from models.mamba.numpy_step import NUMPY_PROVIDER
 from models.mamba.windows import pad_windows
 from models.metadata import BUNDLE_FILE, NATIVE_FILE, horizon_dir
 from models.onnx_session import P_UP_OUTPUT
@@ -145,7 +146,7 @@ def _windows(n: int) -> np.ndarray:
     return np.stack([pad_windows(states[state_key(c.symbol, c.timeframe)].window(60))[0] for c in closing])
 
 
-def _scoring_step(bundle: Any, rounds: int, onnx_bundle: Any = None) -> dict[str, Any]:
+def _scoring_step(bundle: Any, rounds: int, onnx_bundle: Any = None, model_dir: Path | None = None) -> dict[str, Any]:
     """The full default ensemble for N_SYMBOLS closing candles in one call, one step per candle: each
     symbol's recurrent state is the one its previous 59 candles left (what the live book holds)."""
     windows = _windows(N_SYMBOLS)
@@ -177,7 +178,15 @@ def _scoring_step(bundle: Any, rounds: int, onnx_bundle: Any = None) -> dict[str
         step_us = _timed(lambda: member.run(rows, None, states[member.name]), N_SYMBOLS, rounds)[1]
         window_us = _timed(lambda: member.run(None, windows, None), N_SYMBOLS, max(1, rounds // 2))[1]
         out["sequence_step"] = {"step_cpu_us": round(step_us, 2), "window_pass_cpu_us": round(window_us, 2),
-                                "ratio": round(window_us / step_us, 1)}
+                                "ratio": round(window_us / step_us, 1), "provider": member.model.provider}
+        if model_dir is not None and member.model.provider == NUMPY_PROVIDER:  # the PyTorch step beside it
+            from models.mamba.recurrent import MambaRecurrent
+
+            torch_step = MambaRecurrent.load(model_dir / SEQUENCE_DIR, device="cpu")
+            serving_threads()  # PyTorch on one thread, as a worker with a GPU-less torch path would run it
+            state = states[member.name]
+            mine, theirs = (_timed(lambda m=m: m.step(rows, state), N_SYMBOLS, rounds)[1] for m in (member.model, torch_step))
+            out["sequence_step"]["step_alone_cpu_us"] = {NUMPY_PROVIDER: round(mine, 2), torch_step.provider: round(theirs, 2)}
     return out
 
 
@@ -225,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                              lambda x: [boosters[h].predict(x, num_threads=1) for h in HORIZONS], X, args.rounds,
                              compiled_fn=lgbm.predict_proba if lgbm.provider != onnx_lgbm.provider else None),
         "input_buffer": _buffer_reuse(onnx_lgbm, X, args.rounds),
-        "scoring_1000": _scoring_step(bundle, args.rounds, onnx_bundle),
+        "scoring_1000": _scoring_step(bundle, args.rounds, onnx_bundle, args.model_dir),
         "mamba": _mamba(args.model_dir, args.rounds),
         "goals": GOALS,
     }
@@ -257,9 +266,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{s.get('bundle_score_cpu_ms_onnx_trees', float('nan')):.2f} ms CPU")
     if "sequence_step" in s:
         q = s["sequence_step"]
-        print(f"sequence member per candle (CPU): step {q['step_cpu_us']:.2f} us, 60-step window pass "
+        print(f"sequence member per candle (CPU, {q['provider']}): step {q['step_cpu_us']:.2f} us, 60-step window pass "
               f"{q['window_pass_cpu_us']:.2f} us: {q['ratio']:.0f}x cheaper (goal >= {GOALS['step_vs_window']:g}x: "
               f"{_goal(q['ratio'] >= GOALS['step_vs_window'])})")
+        if "step_alone_cpu_us" in q:
+            print("the step alone per candle (CPU), side by side: "
+                  + ", ".join(f"{k} {v:.2f} us" for k, v in q["step_alone_cpu_us"].items()))
     mamba = results["mamba"]
     print("mamba window model (ONNX): " + (mamba if isinstance(mamba, str) else json.dumps(mamba)))
     if args.json:
