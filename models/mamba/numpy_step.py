@@ -174,7 +174,7 @@ class NumpyMambaStep:
         if rows.ndim != 2 or rows.shape[1] != len(self.metadata.feature_names) or state.shape != (len(rows), self.state_size):
             raise ValueError(f"step takes (n, {len(self.metadata.feature_names)}) rows and (n, {self.state_size}) "
                              f"states, got {rows.shape} and {state.shape}")
-        state = np.asarray(state, dtype=np.float32)
+        state = np.ascontiguousarray(state, dtype=np.float32)  # rows of flat states: the layers read views of them
         p = np.empty((len(rows), len(self.horizons)), dtype=np.float64)
         new = np.empty_like(state)
         with np.errstate(over="ignore"):  # exp(-x) of a very negative x: inf, and x / inf is the 0 it should be
