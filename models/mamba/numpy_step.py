@@ -28,6 +28,7 @@ import numpy as np
 
 from core.errors import ConfigError
 from models.mamba.metadata import ARRAYS_FILE, METADATA_FILE, MambaMetadata
+from models.mamba.stepper import MambaStepper
 
 __all__ = ["NUMPY_PROVIDER", "NumpyMambaStep", "arrays_bytes"]
 
@@ -116,7 +117,7 @@ class _Layer:
         return out
 
 
-class NumpyMambaStep:
+class NumpyMambaStep(MambaStepper):
     """Step mode of a trained Mamba classifier in NumPy on the CPU (module docstring); build it with :meth:`load`."""
 
     provider = NUMPY_PROVIDER
@@ -156,15 +157,6 @@ class NumpyMambaStep:
         except (ValueError, OSError) as exc:
             raise ConfigError(f"{model_dir / ARRAYS_FILE}: not readable ({exc})") from None
         return cls(arrays, metadata)
-
-    version = property(lambda self: self.metadata.version)
-    name = property(lambda self: self.metadata.name)
-    horizons = property(lambda self: self.metadata.horizons)
-    feature_names = property(lambda self: self.metadata.feature_names)
-
-    def initial_state(self, n: int) -> np.ndarray:
-        """The state of ``n`` series that have seen no candle."""
-        return np.zeros((n, self.state_size), dtype=np.float32)
 
     def step(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One candle for each of ``n`` series: raw feature rows (n, n_features), NaN where unknown, and their

@@ -43,6 +43,7 @@ import numpy as np
 
 from models.direction import read_model_file as _read
 from models.mamba.metadata import METADATA_FILE, WEIGHTS_FILE, MambaMetadata
+from models.mamba.stepper import MambaStepper
 from core.errors import ConfigError
 
 __all__ = ["CPU_PROVIDER", "DEVICES", "MambaRecurrent"]
@@ -98,7 +99,7 @@ def _step_any_block(model, x, state):
 CPU_STEP_ROWS = 512
 
 
-class MambaRecurrent:
+class MambaRecurrent(MambaStepper):
     """Step mode of a trained Mamba classifier (module docstring) on the CPU or a CUDA device.
 
     ``classifier``: the pure-PyTorch classifier on the CPU, or one already on ``device`` (either block
@@ -206,15 +207,6 @@ class MambaRecurrent:
         # The first step compiles and loads the kernels: a failure belongs to loading, not to the first candle.
         rec.step(np.zeros((1, len(metadata.feature_names)), dtype=np.float32), rec.initial_state(1))
         return rec
-
-    version = property(lambda self: self.metadata.version)
-    name = property(lambda self: self.metadata.name)
-    horizons = property(lambda self: self.metadata.horizons)
-    feature_names = property(lambda self: self.metadata.feature_names)
-
-    def initial_state(self, n: int) -> np.ndarray:
-        """The state of ``n`` series that have seen no candle."""
-        return np.zeros((n, self.state_size), dtype=np.float32)
 
     def _unpack(self, flat: np.ndarray) -> list:
         torch, out, at = self._torch, [], 0
