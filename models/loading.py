@@ -37,8 +37,8 @@ def serving_threads() -> None:
     """Set the process's PyTorch intra-op threads for serving (:data:`SERVING_TORCH_THREADS`); called by the
     entry points that serve (worker, replay, the benchmarks that measure them), never by training, which
     sets its own (training/mamba.py). The same count everywhere also keeps replay's float sums the worker's.
-    NumPy's BLAS gets the same single thread. A process that has not imported PyTorch (a CPU worker steps Mamba in NumPy) gets it set when the
-    sequence loader imports it."""
+    NumPy's BLAS gets the same single thread. A process that has not imported PyTorch (a CPU worker steps
+    Mamba in NumPy) gets PyTorch's set if the sequence loader imports it later."""
     global _serving
     from threadpoolctl import threadpool_limits
 
