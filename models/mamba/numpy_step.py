@@ -33,7 +33,6 @@ from models.mamba.stepper import MambaStepper
 __all__ = ["NUMPY_PROVIDER", "NumpyMambaStep", "arrays_bytes"]
 
 NUMPY_PROVIDER = "numpy-cpu-step"
-STEP_ROWS = 512  # series per pass: the (rows, d_inner, d_state) temporaries stay in the cache (as recurrent.py)
 _RMS_EPS = 1e-5  # models/mamba/classifier.py RMSNorm's
 _SOFTPLUS_THRESHOLD = 20.0  # torch.nn.functional.softplus's: above it, softplus(x) is x
 
@@ -158,37 +157,22 @@ class NumpyMambaStep(MambaStepper):
             raise ConfigError(f"{model_dir / ARRAYS_FILE}: not readable ({exc})") from None
         return cls(arrays, metadata)
 
-    def step(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One candle for each of ``n`` series: raw feature rows (n, n_features), NaN where unknown, and their
-        states (n, ``state_size``) -> (P(up) per horizon (n, horizons) float64, the new states). ``state`` is
-        not modified."""
-        rows = np.asarray(rows, dtype=np.float32)
-        if rows.ndim != 2 or rows.shape[1] != len(self.metadata.feature_names) or state.shape != (len(rows), self.state_size):
-            raise ValueError(f"step takes (n, {len(self.metadata.feature_names)}) rows and (n, {self.state_size}) "
-                             f"states, got {rows.shape} and {state.shape}")
-        state = np.ascontiguousarray(state, dtype=np.float32)  # rows of flat states: the layers read views of them
-        p = np.empty((len(rows), len(self.horizons)), dtype=np.float64)
-        new = np.empty_like(state)
-        with np.errstate(over="ignore"):  # exp(-x) of a very negative x: inf, and x / inf is the 0 it should be
-            for a in range(0, len(rows), STEP_ROWS):
-                b = a + STEP_ROWS
-                p[a:b] = self._step(rows[a:b], state[a:b], new[a:b])
-        return p, new
-
-    def _step(self, rows: np.ndarray, state: np.ndarray, new: np.ndarray) -> np.ndarray:
-        z = (rows - self.mean) / self.std
-        z[np.isnan(z)] = 0.0
-        np.clip(z, -self.clip, self.clip, out=z)
-        h = z @ self.input_proj + self.input_bias
-        at = 0
-        for layer, (d, k, n) in zip(self.layers, self._shapes):
-            conv, conv_out = _part(state, at, d, k), _part(new, at, d, k)
-            at += d * k
-            ssm, ssm_out = _part(state, at, d, n), _part(new, at, d, n)
-            at += d * n
-            h = h + layer.step(h, conv, ssm, conv_out, ssm_out)
-        logits = _rms_norm(h, self.norm_f) @ self.head + self.head_bias
-        return 1.0 / (1.0 + np.exp(-logits))
+    def _step_rows(self, rows: np.ndarray, state: np.ndarray, new: np.ndarray) -> np.ndarray:
+        # exp(-x) of a very negative x overflows to inf, and x / inf is the 0 SiLU and the sigmoid should give
+        with np.errstate(over="ignore"):
+            z = (rows - self.mean) / self.std
+            z[np.isnan(z)] = 0.0
+            np.clip(z, -self.clip, self.clip, out=z)
+            h = z @ self.input_proj + self.input_bias
+            at = 0
+            for layer, (d, k, n) in zip(self.layers, self._shapes):
+                conv, conv_out = _part(state, at, d, k), _part(new, at, d, k)
+                at += d * k
+                ssm, ssm_out = _part(state, at, d, n), _part(new, at, d, n)
+                at += d * n
+                h = h + layer.step(h, conv, ssm, conv_out, ssm_out)
+            logits = _rms_norm(h, self.norm_f) @ self.head + self.head_bias
+            return 1.0 / (1.0 + np.exp(-logits))
 
     def __repr__(self) -> str:
         return f"NumpyMambaStep({self.version}, {self.provider})"

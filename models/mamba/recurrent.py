@@ -94,11 +94,6 @@ def _step_any_block(model, x, state):
     return torch.sigmoid(model.head(model.dropout(model.norm_f(h)))), new_state
 
 
-# Series per call on the CPU: a step's (rows, d_inner, d_state) temporaries (4 KB a row per layer) stay in the
-# cache; 2,000 rows in one call measured 12.9 us a row, in calls of 512 9.7 (4,000 rows: 22.5 against 10.2).
-CPU_STEP_ROWS = 512
-
-
 class MambaRecurrent(MambaStepper):
     """Step mode of a trained Mamba classifier (module docstring) on the CPU or a CUDA device.
 
@@ -222,28 +217,21 @@ class MambaRecurrent(MambaStepper):
         return out
 
     def step(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One candle for each of ``n`` series: raw feature rows (n, n_features), NaN where unknown, and
-        their states (n, ``state_size``) -> (P(up) per horizon (n, horizons) float64, the new states).
-        ``state`` is not modified."""
-        rows = np.asarray(rows, dtype=np.float32)
-        if rows.ndim != 2 or rows.shape[1] != len(self.metadata.feature_names) or state.shape != (len(rows), self.state_size):
-            raise ValueError(f"step takes (n, {len(self.metadata.feature_names)}) rows and (n, {self.state_size}) "
-                             f"states, got {rows.shape} and {state.shape}")
+        """:meth:`MambaStepper.step`, on the CPU in calls of CPU_STEP_ROWS series; on CUDA in one call."""
+        if self._portable:
+            return super().step(rows, state)
+        rows = self._checked(rows, state)
         if not len(rows):
             return np.empty((0, len(self.horizons))), state.copy()
-        if not self._portable:
-            return self._step_on_device(rows, state)
+        return self._step_on_device(rows, state)
+
+    def _step_rows(self, rows: np.ndarray, state: np.ndarray, new: np.ndarray) -> np.ndarray:
         torch = self._torch
-        p = np.empty((len(rows), len(self.horizons)), dtype=np.float64)
-        new = np.empty_like(state, dtype=np.float32)
         with torch.inference_mode():
-            for a in range(0, len(rows), CPU_STEP_ROWS):
-                b = a + CPU_STEP_ROWS
-                q, layers = self.model.step(torch.from_numpy(rows[a:b]), self._unpack(state[a:b]))
-                p[a:b] = q.numpy()
-                torch.cat([part.reshape(part.shape[0], -1) for layer in layers for part in layer], dim=1,
-                          out=torch.from_numpy(new[a:b]))
-        return p, new
+            q, layers = self.model.step(torch.from_numpy(rows), self._unpack(state))
+            torch.cat([part.reshape(part.shape[0], -1) for layer in layers for part in layer], dim=1,
+                      out=torch.from_numpy(new))
+            return q.numpy()
 
     def _step_on_device(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`step` on CUDA: rows and states copied to the device, P(up) and the new states back."""

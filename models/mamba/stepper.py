@@ -1,7 +1,8 @@
 """What every Mamba step model shares, whichever library steps it (:class:`~models.mamba.recurrent.MambaRecurrent`
 in PyTorch, :class:`~models.mamba.numpy_step.NumpyMambaStep` in NumPy): its identity, read from ``model.json``,
-and the zero state of a series that has seen no candle. The ensemble's ``steps`` members need nothing more
-besides ``step(rows, states)``.
+the zero state of a series that has seen no candle, and :meth:`MambaStepper.step` itself — the checks, and a
+large batch cut into calls of :data:`CPU_STEP_ROWS` series, each written straight into the output arrays;
+a subclass supplies the step of one such call (``_step_rows``).
 
 >>> from models.mamba.numpy_step import NumpyMambaStep
 >>> step = NumpyMambaStep.load(mamba_model_dir)   # the tiny doctest model (tests/doctest_models.py)
@@ -15,7 +16,11 @@ import numpy as np
 
 from models.mamba.metadata import MambaMetadata
 
-__all__ = ["MambaStepper"]
+__all__ = ["CPU_STEP_ROWS", "MambaStepper"]
+
+# Series per call on the CPU: a step's (rows, d_inner, d_state) temporaries (4 KB a row per layer) stay in the
+# cache; 2,000 rows in one call measured 12.9 us a row in PyTorch, in calls of 512 9.7 (4,000 rows: 22.5 against 10.2).
+CPU_STEP_ROWS = 512
 
 
 class MambaStepper:
@@ -32,3 +37,29 @@ class MambaStepper:
     def initial_state(self, n: int) -> np.ndarray:
         """The state of ``n`` series that have seen no candle."""
         return np.zeros((n, self.state_size), dtype=np.float32)
+
+    def step(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One candle for each of ``n`` series: raw feature rows (n, n_features), NaN where unknown, and their
+        states (n, ``state_size``) -> (P(up) per horizon (n, horizons) float64, the new states). ``state`` is
+        not modified."""
+        rows = self._checked(rows, state)
+        state = np.ascontiguousarray(state, dtype=np.float32)  # rows of flat states: the steps read views of them
+        p = np.empty((len(rows), len(self.horizons)), dtype=np.float64)
+        new = np.empty_like(state)
+        for a in range(0, len(rows), CPU_STEP_ROWS):
+            b = a + CPU_STEP_ROWS
+            p[a:b] = self._step_rows(rows[a:b], state[a:b], new[a:b])
+        return p, new
+
+    def _checked(self, rows: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """``rows`` as float32; ValueError unless rows and states are (n, n_features) and (n, state_size)."""
+        rows = np.asarray(rows, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != len(self.metadata.feature_names) or state.shape != (len(rows), self.state_size):
+            raise ValueError(f"step takes (n, {len(self.metadata.feature_names)}) rows and (n, {self.state_size}) "
+                             f"states, got {rows.shape} and {state.shape}")
+        return rows
+
+    def _step_rows(self, rows: np.ndarray, state: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """The step of at most :data:`CPU_STEP_ROWS` series: writes their new states into ``new`` (rows of the
+        output array) and returns their P(up) per horizon."""
+        raise NotImplementedError

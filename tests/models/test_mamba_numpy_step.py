@@ -29,7 +29,7 @@ def test_numpy_steps_equal_the_pytorch_steps_through_real_windows(mamba_dir, hel
 
 def test_a_large_batch_a_nan_row_and_the_input_state(mamba_dir, held_out_windows):
     step = NumpyMambaStep.load(mamba_dir)
-    rows = np.vstack([held_out_windows[:, 30]] * 5)  # 1,280 series: several passes of STEP_ROWS
+    rows = np.vstack([held_out_windows[:, 30]] * 5)  # 1,280 series: several calls of CPU_STEP_ROWS
     rows[7] = np.nan  # a candle with nothing known: the training mean, as the network's NaN rule says
     state = np.random.default_rng(0).normal(size=(len(rows), step.state_size)).astype(np.float32)
     before = state.copy()

@@ -42,16 +42,16 @@ def test_bad_shapes_are_refused(mamba_dir):
 def test_a_batch_larger_than_one_cpu_call_equals_one_call(mamba_dir, held_out_windows, monkeypatch):
     """The CPU step cuts a large batch into calls of CPU_STEP_ROWS series (cache-sized temporaries): the
     rows and states that come out are the ones a single call gives."""
-    import models.mamba.recurrent as recurrent
+    import models.mamba.stepper as stepper
 
     rec = MambaRecurrent.load(mamba_dir)
-    n = 2 * recurrent.CPU_STEP_ROWS + 76
+    n = 2 * stepper.CPU_STEP_ROWS + 76
     rows = np.vstack([held_out_windows[:, 40]] * (n // len(held_out_windows) + 1))[:n]
     state = rec.initial_state(n)
     for t in range(5):
         _, state = rec.step(np.vstack([held_out_windows[:, t]] * (n // len(held_out_windows) + 1))[:n], state)
     cut_p, cut_state = rec.step(rows, state)
-    monkeypatch.setattr(recurrent, "CPU_STEP_ROWS", n)
+    monkeypatch.setattr(stepper, "CPU_STEP_ROWS", n)
     whole_p, whole_state = rec.step(rows, state)
     assert np.abs(cut_p - whole_p).max() <= 1e-6 and np.abs(cut_state - whole_state).max() <= 1e-6
     assert cut_state.shape == (n, rec.state_size) and cut_p.shape == (n, len(rec.horizons))
