@@ -94,14 +94,15 @@ def pause_when_resumed(faust_consumer: Any, topics: set[str], times: int = 1) ->
     """The first ``times`` times Faust's consumer resumes partitions of ``topics``, they are paused again at once:
     it hands over none of their records until they are resumed once more. Failure tests only."""
     original = faust_consumer.resume_partitions
-    left = [times]
+    left = times
 
     def resume_partitions(tps: Any) -> None:
+        nonlocal left
         original(tps)
         hit = {tp for tp in tps if tp.topic in topics}
         if hit:
-            left[0] -= 1
-            if left[0] <= 0:
+            left -= 1
+            if left <= 0:
                 faust_consumer.resume_partitions = original
             faust_consumer.pause_partitions(hit)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import CandleflowError, ConfigError
-from candleflow.replay import ReplayReport
+from candleflow.replay.run import ReplayReport
 from candleflow.replay.output import JsonlFile, KeptRecords, NoRecords, ReplayOutput, Tee, TopicOutput, merge_parts
 from core.settings import Settings
 
@@ -130,7 +130,7 @@ def _child(index: int, settings: Settings, model_dir: Path, topic: str, partitio
     """One process's replay of ``partitions``; its summary (or its error) goes to ``messages``."""
     try:
         from models.loading import load_model, serving_threads
-        from candleflow.replay import replay
+        from candleflow.replay.run import replay
 
         serving_threads()
         output = outputs.build(settings, part)
