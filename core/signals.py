@@ -75,7 +75,14 @@ def confidence_of(prob_up: Any) -> Any:
         # numpy's rounding (scale by 1e12, round half to even, scale back), without numpy's ~6 us per scalar
         # call (every prediction's decision): the same float for every input.
         return round(abs(2.0 * prob_up - 1.0) * 1e12) / 1e12
-    return np.round(np.abs(2.0 * np.asarray(prob_up, dtype=np.float64) - 1.0), 12)
+    # np.round(x, 12) is multiply by 1e12, rint, divide: done in place here, without np.round's wrappers
+    # (~1.4 us of a one-row scoring), to the same bits.
+    out = np.abs(2.0 * np.asarray(prob_up, dtype=np.float64) - 1.0)
+    if not isinstance(out, np.ndarray):  # a 0-d input gives a numpy scalar
+        return np.round(out, 12)
+    np.multiply(out, 1e12, out=out)
+    np.rint(out, out=out)
+    return np.divide(out, 1e12, out=out)
 
 
 def decide(prob_up: float, threshold: float) -> Decision:

@@ -62,9 +62,6 @@ SequenceLoader = Callable[[Path], ProbaModel]  # e.g. the sequence model's own `
 
 BundleOutput = ScoreOutput  # what a bundle's score returns: every servable model's output
 # The ensemble's output fields a bundle's output copies (its states are the bundle's own), named once.
-_OUTPUT_FIELDS = tuple(f.name for f in dataclasses.fields(EnsembleOutput) if f.name != "states")
-
-
 def bundle_version(ensemble: Ensemble) -> str:
     """``ens-`` + 12 hex digits of a hash over the strategy and each member's (name, version, weight).
 
@@ -229,9 +226,9 @@ class ModelBundle(ServableModel):
             probabilities[member.name] = p
             if new is not None:
                 new_states[member.name] = new
-        out = self.ensemble.combine(probabilities, len(features))
+        out = self.ensemble.combine(probabilities, len(features), ScoreOutput, states=new_states, version=self.version)
         self._score_latency.record(time.perf_counter() - started, len(features))
-        return ScoreOutput(**{name: getattr(out, name) for name in _OUTPUT_FIELDS}, states=new_states, version=self.version)
+        return out
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """The ensemble's P(up) at :attr:`horizon` for each feature row: the DirectionModel interface."""

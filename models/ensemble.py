@@ -41,7 +41,6 @@ would decide. ``direction`` is ``UP`` when ``p >= 0.5``, so ``p`` alone reproduc
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -212,14 +211,16 @@ class Ensemble:
 
     versions = property(lambda self: {m.name: m.version for m in self.members})
 
-    def combine(self, probabilities: Mapping[str, np.ndarray | None], n: int) -> EnsembleOutput:
-        """Combine members' outputs ((n, len(member.horizons)) each, None = not available for this batch)."""
+    def combine(self, probabilities: Mapping[str, np.ndarray | None], n: int,
+                output: type[EnsembleOutput] = EnsembleOutput, **extra: object) -> EnsembleOutput:
+        """Combine members' outputs ((n, len(member.horizons)) each, None = not available for this batch) into
+        an ``output`` (a subclass adds its own fields through ``extra``: built once, not copied)."""
         if self._alone is not None:
             p = probabilities.get(self._alone.name)
             if p is not None and p.shape == (n, len(self.horizons)) and not np.isnan(p).any():
                 p = np.array(p, dtype=np.float64)  # what the stacking below gives, to the bit
-                return EnsembleOutput(self.horizons, p, confidence_of(p), np.ones_like(p), self.strategy,
-                                      {self._alone.name: self._alone.version}, self.absent)
+                return output(self.horizons, p, confidence_of(p), np.ones(p.shape), self.strategy,
+                              {self._alone.name: self._alone.version}, self.absent, **extra)
         P = np.full((len(self.members), n, len(self.horizons)), np.nan)
         for i, member in enumerate(self.members):
             p = probabilities.get(member.name)
@@ -231,7 +232,7 @@ class Ensemble:
         p, agreement, confidence = _combine(self.strategy, P, W)
         used = {m.name: m.version for m in self.members if probabilities.get(m.name) is not None}
         missing = self.absent + tuple(m.name for m in self.members if m.name not in used)
-        return EnsembleOutput(self.horizons, p, confidence, agreement, self.strategy, used, missing)
+        return output(self.horizons, p, confidence, agreement, self.strategy, used, missing, **extra)
 
     def score(self, features: np.ndarray, windows: np.ndarray | None = None,
               states: Mapping[str, np.ndarray] | None = None) -> EnsembleOutput:
@@ -239,8 +240,8 @@ class Ensemble:
         state of each row's series for the step members (their new states are in the output)."""
         features = np.asarray(features)
         runs = {m.name: m.run(features, windows, (states or {}).get(m.name)) for m in self.members}
-        out = self.combine({name: p for name, (p, _) in runs.items()}, len(features))
-        return dataclasses.replace(out, states={name: new for name, (_, new) in runs.items() if new is not None})
+        return self.combine({name: p for name, (p, _) in runs.items()}, len(features),
+                            states={name: new for name, (_, new) in runs.items() if new is not None})
 
     @property
     def step_members(self) -> tuple[Member, ...]:

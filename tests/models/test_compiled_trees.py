@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import logging
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import lightgbm as lgb
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 from core.errors import ConfigError
 from core.settings import Settings
 from models.bundle import ModelBundle
-from models.compiled_trees import CompiledTrees, compile_trees
+from models.compiled_trees import SMALL_BATCH, CompiledTrees, compile_trees
 from models.direction import DirectionHorizons
 from models.metadata import METADATA_FILE, NATIVE_FILE, ModelMetadata
 from models.providers import CPU
@@ -110,6 +111,23 @@ def test_the_direct_call_equals_lleaves_predict(bundle_dir, real_rows):
         np.testing.assert_array_equal(trees.predict_proba(real_rows[:n]), through_predict.predict_proba(real_rows[:n]))
     with pytest.raises(ValueError, match="expected an array of shape"):
         trees.predict_proba(real_rows[:, :5])
+
+
+def test_small_batches_through_each_threads_buffers_equal_the_batch_path(bundle_dir, real_rows):
+    trees = compile_trees([bundle_dir / f"h{h}" for h in HORIZONS], cache_dir=None)
+    rows = np.resize(real_rows, (3 * SMALL_BATCH, real_rows.shape[1]))
+    whole = trees.predict_proba(rows)  # > SMALL_BATCH rows: the batch path
+    first = trees.predict_proba(rows[:1])
+    for n in (2, SMALL_BATCH - 1, SMALL_BATCH, SMALL_BATCH + 1):
+        np.testing.assert_array_equal(trees.predict_proba(rows[:n]), whole[:n])
+    np.testing.assert_array_equal(first, whole[:1])  # what was returned is the caller's, not the buffer
+
+    def score_slices(start: int) -> list[bool]:  # threads scoring at once each use their own buffers
+        return [np.array_equal(trees.predict_proba(rows[i:i + 3]), whole[i:i + 3])
+                for _ in range(200) for i in range(start, start + 20)]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(all(ok) for ok in pool.map(score_slices, (0, 30, 60, 90)))
 
 
 def test_a_cache_that_cannot_be_created_compiles_anyway(bundle_dir, real_rows, tmp_path, caplog):
