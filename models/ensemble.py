@@ -52,7 +52,7 @@ from models.metadata import STRATEGIES
 from core.signals import confidence_of
 from core.errors import ConfigError
 
-__all__ = ["FEATURES", "STEPS", "STRATEGIES", "WINDOWS", "Ensemble", "EnsembleOutput", "Member", "ProbaModel"]
+__all__ = ["FEATURES", "STEPS", "STRATEGIES", "WINDOWS", "Ensemble", "EnsembleOutput", "Member", "ProbaModel", "join"]
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,9 @@ class EnsembleOutput:
     missing: tuple[str, ...]
     # member name -> the new recurrent states (n, state size) of a step member given states
     states: dict[str, np.ndarray] = field(default_factory=dict)
+    # member name -> its P(up) per row and output column (NaN where it has none): what a member that
+    # joins later (:func:`join`) is combined with
+    members: dict[str, np.ndarray] = field(default_factory=dict)
 
     up = property(lambda self: self.prob_up >= 0.5)
     direction = property(lambda self: np.where(self.up, "UP", "DOWN"))
@@ -175,6 +178,38 @@ def _combine(strategy: str, P: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, n
     agreement = np.where(some, np.where(p >= 0.5, up_share, 1.0 - up_share), 0.0)
     confidence = confidence_of(p) * (1.0 if strategy == "unanimous" else agreement)
     return p, agreement, confidence
+
+
+def join(output: EnsembleOutput, rows: np.ndarray, column: int, weights: Mapping[str, float], p: np.ndarray,
+         share: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A member that joins after the ensemble scored (the online model: it learns while the stream runs, so
+    its P(up) for a row is known only then): for ``rows`` of ``output`` at ``column``, its P(up) ``p`` combined
+    with the members' (``output.members``, ``weights`` by name) by the ensemble's strategy, the joining
+    member holding ``share`` (0..1, per row) of the weight. -> (P(up), agreement, confidence) per row.
+
+    With weighted averaging P(up) is ``(1 - share) * P(ensemble) + share * p``; the confidence is the one
+    formula, ``|2p - 1|`` times the weighted share of the members (the joining one among them) that agree.
+
+    >>> class Trees:  # P(up) 0.8 for every row
+    ...     version = "t1"
+    ...     def predict_proba(self, x): return np.full(len(x), 0.8)
+    >>> out = Ensemble([Member("trees", Trees())]).score(np.zeros((2, 3)))
+    >>> p, agreement, confidence = join(out, np.array([0, 1]), 0, {"trees": 1.0}, np.array([0.4, 0.9]), np.array([0.5, 0.25]))
+    >>> p.round(4).tolist(), agreement.tolist(), confidence.round(4).tolist()   # disagreeing, then agreeing
+    ([0.6, 0.825], [0.5, 1.0], [0.1, 0.65])
+    """
+    names = list(output.members)
+    P = np.stack([output.members[name][rows, column] for name in names] + [np.asarray(p, dtype=np.float64)])
+    W = np.array([weights.get(name, 0.0) for name in names] + [0.0])[:, None] * ~np.isnan(P)
+    present = W[:-1].sum(axis=0)
+    share = np.where(np.isnan(P[-1]), 0.0, np.clip(share, 0.0, 1.0))
+    alone = (share >= 1.0) | ((present == 0) & (share > 0))  # all the weight, or the only probability
+    # The members keep their weights (a share of 0 then changes no bit of their combination); the joining
+    # member gets share / (1 - share) of theirs, or all of it.
+    W[-1] = np.where(alone, 1.0, present * share / np.where(alone, 1.0, 1.0 - share))
+    W[:-1] *= ~alone
+    q, agreement, confidence = _combine(output.strategy, P[:, :, None], W[:, :, None])
+    return q[:, 0], agreement[:, 0], confidence[:, 0]
 
 
 class Ensemble:
@@ -220,7 +255,7 @@ class Ensemble:
             if p is not None and p.shape == (n, len(self.horizons)) and not np.isnan(p).any():
                 p = np.array(p, dtype=np.float64)  # what the stacking below gives, to the bit
                 return output(self.horizons, p, confidence_of(p), np.ones(p.shape), self.strategy,
-                              {self._alone.name: self._alone.version}, self.absent, **extra)
+                              {self._alone.name: self._alone.version}, self.absent, members={self._alone.name: p}, **extra)
         P = np.full((len(self.members), n, len(self.horizons)), np.nan)
         for i, member in enumerate(self.members):
             p = probabilities.get(member.name)
@@ -232,7 +267,8 @@ class Ensemble:
         p, agreement, confidence = _combine(self.strategy, P, W)
         used = {m.name: m.version for m in self.members if probabilities.get(m.name) is not None}
         missing = self.absent + tuple(m.name for m in self.members if m.name not in used)
-        return output(self.horizons, p, confidence, agreement, self.strategy, used, missing, **extra)
+        return output(self.horizons, p, confidence, agreement, self.strategy, used, missing,
+                      members={m.name: P[i] for i, m in enumerate(self.members) if m.name in used}, **extra)
 
     def score(self, features: np.ndarray, windows: np.ndarray | None = None,
               states: Mapping[str, np.ndarray] | None = None) -> EnsembleOutput:

@@ -2,22 +2,26 @@
 
 Each partition's :class:`~learning.learner.OutcomeLearner` holds an online model that learns the partition's
 outcomes in mini-batches cut by candle time (streams/partition_clock.py): at a candle of time t it has
-learned every outcome labelled by the partition's candles before t. Its say in that candle's main-horizon
-P(up) is :meth:`~learning.online.OnlineModel.member_weight` (0 until it has learned and been judged enough,
-then following its recent test-then-train accuracy against the batch model's validation accuracy).
-"""
+learned every outcome labelled by the partition's candles before t, so its P(up) for a candle is known only
+once the step reaches the candle's run (:func:`online_parts`). Its share of the weight in that candle's main
+horizon is :meth:`~learning.online.OnlineModel.member_weight` (0 until it has learned and been judged enough,
+then following its recent test-then-train accuracy against the batch model's validation accuracy); it then
+joins the serving model's members there (:func:`join_rows`, :func:`models.ensemble.join`): one strategy and
+one confidence formula for every member, the batch model's and the online one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Blend", "blend", "blend_segment"]
+from models.ensemble import join
+
+__all__ = ["OnlinePart", "online_parts", "join_rows"]
 
 
-class Blend(NamedTuple):
+class OnlinePart(NamedTuple):
     """The online member's part in one candle's main horizon."""
 
     weight: float
@@ -25,8 +29,8 @@ class Blend(NamedTuple):
     version: str
 
 
-def blend_segment(rows: Sequence[tuple[int, np.ndarray, Any]], learner_of: Callable[[int], Any],
-                  max_weight: float) -> dict[int, Blend]:
+def online_parts(rows: Sequence[tuple[int, np.ndarray, Any]], learner_of: Callable[[int], Any],
+                 max_weight: float) -> dict[int, OnlinePart]:
     """The online member's part for each row of one run of a step (streams/partition_clock.py, its
     learners advanced): ``rows`` are (index, feature row, serving model); each learner scores
     its rows in one call. Rows whose member weight is 0 are left out."""
@@ -34,7 +38,7 @@ def blend_segment(rows: Sequence[tuple[int, np.ndarray, Any]], learner_of: Calla
     for row in rows:
         learner = learner_of(row[0])
         by_learner.setdefault(id(learner), (learner, []))[1].append(row)
-    out: dict[int, Blend] = {}
+    out: dict[int, OnlinePart] = {}
     for learner, mine in by_learner.values():
         online, weight_of = learner.online, {}
         for _, _, serving in mine:  # once per serving model: the weight sums the last 500 verdicts
@@ -45,19 +49,27 @@ def blend_segment(rows: Sequence[tuple[int, np.ndarray, Any]], learner_of: Calla
         if not any(weights):
             continue
         p = online.predict_many(np.vstack([features for _, features, _ in mine])).tolist()
-        out.update({index: Blend(w, q, online.version) for (index, _, _), w, q in zip(mine, weights, p) if w > 0})
+        out.update({index: OnlinePart(w, q, online.version) for (index, _, _), w, q in zip(mine, weights, p) if w > 0})
     return out
 
 
-def blend(p_model: float, confidence: float, member: Blend) -> tuple[float, float]:
-    """(P(up), confidence) with the online member in: P(up) is the weighted mean; confidence the weighted
-    mean of each side's confidence signed by its direction, so for a single model (confidence
-    |2p - 1|) it is exactly |2 P(up) - 1|, and for a bundle its agreement-based confidence is kept in.
-
-    >>> blend(0.8, 0.6, Blend(0.5, 0.3, "river"))  # the online member disagrees: halfway between
-    (0.55, 0.1)
-    """
-    w = member.weight
-    p_up = (1.0 - w) * p_model + w * member.p_up
-    signed = (1.0 - w) * (confidence if p_model >= 0.5 else -confidence) + w * (2.0 * member.p_up - 1.0)
-    return p_up, round(max(signed if p_up >= 0.5 else -signed, 0.0), 12)
+def join_rows(accepted: Sequence[tuple], outputs: Mapping[int, tuple], members: Mapping[int, OnlinePart]
+              ) -> dict[int, tuple[float, float]]:
+    """Index -> (P(up), confidence) of each row of ``accepted`` (index, ..., serving model at 6) that the
+    online member joins (``members``): in the main horizon, a member of the serving model's ensemble
+    (:func:`models.ensemble.join`), holding its weight's share. ``outputs``: index -> the row's model
+    output (:data:`streams.scoring.ModelOutput`: the whole output at 4, the row in it at 5). One call per
+    model output, not per row."""
+    groups: dict[int, tuple[Any, Any, list[int]]] = {}
+    for a in accepted:
+        if a[0] in members:
+            output = outputs[a[0]][4]
+            groups.setdefault(id(output), (output, a[6], []))[2].append(a[0])
+    out: dict[int, tuple[float, float]] = {}
+    for output, serving, indices in groups.values():
+        parts = [members[i] for i in indices]
+        p, _, confidence = join(output, np.array([outputs[i][5] for i in indices]), output.column(serving.horizon),
+                                {m.name: m.weight for m in serving.members},
+                                np.array([b.p_up for b in parts]), np.array([b.weight for b in parts]))
+        out.update(zip(indices, zip(p.tolist(), confidence.tolist())))
+    return out

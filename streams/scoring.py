@@ -24,8 +24,8 @@ from core.candle import Candle
 from core.errors import InvalidInput
 from features import FEATURE_NAMES, FeatureState
 from features.window import WINDOW  # feature vectors a sequence model reads
-from models.base import ServableModel
-from streams.online_member import Blend, blend
+from models.base import ScoreOutput, ServableModel
+from streams.online_member import OnlinePart, join_rows
 from core.series_keys import series_key as state_key  # one home for the key of a series
 
 __all__ = ["ModelOutput", "ScoredBatch", "Scorable", "model_outputs", "SequenceStates", "needs_windows", "score_candles", "score_rows",
@@ -102,9 +102,9 @@ def _step(member: Any, rows: Sequence[Scorable], sequences: SequenceStates) -> t
 
 
 def _run(model: ServableModel, features: np.ndarray, windows: np.ndarray | None, given: dict | None = None
-         ) -> tuple[np.ndarray, np.ndarray, list[list[dict]], dict[str, str]]:
-    """(P(up) at the model's horizon, confidence, every horizon per row, member versions); ``given``:
-    members' outputs computed by the caller (:func:`_step`)."""
+         ) -> tuple[np.ndarray, np.ndarray, list[list[dict]], dict[str, str], ScoreOutput]:
+    """(P(up) at the model's horizon, confidence, every horizon per row, member versions, the whole output);
+    ``given``: members' outputs computed by the caller (:func:`_step`)."""
     out = model.score(features, windows, given)
     column = out.column(model.horizon)
     # Python floats first: indexing numpy per element costs ~10x a list's.
@@ -112,7 +112,7 @@ def _run(model: ServableModel, features: np.ndarray, windows: np.ndarray | None,
     per_row = [[{"horizon": h, "prob_up": q, "direction": "UP" if q >= 0.5 else "DOWN", "confidence": c}
                 for h, q, c in zip(horizons, qs, cs)]
                for qs, cs in zip(out.prob_up.tolist(), out.confidence.tolist())]
-    return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions)
+    return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions), out
 
 
 def _rounds(rows: Sequence[Scorable]) -> list[list[tuple]]:
@@ -169,7 +169,9 @@ def score_candles(
     return score_rows(accepted, threshold, batch=batch)
 
 
-ModelOutput = tuple[float, float, list[dict], dict[str, str]]  # P(up), confidence, every horizon, member versions
+# P(up), confidence, every horizon, member versions; the model's output and the row's place in it (what a
+# member joining later is combined with: streams/online_member.py)
+ModelOutput = tuple[float, float, list[dict], dict[str, str], ScoreOutput, int]
 
 
 def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None = None,
@@ -190,9 +192,9 @@ def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None
         steps = step_members(serving) if sequences is not None else ()
         windows = np.stack([a[5] for a in mine]) if mine[0][5] is not None and not steps else None
         given = {m.name: _step(m, mine, sequences) for m in steps} if steps else None
-        p, confidence, per_row, versions = _run(serving, features, windows, given)
-        for a, q, c, h in zip(mine, p, confidence, per_row):
-            results[a[0]] = (float(q), float(c), h, versions)
+        p, confidence, per_row, versions, out = _run(serving, features, windows, given)
+        for j, (a, q, c, h) in enumerate(zip(mine, p.tolist(), confidence.tolist(), per_row)):
+            results[a[0]] = (q, c, h, versions, out, j)
         if timings is not None:
             spent = time.perf_counter() - started - (getattr(book, "warm_up_seconds", 0.0) - warm_up)
             timings.append((serving, len(mine), spent))
@@ -202,7 +204,7 @@ def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None
 def score_rows(
     accepted: Sequence[Scorable],
     threshold: float,
-    members: Mapping[int, Blend] | None = None,
+    members: Mapping[int, OnlinePart] | None = None,
     batch: ScoredBatch | None = None,
     thresholds: Mapping[int, float] | None = None,
     sequences: SequenceStates | None = None,
@@ -211,8 +213,8 @@ def score_rows(
     """Score rows whose features are computed (one call per serving model) and build the records.
 
     ``accepted``: (index, candle, produced_at, ready, feature row, window or None, serving model) in
-    arrival order; ``members``: index -> the online member's part in that row's main horizon
-    (:func:`streams.online_member.blend`), appended to ``batch`` when given; ``thresholds``: index -> the
+    arrival order; ``members``: index -> the online member's part in that row's main horizon, where it
+    joins the model's members (:func:`streams.online_member.join_rows`), appended to ``batch`` when given; ``thresholds``: index -> the
     signal threshold of that row where it is not ``threshold`` (learning/threshold.py); ``sequences``:
     the recurrent states of step members (:class:`SequenceStates`), advanced one candle per row (a
     series with several candles here goes through one call per candle of it, in order); ``outputs``:
@@ -223,13 +225,13 @@ def score_rows(
     if not accepted:
         return batch
     results = outputs if outputs is not None else model_outputs(accepted, sequences)
+    joined = join_rows(accepted, results, members) if members else {}
 
     for index, candle, produced_at, ready, row, _, serving in (a[:7] for a in accepted):
-        p_up, confidence, horizons, versions = results[index]
-        member = members.get(index) if members else None
-        if member is not None:
-            p_up, confidence = blend(p_up, confidence, member)
-            versions = {**versions, "river": member.version}
+        p_up, confidence, horizons, versions = results[index][:4]
+        if index in joined:
+            p_up, confidence = joined[index]
+            versions = {**versions, "river": members[index].version}
         row_threshold = thresholds.get(index, threshold) if thresholds else threshold
         direction, _, _ = decide(p_up, row_threshold)
         pid = prediction_id(candle.symbol, candle.timeframe, candle.open_time, serving.version)

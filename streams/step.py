@@ -46,7 +46,7 @@ from learning.threshold import ThresholdConfig
 from core.candle import Candle
 from core.errors import InvalidInput
 from features.names import N_FEATURES
-from streams.online_member import blend_segment
+from streams.online_member import online_parts
 from streams.partition_clock import advance, segments
 from streams.scoring import (WINDOW, ScoredBatch, SequenceStates, model_outputs, needs_windows, score_rows, serving_version,
                              step_members)
@@ -215,7 +215,7 @@ def process_batch(
                 learner.configure_thresholds(config.adaptive if adaptive else None)
             touched.update(advance(run, learner_for, lambda i: candles[i][0].open_time))
         if online:
-            members = blend_segment([(a[0], a[4], a[6]) for a in mine], lambda i: learner_for(i)[1], config.online_weight)
+            members = online_parts([(a[0], a[4], a[6]) for a in mine], lambda i: learner_for(i)[1], config.online_weight)
         if adaptive:
             thresholds = {a[0]: learner_for(a[0])[1].threshold(a[6].version, config.threshold) for a in mine}
         first, first_signal = len(scored.predictions), len(scored.signals)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.ensemble import Ensemble, Member
+from models.ensemble import Ensemble, Member, join
 from core.errors import ConfigError
 
 
@@ -153,3 +153,46 @@ def test_wrong_member_output_shape():
     e = ens("majority", Member("a", Fixed("v", [0.5, 0.5]), horizons=(1,)))
     with pytest.raises(ValueError, match="shape"):
         e.score(F)
+
+
+# -- a member joining after the score (the online model: models.ensemble.join) ---------------------------------------
+
+def _bundle_output(strategy="weighted_average"):
+    rows = np.array([[0.8, 0.6], [0.7, 0.2], [0.3, 0.4]])  # P(up) at horizons 1 and 2, three rows
+    members = [m("trees", rows, horizons=(1, 2)), m("seq", rows[:, ::-1], weight=0.5, horizons=(1, 2))]
+    return ens(strategy, *members).score(np.zeros((3, 41))), {"trees": 1.0, "seq": 0.5}
+
+
+def test_a_joining_member_with_no_share_changes_nothing():
+    for strategy in ("weighted_average", "majority", "unanimous"):
+        out, weights = _bundle_output(strategy)
+        for column in (0, 1):
+            p, agreement, confidence = join(out, np.arange(3), column, weights, np.array([0.1, 0.9, 0.5]), np.zeros(3))
+            np.testing.assert_array_equal(p, out.prob_up[:, column])
+            np.testing.assert_array_equal(agreement, out.agreement[:, column])
+            np.testing.assert_array_equal(confidence, out.confidence[:, column])
+
+
+def test_a_joining_member_holds_its_share_of_the_weight_and_votes():
+    out, weights = _bundle_output()
+    share, online = np.array([0.25, 0.5, 1.0]), np.array([0.2, 0.9, 0.6])
+    p, agreement, confidence = join(out, np.arange(3), 0, weights, online, share)
+    np.testing.assert_allclose(p, (1 - share) * out.prob_up[:, 0] + share * online)
+    # Row 0: trees 0.8 and seq 0.6 vote up (0.75 of the weight between them), the online member down.
+    # Row 2: the online member alone (share 1).
+    np.testing.assert_allclose(agreement, [0.75, 1 - 0.5 * (0.5 / 1.5), 1.0])
+    np.testing.assert_allclose(confidence, np.abs(2 * p - 1) * agreement)
+
+
+def test_a_joining_member_without_a_probability_has_no_say():
+    out, weights = _bundle_output()
+    p, agreement, confidence = join(out, np.array([2, 0]), 1, weights, np.array([np.nan, 0.9]), np.array([0.5, 0.0]))
+    np.testing.assert_array_equal(p, out.prob_up[[2, 0], 1])
+    np.testing.assert_array_equal(confidence, out.confidence[[2, 0], 1])
+
+
+def test_a_joining_member_speaks_alone_where_no_member_has_a_probability():
+    out = ens("weighted_average", m("trees", [[np.nan], [0.8]])).score(np.zeros((2, 41)))
+    p, agreement, confidence = join(out, np.arange(2), 0, {"trees": 1.0}, np.array([0.9, 0.9]), np.array([0.2, 0.0]))
+    np.testing.assert_allclose(p, [0.9, 0.8])
+    np.testing.assert_allclose(confidence, [0.8, 0.6])
