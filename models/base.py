@@ -131,4 +131,4 @@ class SingleHorizonModel(ServableModel):
         p = given[self.name][0] if given and self.name in given else self.predict_proba(features)
         p = np.asarray(p, dtype=np.float64).reshape(-1, 1)
         return ScoreOutput((self.horizon,), p, confidence_of(p), np.ones_like(p), "weighted_average",
-                           {self.name: self.version}, (), members={self.name: p}, version=self.version)
+                           {self.name: self.version}, (), member_prob_up={self.name: p}, version=self.version)

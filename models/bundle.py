@@ -46,7 +46,7 @@ import numpy as np
 
 from models.base import ScoreOutput, ServableModel
 from models.direction import DirectionHorizons
-from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, EnsembleOutput, Member, ProbaModel
+from models.ensemble import FEATURES, STEPS, WINDOWS, Ensemble, Member, ProbaModel
 from models.metadata import BUNDLE_FILE, LGBM_MEMBER, BundleConfig, horizon_dir
 from models.profile import TrainingProfile, accuracy_by_horizon, read_reference
 from core.errors import ConfigError
@@ -61,7 +61,8 @@ SEQUENCE_DIR = "mamba"
 SequenceLoader = Callable[[Path], ProbaModel]  # e.g. the sequence model's own ``load``; not imported here
 
 BundleOutput = ScoreOutput  # what a bundle's score returns: every servable model's output
-# The ensemble's output fields a bundle's output copies (its states are the bundle's own), named once.
+
+
 def bundle_version(ensemble: Ensemble) -> str:
     """``ens-`` + 12 hex digits of a hash over the strategy and each member's (name, version, weight).
 

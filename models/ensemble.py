@@ -144,7 +144,7 @@ class EnsembleOutput:
     states: dict[str, np.ndarray] = field(default_factory=dict)
     # member name -> its P(up) per row and output column (NaN where it has none): what a member that
     # joins later (:func:`join`) is combined with
-    members: dict[str, np.ndarray] = field(default_factory=dict)
+    member_prob_up: dict[str, np.ndarray] = field(default_factory=dict)
 
     up = property(lambda self: self.prob_up >= 0.5)
     direction = property(lambda self: np.where(self.up, "UP", "DOWN"))
@@ -184,7 +184,7 @@ def join(output: EnsembleOutput, rows: np.ndarray, column: int, weights: Mapping
          share: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A member that joins after the ensemble scored (the online model: it learns while the stream runs, so
     its P(up) for a row is known only then): for ``rows`` of ``output`` at ``column``, its P(up) ``p`` combined
-    with the members' (``output.members``, ``weights`` by name) by the ensemble's strategy, the joining
+    with the members' (``output.member_prob_up``, ``weights`` by name) by the ensemble's strategy, the joining
     member holding ``share`` (0..1, per row) of the weight. -> (P(up), agreement, confidence) per row.
 
     With weighted averaging P(up) is ``(1 - share) * P(ensemble) + share * p``; the confidence is the one
@@ -198,8 +198,8 @@ def join(output: EnsembleOutput, rows: np.ndarray, column: int, weights: Mapping
     >>> p.round(4).tolist(), agreement.tolist(), confidence.round(4).tolist()   # disagreeing, then agreeing
     ([0.6, 0.825], [0.5, 1.0], [0.1, 0.65])
     """
-    names = list(output.members)
-    P = np.stack([output.members[name][rows, column] for name in names] + [np.asarray(p, dtype=np.float64)])
+    names = list(output.member_prob_up)
+    P = np.stack([output.member_prob_up[name][rows, column] for name in names] + [np.asarray(p, dtype=np.float64)])
     W = np.array([weights.get(name, 0.0) for name in names] + [0.0])[:, None] * ~np.isnan(P)
     present = W[:-1].sum(axis=0)
     share = np.where(np.isnan(P[-1]), 0.0, np.clip(share, 0.0, 1.0))
@@ -255,7 +255,7 @@ class Ensemble:
             if p is not None and p.shape == (n, len(self.horizons)) and not np.isnan(p).any():
                 p = np.array(p, dtype=np.float64)  # what the stacking below gives, to the bit
                 return output(self.horizons, p, confidence_of(p), np.ones(p.shape), self.strategy,
-                              {self._alone.name: self._alone.version}, self.absent, members={self._alone.name: p}, **extra)
+                              {self._alone.name: self._alone.version}, self.absent, member_prob_up={self._alone.name: p}, **extra)
         P = np.full((len(self.members), n, len(self.horizons)), np.nan)
         for i, member in enumerate(self.members):
             p = probabilities.get(member.name)
@@ -268,7 +268,7 @@ class Ensemble:
         used = {m.name: m.version for m in self.members if probabilities.get(m.name) is not None}
         missing = self.absent + tuple(m.name for m in self.members if m.name not in used)
         return output(self.horizons, p, confidence, agreement, self.strategy, used, missing,
-                      members={m.name: P[i] for i, m in enumerate(self.members) if m.name in used}, **extra)
+                      member_prob_up={m.name: P[i] for i, m in enumerate(self.members) if m.name in used}, **extra)
 
     def score(self, features: np.ndarray, windows: np.ndarray | None = None,
               states: Mapping[str, np.ndarray] | None = None) -> EnsembleOutput:

@@ -53,22 +53,21 @@ def online_parts(rows: Sequence[tuple[int, np.ndarray, Any]], learner_of: Callab
     return out
 
 
-def join_rows(accepted: Sequence[tuple], outputs: Mapping[int, tuple], members: Mapping[int, OnlinePart]
+def join_rows(accepted: Sequence[tuple], outputs: Mapping[int, Any], members: Mapping[int, OnlinePart]
               ) -> dict[int, tuple[float, float]]:
     """Index -> (P(up), confidence) of each row of ``accepted`` (index, ..., serving model at 6) that the
     online member joins (``members``): in the main horizon, a member of the serving model's ensemble
-    (:func:`models.ensemble.join`), holding its weight's share. ``outputs``: index -> the row's model
-    output (:data:`streams.scoring.ModelOutput`: the whole output at 4, the row in it at 5). One call per
-    model output, not per row."""
+    (:func:`models.ensemble.join`), holding its weight's share. ``outputs``: index -> the row's
+    :class:`streams.scoring.ModelOutput`. One call per model output, not per row."""
     groups: dict[int, tuple[Any, Any, list[int]]] = {}
     for a in accepted:
         if a[0] in members:
-            output = outputs[a[0]][4]
+            output = outputs[a[0]].output
             groups.setdefault(id(output), (output, a[6], []))[2].append(a[0])
     out: dict[int, tuple[float, float]] = {}
     for output, serving, indices in groups.values():
         parts = [members[i] for i in indices]
-        p, _, confidence = join(output, np.array([outputs[i][5] for i in indices]), output.column(serving.horizon),
+        p, _, confidence = join(output, np.array([outputs[i].row for i in indices]), output.column(serving.horizon),
                                 {m.name: m.weight for m in serving.members},
                                 np.array([b.p_up for b in parts]), np.array([b.weight for b in parts]))
         out.update(zip(indices, zip(p.tolist(), confidence.tolist())))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, MutableMapping, Sequence
+from typing import Any, Iterable, Mapping, MutableMapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -169,9 +169,15 @@ def score_candles(
     return score_rows(accepted, threshold, batch=batch)
 
 
-# P(up), confidence, every horizon, member versions; the model's output and the row's place in it (what a
-# member joining later is combined with: streams/online_member.py)
-ModelOutput = tuple[float, float, list[dict], dict[str, str], ScoreOutput, int]
+class ModelOutput(NamedTuple):
+    """One row's output of its serving model."""
+
+    p_up: float  # at the model's main horizon
+    confidence: float
+    horizons: list[dict]  # every horizon's P(up), direction, confidence
+    versions: dict[str, str]  # member name -> version
+    output: ScoreOutput  # the whole batch's, and this row's place in it: what a member joining later
+    row: int  # is combined with (streams/online_member.py)
 
 
 def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None = None,
@@ -194,7 +200,7 @@ def model_outputs(accepted: Sequence[Scorable], sequences: SequenceStates | None
         given = {m.name: _step(m, mine, sequences) for m in steps} if steps else None
         p, confidence, per_row, versions, out = _run(serving, features, windows, given)
         for j, (a, q, c, h) in enumerate(zip(mine, p.tolist(), confidence.tolist(), per_row)):
-            results[a[0]] = (q, c, h, versions, out, j)
+            results[a[0]] = ModelOutput(q, c, h, versions, out, j)
         if timings is not None:
             spent = time.perf_counter() - started - (getattr(book, "warm_up_seconds", 0.0) - warm_up)
             timings.append((serving, len(mine), spent))
@@ -228,7 +234,7 @@ def score_rows(
     joined = join_rows(accepted, results, members) if members else {}
 
     for index, candle, produced_at, ready, row, _, serving in (a[:7] for a in accepted):
-        p_up, confidence, horizons, versions = results[index][:4]
+        p_up, confidence, horizons, versions = results[index][:4]  # ModelOutput
         if index in joined:
             p_up, confidence = joined[index]
             versions = {**versions, "river": members[index].version}
