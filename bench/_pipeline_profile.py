@@ -92,16 +92,20 @@ def summarise(raw_path: str, candles: int) -> dict[str, Any]:
 def profile_rows(ctx: dict[str, Any], cfg: Any, log) -> dict[str, Any]:
     from bench._pipeline_config import LIVE_SYMBOLS, PARTITIONS, WARMUP_STEPS
     from bench._pipeline_feed import Feed
-    from bench._pipeline_io import Feeder, Reader
+    from bench._pipeline_io import Feeder
     from bench._pipeline_measure import Measure
+    from bench._pipeline_regimes import row_reader
     from bench._pipeline_rows import start_row
 
     spy = shutil.which("py-spy") or str(__import__("pathlib").Path(__import__("sys").executable).parent / "py-spy")
     out: dict[str, Any] = {}
+    # Its own topics and its own state directory: RocksDB state left by the row of the same name belongs to
+    # that row's changelogs (Faust refuses a store ahead of its changelog).
+    workdir = ctx["workdir"] / "profile"
+    workdir.mkdir(exist_ok=True)
     for name in ("candleflow", "candleflow-batch"):
-        row = start_row(name, ctx["broker"], ctx["run_id"] + "p", ctx["workdir"], ctx["model_dir"], ctx["threshold"], ctx["worker_env"])
-        reader = Reader(ctx["broker"], [row.outputs, row.signals], PARTITIONS, keep_values={row.outputs, row.signals},
-                        group=f"bp{ctx['run_id']}-{name}-profile")
+        row = start_row(name, ctx["broker"], ctx["run_id"] + "p", workdir, ctx["model_dir"], ctx["threshold"], ctx["worker_env"])
+        reader = row_reader(row, ctx, group=f"bp{ctx['run_id']}-{name}-profile")
         feeder = Feeder(ctx["broker"])
         feed = Feed(feeder, row, ctx["universe"], ctx["encoder"])
         measure = Measure(row, reader, ctx["codec"], ctx["threshold"])

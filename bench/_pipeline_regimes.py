@@ -14,19 +14,23 @@ from bench._pipeline_measure import Measure, latencies, pct, rounded, timeout_fo
 from bench._pipeline_rows import delete_topics, produced_records, start_row
 from schemas import unbatch
 
-__all__ = ["run_row"]
+__all__ = ["row_reader", "run_row"]
+
+
+def row_reader(row: Any, ctx: dict[str, Any], group: str) -> Reader:
+    """A reader of the row's outputs and signals that counts each prediction of a PredictionBatch."""
+    topics = [row.outputs] + ([row.signals] if row.signals else [])
+    codec = ctx["codec"]
+    return Reader(ctx["broker"], topics, PARTITIONS, keep_values=set(topics), group=group,
+                  explode=lambda value: [r for _, r in unbatch(*codec.decode(value))],  # PredictionBatch: each one
+                  explode_topics=frozenset({row.outputs}) if row.decode_outputs else frozenset())
 
 
 def run_row(name: str, ctx: dict[str, Any], cfg: Config, log) -> dict[str, Any]:
     broker, universe, encoder = ctx["broker"], ctx["universe"], ctx["encoder"]
     result: dict[str, Any] = {"row": name, "label": LABELS[name], "complete": False}
     row = start_row(name, broker, ctx["run_id"], ctx["workdir"], ctx["model_dir"], ctx["threshold"], ctx["worker_env"])
-    topics = [row.outputs] + ([row.signals] if row.signals else [])
-    codec = ctx["codec"]
-    reader = Reader(broker, topics, PARTITIONS, keep_values={row.outputs, *( [row.signals] if row.signals else [])},
-                    group=f"bp{ctx['run_id']}-{name}-reader",
-                    explode=lambda value: [r for _, r in unbatch(*codec.decode(value))],  # PredictionBatch: each one
-                    explode_topics=frozenset({row.outputs}) if row.decode_outputs else frozenset())
+    reader = row_reader(row, ctx, group=f"bp{ctx['run_id']}-{name}-reader")
     feeder = Feeder(broker)
     feed = Feed(feeder, row, universe, encoder)
     measure = Measure(row, reader, ctx["codec"], ctx["threshold"])
