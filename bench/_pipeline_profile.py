@@ -90,7 +90,7 @@ def summarise(raw_path: str, candles: int) -> dict[str, Any]:
 
 
 def profile_rows(ctx: dict[str, Any], cfg: Any, log) -> dict[str, Any]:
-    from bench._pipeline_config import LIVE_SYMBOLS, PARTITIONS, WARMUP_STEPS
+    from bench._pipeline_config import LIVE_SYMBOLS, WARMUP_STEPS
     from bench._pipeline_feed import Feed
     from bench._pipeline_io import Feeder
     from bench._pipeline_measure import Measure
