@@ -89,7 +89,8 @@ def models_body(model: Any, learner_blobs: list[bytes], candidate: tuple[Any, fl
                    "learned": sum(learner.online.n_learned for learner in learners),
                    # labelled at the partition's current candle time: learned when its next candle time comes
                    "queued": sum(learner.queued for learner in learners),
-                   # Its say in the active model's main horizon per partition (streams/online_member.py)
+                   # Its share of the weight where it joins the active model's members in the main horizon,
+                   # per partition (streams/online_member.py)
                    "max_weight": online_weight,
                    "members": [_member(key, learner, model, online_weight) for key, learner in zip(keys or [], learners)]},
         "retrain_requests": sum(t.requests for learner in learners for t in learner.triggers.values()),
