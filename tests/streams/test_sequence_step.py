@@ -58,7 +58,7 @@ def test_the_mamba_member_steps_once_per_candle_with_its_state_in_the_book(bundl
     predictions, book = run(stream, bundle, 50)
     assert len(predictions) == len(stream) and all("mamba" in p["model_versions"] for p in predictions)
     for key in ("LTC-BTC|5m", "ETC-BTC|5m"):
-        state = book.sequences.states[key][mamba.model.version]
+        state = book.sequences.state(key, mamba.model.version)
         assert state.shape == (mamba.model.state_size,) and np.isfinite(state).all() and np.abs(state).max() > 0
 
 
@@ -86,7 +86,7 @@ def test_a_version_new_to_a_series_starts_from_its_window(bundle, stream):
     key = "ETC-BTC|5m"
     window = book.window(key)
     assert len(window) == 60
-    book.sequences.states.clear()  # e.g. a hot-reloaded version: no state yet
+    book.sequences.forget([key])  # e.g. a hot-reloaded version: no state yet
     cold = book.sequences.states_of([key], mamba.model, behind=[1])
     p_step, _ = mamba.model.step(window[-1:], cold)
     p_window = MambaModel.load(bundle.mamba_dir).predict_proba(window[None])  # the 60-candle window forward

@@ -206,7 +206,7 @@ def test_a_lagging_state_is_not_stored_and_a_restart_starts_it_from_the_window(b
     [mamba] = step_members(bundle)
     key = "LTC-BTC|5m"
     _, book = run(stream[:100], bundle, Forced({9}))  # the last of 10 batches: served by the student
-    assert book.sequences.lags[key] == {mamba.model.version: 5} and mamba.model.version in book.sequences.states[key]
+    assert book.sequences.lags[key] == {mamba.model.version: 5} and book.sequences.state(key, mamba.model.version) is not None
     stored = SeriesState.from_bytes(book.states_bytes([key])[0])
     assert mamba.model.version not in stored.sequences  # a restart does not take a stale state for a current one
     assert mamba.model.version not in book.state(key).sequences
