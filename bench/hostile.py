@@ -32,6 +32,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench._model_argument import add_model_argument, missing_model
 from bench.recovery import many_symbols
 from schemas import MultiCodec, schema_store
 from streams.broker import EmbeddedBroker, free_port
@@ -41,7 +42,6 @@ from core.settings import Settings
 from core.topics import ensure_topics, topic_specs
 from streams.worker_process import WorkerProcess
 
-REPO = Path(__file__).resolve().parents[1]
 BEFORE = {"dead_letters": 15_040, "dead_letter_mib": 939, "rss_growth_mb": 976}  # issue 16, measured before the fix
 GOALS = {"dead_letter_mib": 2.0, "rss_growth_mb": 50.0}
 
@@ -214,11 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="candleflow bench hostile", description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5, help="1 MiB messages of invalid candles to send")
     parser.add_argument("--symbols", type=int, default=0, help="distinct symbols for the memory part (0: skip it)")
-    parser.add_argument("--model", type=Path, default=REPO / "var" / "models" / "candleflow")
+    add_model_argument(parser)
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     args = parser.parse_args(argv)
-    if not args.model.exists():
-        print(f"no model at {args.model}: train one first (make demo, or candleflow train --out {args.model})", file=sys.stderr)
+    if (refusal := missing_model(args.model)) is not None:
+        print(refusal, file=sys.stderr)
         return 2
     if args.messages < 1 or args.symbols < 0:
         print("--messages must be >= 1 and --symbols >= 0", file=sys.stderr)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench._model_argument import add_model_argument, missing_model
 from streams.broker import EmbeddedBroker, free_port
 from core.candle import Candle
 from core.candle_files import read_candle_file
@@ -161,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=2000)
     parser.add_argument("--candles", type=int, default=10, help="candles per symbol")
     parser.add_argument("--store", default="rocksdb://", choices=["rocksdb://", "memory://"])
-    parser.add_argument("--model", type=Path, default=REPO / "var" / "models" / "candleflow")
+    add_model_argument(parser)
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
     args = parser.parse_args(argv)
-    if not args.model.exists():
-        print(f"no model at {args.model}: train one first (candleflow train --data ... --out {args.model})", file=sys.stderr)
+    if (refusal := missing_model(args.model)) is not None:
+        print(refusal, file=sys.stderr)
         return 2
     result = run(args.symbols, args.candles, args.store, args.model, progress=lambda m: print(m, file=sys.stderr))
     print(f"{result['symbols']:,} symbols, {result['candles']:,} candles, {result['changelog_records']:,} changelog records "

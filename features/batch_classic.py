@@ -13,16 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features._vec import (
-    ema_loop,
-    lag_ratio,
-    nan_array,
-    rolling_max,
-    rolling_mean_var,
-    rolling_min,
-    rolling_sum,
-    window_mean,
-)
+from features._vec import (ema_loop, lag_ratio, nan_array, rolling_max, rolling_mean_var, rolling_min, rolling_sum,
+                           window_mean)
 
 __all__ = ["classic_batch"]
 

@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features._vec import (
-    ema_loop,
-    lag_ratio,
-    nan_array,
-    rolling_mean_var,
-    rolling_sum,
-)
+from features._vec import ema_loop, lag_ratio, nan_array, rolling_mean_var, rolling_sum
 
 __all__ = ["layer1_batch"]
 

@@ -192,28 +192,13 @@ class RollingVar(RollingSum):
         return self.m2 / (self.size - ddof) if self.m2 > 0.0 else 0.0
 
     def push(self, x: float) -> None:
-        buf = self.buf
-        pos = self.pos
-        buf[pos] = x
-        if not self.size:
-            self.ref = x
-        pos += 1
-        if pos == self.n:
-            pos = 0
-            self.size = self.n
-            self.ref = x
-            self._suffixes()
-            self.pre = self.pre2 = 0.0
-        else:
+        super().push(x)  # the window, its reference and the sums of d
+        if self.pos:  # within the lap: d against the reference the sums of d used
             d = x - self.ref
-            self.pre += d
             self.pre2 += d * d
-            if self.size < pos:
-                self.size = pos
-        self.pos = pos
-        s1 = self.s1 = self.suf[pos] + self.pre  # as _stats, inlined: this is the hot path
-        m2 = self.suf2[pos] + self.pre2 - s1 * s1 / self.size
-        self.m2 = m2 if m2 > 0.0 else 0.0
+        else:  # the lap closed: the suffix sums are rebuilt (_suffixes), the lap's own sum restarts
+            self.pre2 = 0.0
+        self._stats()
 
     def _suffixes(self) -> None:
         d = list(map(sub, reversed(self.buf), repeat(self.ref)))  # newest first

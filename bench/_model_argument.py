@@ -1,0 +1,21 @@
+"""The ``--model`` argument of the benchmarks that run a trained model, and its one-line refusal."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["DEFAULT_MODEL", "add_model_argument", "missing_model"]
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "var" / "models" / "candleflow"  # what `make demo` trains
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the model directory (default: the demo's)")
+
+
+def missing_model(model: Path) -> str | None:
+    """What to print when ``model`` is not there (None: it is)."""
+    if model.exists():
+        return None
+    return f"no model at {model}: train one first (make demo, or candleflow train --out {model})"
