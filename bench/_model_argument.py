@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.settings import Settings
+
 __all__ = ["DEFAULT_MODEL", "add_model_argument", "missing_model"]
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "var" / "models" / "candleflow"  # what `make demo` trains
+# The settings' model directory (what `make demo` trains), from the repository root: the bench runs from any folder.
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / Settings().model_dir
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:

@@ -192,13 +192,16 @@ class RollingVar(RollingSum):
         return self.m2 / (self.size - ddof) if self.m2 > 0.0 else 0.0
 
     def push(self, x: float) -> None:
-        super().push(x)  # the window, its reference and the sums of d
-        if self.pos:  # within the lap: d against the reference the sums of d used
+        super().push(x)  # the window, its reference and the sums of d (s1)
+        pos = self.pos
+        if pos:  # within the lap: d against the reference the sums of d used
             d = x - self.ref
             self.pre2 += d * d
         else:  # the lap closed: the suffix sums are rebuilt (_suffixes), the lap's own sum restarts
             self.pre2 = 0.0
-        self._stats()
+        s1 = self.s1  # (not _stats(): s1 is already summed, and a warming series pushes this ~4 times a candle)
+        m2 = self.suf2[pos] + self.pre2 - s1 * s1 / self.size
+        self.m2 = m2 if m2 > 0.0 else 0.0
 
     def _suffixes(self) -> None:
         d = list(map(sub, reversed(self.buf), repeat(self.ref)))  # newest first
