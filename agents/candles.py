@@ -3,8 +3,9 @@
 Thin on purpose: it lets through only the events that continue each partition in order
 (:mod:`streams.offset_guard`), decodes a batch, calls the pure step :func:`streams.step.process_batch`,
 emits the result in one explicit order (predictions, outcomes and pattern memory, then signals with their
-consensus), lets the online learner learn the step's outcomes, and hands its events and the series they
-changed to :mod:`agents.checkpoint`, which makes the state durable behind the outputs.
+consensus), has the partitions' learners learn the step's outcomes behind the next step's outputs, and
+hands its events and the series they changed to :mod:`agents.checkpoint`, which makes the state durable
+behind the outputs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from streams.ingest import groups_by_bytes, misrouted
 from core.retry import until_available
 from core.series_keys import series_key
 from streams.series import Position
-from streams.step import BatchResult, Models, SourcedCandle, StepConfig, learn_batch, process_batch
+from learning.loop import LoopResult, learn_outcomes
+from streams.step import BatchResult, Models, SourcedCandle, StepConfig, process_batch
 
 __all__ = ["attach_candle_agent", "handle_candle_events"]
 
@@ -169,7 +171,6 @@ async def _handle_locked(pipeline: Pipeline, events: list[Any], decoded: tuple[l
     candles, origin, dead = decoded
     undecoded = len(dead)  # refused at decoding (a message, or a candle in it)
     dirty: dict[str, Any] = {}
-    learned: dict[str, Any] = {}
     rejected = 0
     # A take of CandleBatch messages can hold tens of thousands of candles: steps of at most
     # STEP_MAX_CANDLES bound the records held at once, and the first outputs go out sooner.
@@ -187,14 +188,15 @@ async def _handle_locked(pipeline: Pipeline, events: list[Any], decoded: tuple[l
         await _emit_threshold_changes(pipeline, result)
         if len(chunk) >= SEND_NOW_MIN_CANDLES:
             send_now(pipeline.app.producer)
-        # Learning comes after the outputs are on their way: a close's signals do not wait for River.
-        await _in_thread_if_big(len(chunk), functools.partial(learn_batch, result, learner_for))
-        await emit_retrain_requests(pipeline, result.retrain_requests)
+        # Learning comes after the outputs: the previous step's now, this one's after the next step's outputs
+        # (or at the next checkpoint). A close arriving in several takes does not wait for River in between.
+        await checkpoint.settle()
+        if result.loop is not None:
+            checkpoint.defer(functools.partial(_learn, pipeline, result.loop, learner_for, chunk_origin))
         dirty.update({key: chunk_origin[i] for key, i in result.dirty.items()})
-        learned.update({key: chunk_origin[i] for key, i in result.learners.items()})
         pipeline.stats.count(predictions=len(result.predictions), signals=len(result.signals))
     await _emit_dead(pipeline, dead)
-    checkpoint.processed(events, dirty, learned)
+    checkpoint.processed(events, dirty, {})
     # dead_letters counts refused inputs (candles, undecodable messages), not the records: candles = predictions + these
     pipeline.stats.count(candles=len(candles) + undecoded, dead_letters=undecoded + rejected, batches=1)
 
@@ -219,6 +221,15 @@ async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[A
         pipeline.stats.inference_ms.add((time.perf_counter() - started) * 1000)
         pipeline.stats.batch_sizes.add(len(candles))
     return result, learner_for
+
+
+async def _learn(pipeline: Pipeline, loop: LoopResult, learner_for: Any, origin: list[Any]) -> None:
+    """A step's learning half (deferred by :func:`_handle_locked`): the partitions' learners learn its
+    outcomes, the drift watches' retrain requests go out, the learners it taught are marked for the checkpoint."""
+    await _in_thread_if_big(len(loop.unlearned), functools.partial(learn_outcomes, loop, learner_for))
+    await emit_retrain_requests(pipeline, loop.retrain_requests)
+    for key, i in loop.learners.items():
+        pipeline.worker.checkpoint.learner_changed(key, origin[i])
 
 
 async def _in_thread_if_big(size: int, work: Callable[[], Any]) -> Any:

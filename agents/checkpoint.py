@@ -9,8 +9,15 @@ outputs straight to the producer (:meth:`Checkpoint.send`) and leaves its events
    of every series and learner they changed, as of those events (a batch running meanwhile changes a
    series only after its bytes are kept: copy on write);
 2. waits until every one of those outputs is acknowledged by the broker;
-3. writes the states to the tables (local store and changelog) and waits for the changelog's acks;
+3. writes the learners' states to their table (local store and changelog) and waits for the changelog's
+   acks, then the series' states likewise: a series is never restored ahead of its partition's learner,
+   and a learner restored ahead of a series does not learn that series' redelivered candles again
+   (:meth:`learning.learner.OutcomeLearner.has_learned`);
 4. acknowledges the events, so Faust's next commit moves the offsets past them.
+
+A batch's learning half (the drift watches and accuracy counts: nothing a later step reads) may be
+:meth:`Checkpoint.defer`-red behind the next batch's outputs; step 1 runs whatever is still deferred
+before it takes the learners' bytes, so every learner written has learned the events it is written with.
 
 A crash at any point leaves a changelog (and a local store) at or after the committed offsets and never
 ahead of the published outputs. Redelivered candles newer than their series are scored again (same ids);
@@ -31,7 +38,7 @@ import logging
 import os
 import signal
 from collections.abc import Iterable
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from agents.table_cache import TableCache, as_current, read_value
 from learning.learner import OutcomeLearner
@@ -75,6 +82,7 @@ class Checkpoint:
         # Their bytes as of the events that checkpoint took, frozen before a later batch changes them.
         self._frozen: dict[str, bytes] = {}
         self._dirty_learners: dict[str, Any] = {}
+        self._deferred: list[Callable[[], Awaitable[None]]] = []  # learning halves not run yet, in order
         self._last_new = 0  # series the last load() brought into the book (see due)
         self.completed = 0  # checkpoints that wrote something
         # Set when a batch stopped half-way (cancelled at a stop, or failed): the live state may hold candles
@@ -94,6 +102,24 @@ class Checkpoint:
 
     def learner_changed(self, key: str, event: Any) -> None:
         self._dirty_learners[key] = event
+
+    def defer(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` (a batch's learning half, which marks the learners it changed with
+        :meth:`learner_changed`) at the next :meth:`settle`: after the next batch's outputs, or at the start
+        of the next checkpoint, whichever comes first. Call both under ``batch_lock``."""
+        self._deferred.append(work)
+
+    async def settle(self) -> None:
+        """Run the deferred work, oldest first. Learning that fails leaves a learner behind events already
+        processed: like a failed batch, this process then writes and acknowledges nothing more and stops."""
+        try:
+            while self._deferred:
+                await self._deferred.pop(0)()
+        except Exception as exc:
+            log.exception("deferred learning failed; stopping the worker")
+            self.abandon()
+            await self.app.crash(exc)
+            raise CheckpointFailed(str(exc)) from exc
 
     @property
     def pending(self) -> int:
@@ -143,9 +169,11 @@ class Checkpoint:
         self.forget()
 
     def forget(self) -> None:
-        """Partitions moved: the live objects may be stale (another worker advanced them)."""
+        """Partitions moved: the live objects may be stale (another worker advanced them). Deferred learning
+        goes with them: its events were never acknowledged, so they are learned again where they are redelivered."""
         self.series.clear()
         self.learners.clear()
+        self._deferred = []
 
     # -- the protocol ---------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -168,26 +196,27 @@ class Checkpoint:
         async with self.batch_lock:
             if self.abandoned:
                 return
+            await self.settle()  # the learners written must have learned every event taken
             events, self._events = self._events, []
             dirty, self._dirty_series = self._dirty_series, {}
             self._writing = set(dirty)
-            writes = [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(self.signing_key),
-                       event) for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
+            learner_writes = [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(self.signing_key),
+                               event) for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
             self._dirty_learners = {}
-            if self.recent_signals is not None:
-                writes += self.recent_signals.take_writes()
+            writes = self.recent_signals.take_writes() if self.recent_signals is not None else []
         writes += await self._encode(dirty)
         async with self.batch_lock:
             if self.abandoned:
                 return
             outputs, self._outputs = self._outputs, []
-        if not (events or outputs or writes):
+        if not (events or outputs or learner_writes or writes):
             return
         try:
             await asyncio.gather(*outputs)
             self._maybe_killed("after-outputs")
-            sent = [(w[0], await self._write(*w)) for w in writes]
-            self._persisted(sent, await asyncio.gather(*(future for _, future in sent)))
+            for phase in (learner_writes, writes):  # the learners acknowledged before any series goes out
+                sent = [(w[0], await self._write(*w)) for w in phase]
+                self._persisted(sent, await asyncio.gather(*(future for _, future in sent)))
         except Exception as exc:
             # The taken outputs are gone from this checkpoint and the live state holds their candles:
             # writing it later would cover outputs that never went out. Only a restart from the

@@ -73,6 +73,7 @@ def attach_outcome_agents(pipeline: Pipeline) -> None:
             if not trades:
                 continue
             async with pipeline.worker.checkpoint.batch_lock:  # the candle agent's step may be using the same learner
+                await pipeline.worker.checkpoint.settle()  # the labels before this trade are learned first
                 key, learner = learner_for_partition(pipeline, event.message.partition)
                 requests = []
                 for outcome in trades:

@@ -86,6 +86,11 @@ class OutcomeLearner:
         self.thresholds: dict[str, AdaptiveThreshold] = {}
         self._signal_verdicts: list[tuple[str, bool | None, float]] = []  # (version, right, P&L) queued
         self.threshold_events: list[dict[str, Any]] = []  # changes not yet published (the step takes them)
+        # (topic, partition) -> (offset, open time), the furthest message whose candles' outcomes this learner
+        # learned (persisted), and the same as it was restored: a learner restored ahead of a series after a
+        # crash must not learn that series' redelivered candles twice (:meth:`has_learned`).
+        self.learned_through: dict[tuple[str, int], tuple[int, int]] = {}
+        self.restored_through: dict[tuple[str, int], tuple[int, int]] = {}
 
     def advance(self, open_time: int) -> None:
         """A candle of ``open_time`` arrives in this partition: if time moved on, learn what is queued."""
@@ -93,6 +98,28 @@ class OutcomeLearner:
             self.watermark = open_time
             self.flush()
             self._judge_signals(open_time)
+
+    def has_learned(self, position: tuple[str, int, int] | None, open_time: int) -> bool:
+        """The candle read at ``position`` (topic, partition, offset) with ``open_time`` was learned before this
+        learner was restored: its message is not after the furthest one learned then in its topic partition,
+        nor its open time (as a series covers a candle, streams/series.py: a recreated topic's new candles are
+        learned). A checkpoint writes a learner only once every candle of the messages it read is learned, so
+        a message is learned whole or not at all; in a live learner the series' own positions catch redeliveries.
+
+        >>> learner = OutcomeLearner()
+        >>> learner.mark_learned(("candles.5m", 0, 7), 600_000)
+        >>> learner.has_learned(("candles.5m", 0, 7), 600_000), OutcomeLearner.from_bytes(learner.to_bytes()).has_learned(
+        ...     ("candles.5m", 0, 7), 600_000)
+        (False, True)
+        """
+        mark = self.restored_through.get(position[:2]) if position is not None else None
+        return mark is not None and position[2] <= mark[0] and open_time <= mark[1]
+
+    def mark_learned(self, position: tuple[str, int, int] | None, open_time: int) -> None:
+        """The outcomes labelled by the candle read at ``position`` (None: not read from a topic) are learned."""
+        if position is not None:
+            offset, latest = self.learned_through.get(position[:2], (-1, open_time))
+            self.learned_through[position[:2]] = (max(offset, position[2]), max(latest, open_time))
 
     def threshold(self, version: str, default: float) -> float:
         """The signal threshold of ``version`` now (``default``, the configured one, until it has adapted)."""
@@ -225,7 +252,7 @@ class OutcomeLearner:
                              "watermark": self.watermark, "to_learn": self._to_learn,
                              "threshold_config": self.threshold_config,
                              "thresholds": {v: t.to_dict() for v, t in self.thresholds.items()},
-                             "signal_verdicts": self._signal_verdicts}, protocol=5)
+                             "signal_verdicts": self._signal_verdicts, "learned_through": self.learned_through}, protocol=5)
         return seal(blob, key) if key is not None else blob
 
     @classmethod
@@ -249,6 +276,8 @@ class OutcomeLearner:
         learner.threshold_config = state.get("threshold_config")
         learner.thresholds = {v: AdaptiveThreshold.from_dict(t) for v, t in state.get("thresholds", {}).items()}
         learner._signal_verdicts = state.get("signal_verdicts", [])
+        learner.learned_through = state.get("learned_through", {})
+        learner.restored_through = dict(learner.learned_through)
         return learner
 
     def configure_thresholds(self, config: ThresholdConfig | None) -> None:

@@ -27,8 +27,8 @@ class LoopResult:
     retrain_requests: list[dict[str, Any]] = field(default_factory=list)
     learners: dict[Any, int] = field(default_factory=dict)  # learner key -> index of the last candle that taught it
     # Not learned yet (``label_and_learn(..., learn=False)``): per scored candle in order, (index, its
-    # open time, the outcomes it labelled).
-    unlearned: list[tuple[int, int, list[Labelled]]] = field(default_factory=list)
+    # open time, where it was read or None, the outcomes it labelled).
+    unlearned: list[tuple[int, int, Any, list[Labelled]]] = field(default_factory=list)
     shadow_versions: set[str] = field(default_factory=set)  # versions whose outcomes only count, never teach
     queued: bool = False  # the online model's queue already has the outcomes (``label_and_learn(queue=True)``)
 
@@ -43,6 +43,7 @@ def label_and_learn(
     into: LoopResult | None = None,
     signal_ids: Mapping[int, str] | None = None,
     rows: Mapping[int, np.ndarray] | None = None,
+    positions: Mapping[int, tuple[str, int, int] | None] | None = None,
 ) -> LoopResult:
     """``scored``: (index, candle, its prediction) in arrival order; ``learner_for(index)`` gives the
     (key, learner) of the candle's partition. Labellers missing from ``labellers`` start fresh.
@@ -56,6 +57,9 @@ def label_and_learn(
     ``into``: a result to add to (a step labels its segments one after another). ``signal_ids``: index ->
     the signal its prediction became (its outcome names it: the adaptive threshold's verdicts). ``rows``:
     index -> the float64 feature row its prediction was made from (else read from the record's list).
+    ``positions``: index -> where the candle was read, (topic, partition, offset): a candle its partition's
+    learner has learned already (:meth:`OutcomeLearner.has_learned`, a learner restored ahead of the series
+    after a crash) is labelled again, and its outcomes published again with the same ids, but not learned twice.
     """
     result = into if into is not None else LoopResult()
     result.queued = result.queued or queue
@@ -71,8 +75,9 @@ def label_and_learn(
             labeller.add_prediction(shadow[index], features=row)
             result.shadow_versions.add(shadow[index]["model_version"])
         result.outcomes += [(index, item.outcome) for item in done]
-        result.unlearned.append((index, candle.open_time, done))
-        if queue and done:
+        position = positions.get(index) if positions else None
+        result.unlearned.append((index, candle.open_time, position, done))
+        if queue and done and not learner_for(index)[1].has_learned(position, candle.open_time):
             learner = learner_for(index)[1]
             for item in done:
                 if item.outcome["model_version"] not in result.shadow_versions:
@@ -84,9 +89,12 @@ def learn_outcomes(result: LoopResult, learner_for: Callable[[int], tuple[Any, O
     """Teach ``result.unlearned`` to their partitions' learners, candle by candle in order: each candle
     moves its partition's clock (:meth:`OutcomeLearner.advance`), then its outcomes are counted and
     queued; drift watches that fire add retrain requests. Updates ``result`` in place and returns it."""
-    for index, open_time, done in result.unlearned:
+    for index, open_time, position, done in result.unlearned:
         learner_key, learner = learner_for(index)
+        if learner.has_learned(position, open_time):
+            continue
         learner.advance(open_time)
+        learner.mark_learned(position, open_time)
         result.learners[learner_key] = index
         for item in done:
             request = learner.update(item.outcome, item.features, learn_online=not result.queued

@@ -230,7 +230,8 @@ def process_batch(
             rows_in_order = [(i, candles[i][0], p) for i, p in zip(scored.sources[first:], scored.predictions[first:])]
             signal_ids = {i: s["id"] for i, s in zip(scored.signal_sources[first_signal:], scored.signals[first_signal:])}
             label_and_learn(rows_in_order, book.labellers, learner_for, learn=False, shadow=shadow, queue=clocked,
-                            into=loop, signal_ids=signal_ids, rows={a[0]: a[4] for a in mine})
+                            into=loop, signal_ids=signal_ids, rows={a[0]: a[4] for a in mine},
+                            positions={a[0]: candles[a[0]][2] for a in mine})
     for key, learner in touched.items():
         result.threshold_events += [{"partition": str(key), **event} for event in learner.threshold_events]
         learner.threshold_events = []

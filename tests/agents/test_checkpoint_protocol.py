@@ -11,7 +11,9 @@ refused as out of order.
 
 The real pieces: :func:`streams.step.process_batch`, :class:`streams.series.SeriesState` and
 :class:`agents.checkpoint.Checkpoint`; the simulated agent below does what ``agents.candles`` does
-(step, send every output, hand over the events). A second protocol, the one the agent had before
+(step, send every output, learn the previous batch's outcomes, defer this batch's learning, hand over
+the events); the learners are checkpointed and restored with the series, and must have learned every
+outcome exactly once. A second protocol, the one the agent had before
 (state written with the batch, outputs after, no position in the state), must fail the same check.
 """
 
@@ -32,6 +34,7 @@ from agents.checkpoint import Checkpoint, CheckpointFailed
 from learning.learner import OutcomeLearner
 from core.candle_files import read_candle_file
 from streams.series import Position
+from learning.loop import learn_outcomes
 from streams.step import Models, StepConfig, process_batch
 from models.base import SingleHorizonModel
 from tests.conftest import CANDLES
@@ -96,6 +99,8 @@ class Broker:
             ready.sort(key=lambda tp: not tp[0].endswith("changelog"))
         elif self.policy == "outputs-first":
             ready.sort(key=lambda tp: tp[0].endswith("changelog"))
+        elif self.policy == "series-first":  # the series' changelog ahead of the learners' (and of the outputs)
+            ready.sort(key=lambda tp: (tp[0] != "series-changelog", not tp[0].endswith("changelog")))
         else:
             self.rng.shuffle(ready)
         future, record = self.fifos[ready[0]].pop(0)
@@ -176,8 +181,9 @@ class Worker:
         keys = {f"{c.symbol}|{c.timeframe}" for c, _, _ in candles}
         self.evicted += len(keys - set(self.checkpoint.series) - {k for k in keys if k.encode() not in self.checkpoint.series_table.data})
         self.checkpoint.load(keys)
+        learner_for = lambda i: self.learner(messages[i].partition)  # noqa: E731
         result = process_batch(candles, self.checkpoint.series, Models(Model()), StepConfig(0.2, outcome_loop=True),
-                               lambda i: self.learner(messages[i].partition))
+                               learner_for, learn=self.naive)
         self.out_of_order += sum(1 for _, exc in result.rejected if exc.kind == "out_of_order")
         dirty = {key: events[i] for key, i in result.dirty.items()}
         if self.naive:  # the old order: the state goes out with the batch, ahead of the outputs
@@ -189,7 +195,16 @@ class Worker:
         for kind, records in (("predictions", result.predictions), ("signals", result.signals), ("outcomes", result.outcomes)):
             for r in records:
                 await self.checkpoint.send(kind, r["symbol"].encode(), r["id"])
+        if not self.naive:  # the agent's order: the last batch's learning behind this one's outputs, this one's deferred
+            await self.checkpoint.settle()
+            if result.loop is not None:  # None: nothing new in the batch
+                self.checkpoint.defer(functools.partial(self.learn, result.loop, learner_for, events))
         self.checkpoint.processed(events, {} if self.naive else dirty, {})
+
+    async def learn(self, loop: Any, learner_for: Any, events: list[Event]) -> None:
+        learn_outcomes(loop, learner_for)
+        for key, i in loop.learners.items():
+            self.checkpoint.learner_changed(key, events[i])
 
     async def run(self, messages: list[Message]) -> None:
         """Batches of the uncommitted messages, a checkpoint every few; the broker delivers meanwhile."""
@@ -233,18 +248,19 @@ def run_with_crash(policy: str, crash_after: int | None, recover_from: str, naiv
     messages = list(input_messages())
     broker = Broker(policy, crash_after)
     local_series: dict = {}
-    first = Worker(broker, local_series, {}, naive, max_live)
+    local_learners: dict = {}
+    first = Worker(broker, local_series, local_learners, naive, max_live)
     asyncio.run(drive(first, messages))
     if not broker.crashed:
         return first, broker, broker
-    # What survives: the delivered changelog (or the local store of a restart on the same directory).
+    # What survives: the delivered changelogs (or the local stores of a restart on the same directory).
     if recover_from == "changelog":
-        restored = {key: value for (topic, _), records in broker.log.items() if topic == "series-changelog"
-                    for key, value in records}
+        restored, learners = ({key: value for (topic, _), records in broker.log.items() if topic == f"{table}-changelog"
+                               for key, value in records} for table in ("series", "learners"))
     else:
-        restored = dict(local_series)
+        restored, learners = dict(local_series), dict(local_learners)
     again = Broker(policy, None)
-    second = Worker(again, restored, {}, naive, max_live)
+    second = Worker(again, restored, learners, naive, max_live)
     second.stream.committed = dict(first.stream.committed)
     asyncio.run(drive(second, messages))
     second.out_of_order += first.out_of_order
@@ -271,6 +287,9 @@ def lost(reference, policy: str, crash_after: int | None, recover_from: str, nai
         worker.checkpoint.load({key})
         if worker.checkpoint.series.state(key).features.to_bytes() != ref_worker.checkpoint.series.state(key).features.to_bytes():
             problems.append(f"features of {key} differ")
+    for partition in range(PARTITIONS):  # every outcome learned once: none lost with a learner, none twice
+        if worker.learner(partition)[1].accuracy.snapshot() != ref_worker.learner(partition)[1].accuracy.snapshot():
+            problems.append(f"the learner of partition {partition} differs")
     return problems
 
 
@@ -281,7 +300,9 @@ def total_deliveries() -> int:
 
 
 @pytest.mark.parametrize("policy, recover_from", [
-    ("changelog-first", "changelog"), ("changelog-first", "local-store"),  # the order that lost predictions
+    # changelog-first: the order that lost predictions; series-first: the same, and the series' changelog
+    # ahead of the learners' (a learner restored behind its series missed or twice-learned outcomes)
+    ("series-first", "changelog"), ("changelog-first", "local-store"),
     ("outputs-first", "changelog"), ("random-1", "local-store"),
 ])
 def test_a_crash_after_any_prefix_of_deliveries_loses_nothing(reference, policy, recover_from):
@@ -327,6 +348,69 @@ def test_a_refused_output_stops_the_worker_before_any_state_or_offset_moves():
     assert ("series-changelog", 0) not in broker.log and ("series-changelog", 1) not in broker.log
     assert not worker.checkpoint.series_table.data
     assert worker.stream.committed == {}
+
+
+def test_deferred_learning_runs_before_the_learners_are_written_and_goes_with_an_abandoned_batch():
+    """A batch's learning waits behind the next batch's outputs; a checkpoint runs what still waits before
+    it takes the learners' bytes (the learner written has learned every event it acknowledges), and a
+    batch stopped half-way drops it with the live state (its events are learned where they are redelivered)."""
+
+    async def scenario(abandon: bool) -> tuple[Worker, Broker]:
+        broker = Broker("outputs-first", None)
+        worker = Worker(broker, {}, {}, naive=False)
+        delivery = asyncio.ensure_future(deliver_forever(broker))
+        for n in range(0, 8 * BATCH, BATCH):
+            await worker.batch(input_messages()[n:n + BATCH])
+        if abandon:
+            worker.checkpoint.abandon()
+        await worker.checkpoint.run()
+        delivery.cancel()
+        return worker, broker
+
+    from streams.series_book import SeriesBook
+
+    book, learners = SeriesBook(), {p: OutcomeLearner({}) for p in range(PARTITIONS)}  # learning in the step
+    for n in range(0, 8 * BATCH, BATCH):
+        messages = input_messages()[n:n + BATCH]
+        process_batch([(m.value, None, Position(m.topic, m.partition, m.offset)) for m in messages], book,
+                      Models(Model()), StepConfig(0.2, outcome_loop=True), lambda i: (i, learners[messages[i].partition]))
+    worker, broker = asyncio.run(scenario(abandon=False))
+    written = {key: OutcomeLearner.from_bytes(blob) for (topic, _), records in broker.log.items()
+               if topic == "learners-changelog" for key, blob in records}
+    partitions = {m.partition for m in input_messages()[:8 * BATCH]}
+    assert written.keys() == {f"partition-{p}".encode() for p in partitions}
+    for p in partitions:
+        learned = written[f"partition-{p}".encode()].accuracy.snapshot()
+        assert learned == learners[p].accuracy.snapshot() and learned[0]["total_n"] > 0, p
+    worker, broker = asyncio.run(scenario(abandon=True))
+    assert not any(topic == "learners-changelog" for topic, _ in broker.log) and worker.checkpoint.completed == 0
+    assert not worker.checkpoint._deferred
+
+
+def test_deferred_learning_that_fails_stops_the_worker_before_any_state_or_offset_moves():
+    crashed: list[BaseException] = []
+
+    async def scenario() -> Worker:
+        broker = Broker("outputs-first", None)
+        worker = Worker(broker, {}, {}, naive=False)
+
+        async def crash(exc: BaseException) -> None:
+            crashed.append(exc)
+
+        async def failing() -> None:
+            raise ValueError("a bug in a drift watch")
+
+        worker.checkpoint.app.crash = crash
+        await worker.batch(input_messages()[:BATCH])
+        worker.checkpoint.defer(failing)
+        with pytest.raises(CheckpointFailed):
+            await worker.checkpoint.run()
+        await worker.checkpoint.run()  # abandoned: a later checkpoint writes nothing either
+        return worker
+
+    worker = asyncio.run(scenario())
+    assert len(crashed) == 1 and isinstance(crashed[0], ValueError)
+    assert worker.checkpoint.abandoned and worker.checkpoint.completed == 0 and worker.stream.committed == {}
 
 
 def test_a_batch_stopped_half_way_leaves_no_state_and_no_acknowledgement():
