@@ -65,7 +65,7 @@ class Checkpoint:
         self.app, self.interval_s, self.max_pending = app, interval_s, max_pending
         self.max_live_series = max_live_series  # beyond it, written series leave the live book (LRU)
         self.signing_key = signing_key  # learner values are sealed with it (learning/sealed.py)
-        # Failure tests: SIGKILL inside the N-th checkpoint that writes, after its outputs or its state are acked.
+        # Failure tests: SIGKILL inside the N-th checkpoint that writes, after its outputs, its learners or its state are acked.
         stage, _, n = kill_at.partition(":")
         self._kill_at = (stage, int(n)) if kill_at else None
         self.series, self.series_table = SeriesBook(), series
@@ -214,9 +214,10 @@ class Checkpoint:
         try:
             await asyncio.gather(*outputs)
             self._maybe_killed("after-outputs")
-            for phase in (learner_writes, writes):  # the learners acknowledged before any series goes out
+            for phase, stage in ((learner_writes, "after-learners"), (writes, "")):  # the learners acked before any series is sent
                 sent = [(w[0], await self._write(*w)) for w in phase]
                 self._persisted(sent, await asyncio.gather(*(future for _, future in sent)))
+                self._maybe_killed(stage)
         except Exception as exc:
             # The taken outputs are gone from this checkpoint and the live state holds their candles:
             # writing it later would cover outputs that never went out. Only a restart from the

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench._model_argument import add_model_argument, missing_model
+from bench._model_argument import parse_model_bench_args
 from bench.recovery import many_symbols
 from schemas import MultiCodec, schema_store
 from streams.broker import EmbeddedBroker, free_port
@@ -214,11 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="candleflow bench hostile", description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5, help="1 MiB messages of invalid candles to send")
     parser.add_argument("--symbols", type=int, default=0, help="distinct symbols for the memory part (0: skip it)")
-    add_model_argument(parser)
-    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
-    args = parser.parse_args(argv)
-    if (refusal := missing_model(args.model)) is not None:
-        print(refusal, file=sys.stderr)
+    if (args := parse_model_bench_args(parser, argv)) is None:
         return 2
     if args.messages < 1 or args.symbols < 0:
         print("--messages must be >= 1 and --symbols >= 0", file=sys.stderr)

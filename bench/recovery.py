@@ -35,7 +35,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench._model_argument import add_model_argument, missing_model
+from bench._model_argument import parse_model_bench_args
 from streams.broker import EmbeddedBroker, free_port
 from core.candle import Candle
 from core.candle_files import read_candle_file
@@ -162,11 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--symbols", type=int, default=2000)
     parser.add_argument("--candles", type=int, default=10, help="candles per symbol")
     parser.add_argument("--store", default="rocksdb://", choices=["rocksdb://", "memory://"])
-    add_model_argument(parser)
-    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
-    args = parser.parse_args(argv)
-    if (refusal := missing_model(args.model)) is not None:
-        print(refusal, file=sys.stderr)
+    if (args := parse_model_bench_args(parser, argv)) is None:
         return 2
     result = run(args.symbols, args.candles, args.store, args.model, progress=lambda m: print(m, file=sys.stderr))
     print(f"{result['symbols']:,} symbols, {result['candles']:,} candles, {result['changelog_records']:,} changelog records "

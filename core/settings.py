@@ -87,8 +87,8 @@ class Settings:
     # How often the candle agent's state is made durable behind its outputs (agents/checkpoint.py): the
     # longest a crash makes the group redo, and the staleness of /features; not on the output path.
     checkpoint_interval_s: float = 1.0
-    # Failure tests only: "after-outputs:N" or "after-state:N" SIGKILLs the worker inside its N-th
-    # checkpoint, at that moment (agents/checkpoint.py). Empty: never.
+    # Failure tests only: "after-outputs:N", "after-learners:N" or "after-state:N" SIGKILLs the worker inside
+    # its N-th checkpoint, at that moment (agents/checkpoint.py). Empty: never.
     fault_kill_at: str = ""
     # Table recovery that reads nothing for this long reads its changelogs again, the next time rejoins the
     # group, and after that the worker stops with an error for its supervisor to start a fresh one
@@ -225,8 +225,9 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_STORE must be rocksdb:// or memory://, got {self.store!r}")
         if self.batch_max < 1 or self.batch_within_s <= 0:
             raise ConfigError("CANDLEFLOW_BATCH_MAX must be >= 1 and CANDLEFLOW_BATCH_WITHIN_S > 0")
-        if self.fault_kill_at and not re.fullmatch(r"(after-outputs|after-state):[1-9][0-9]*", self.fault_kill_at):
-            raise ConfigError(f"CANDLEFLOW_FAULT_KILL_AT must be after-outputs:N or after-state:N, got {self.fault_kill_at!r}")
+        if self.fault_kill_at and not re.fullmatch(r"(after-outputs|after-learners|after-state):[1-9][0-9]*", self.fault_kill_at):
+            raise ConfigError("CANDLEFLOW_FAULT_KILL_AT must be after-outputs:N, after-learners:N or after-state:N, "
+                              f"got {self.fault_kill_at!r}")
         if not 0 <= self.score_budget_ms <= 600_000:
             raise ConfigError(f"CANDLEFLOW_SCORE_BUDGET_MS must be within 0..600000 (0: off), got {self.score_budget_ms}")
         if self.tree_runtime not in ("auto", "onnx"):

@@ -26,10 +26,16 @@ def test_secrets_never_show_in_reprs():
     ({"CANDLEFLOW_ADAPTIVE_THRESHOLD": "often"}, "ADAPTIVE_THRESHOLD"),
     ({"CANDLEFLOW_WEB_PORT": "70000"}, "WEB_PORT"),
     ({"CANDLEFLOW_MAX_MESSAGE_BYTES": "10"}, "MAX_MESSAGE_BYTES"),
+    ({"CANDLEFLOW_FAULT_KILL_AT": "after-series:3"}, "FAULT_KILL_AT"),
 ])
 def test_bad_configuration_is_one_clear_error(env, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Settings.from_env({"CANDLEFLOW_TIMEFRAMES": "5m", **env})
+
+
+@pytest.mark.parametrize("stage", ["after-outputs:1", "after-learners:3", "after-state:12"])
+def test_each_checkpoint_stage_a_failure_test_can_kill_at(stage):
+    assert Settings.from_env({"CANDLEFLOW_TIMEFRAMES": "5m", "CANDLEFLOW_FAULT_KILL_AT": stage}).fault_kill_at == stage
 
 
 def test_the_url_other_workers_route_to():

@@ -1,9 +1,9 @@
-"""A worker killed at the two dangerous moments of a checkpoint, then restarted, on the real broker.
+"""A worker killed at the dangerous moments of a checkpoint, then restarted, on the real broker.
 
 The crash is forced, not hoped for: ``CANDLEFLOW_FAULT_KILL_AT`` makes the worker SIGKILL itself inside
-its third checkpoint that writes, either right after the checkpoint's outputs were acknowledged (the
-state not yet written) or right after its state was acknowledged on the changelog and written to the
-local store (the offsets not yet committed). The restart uses the same app id and state directory, so
+its third checkpoint that writes, right after the checkpoint's outputs were acknowledged (the state not
+yet written), after its learners' states were (the series' not yet sent), or after its series' states
+were acknowledged on the changelog and written to the local store (the offsets not yet committed). The restart uses the same app id and state directory, so
 with RocksDB it starts from a local store that may be ahead of the committed offsets, and with the
 memory store from the changelog alone.
 
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 @pytest.mark.parametrize("stage, store", [
     ("after-state", "rocksdb://"),  # local store and changelog ahead of the committed offsets
     ("after-outputs", "rocksdb://"),  # outputs out, state and offsets behind
+    ("after-learners", "rocksdb://"),  # the learners written, the series not: the learners ahead of their series
     ("after-state", "memory://"),  # the same moment, recovered from the changelog
 ])
 def test_sigkill_inside_a_checkpoint_then_restart_loses_and_changes_nothing(stage, store, app_settings, worker_factory,
@@ -67,10 +68,22 @@ def test_sigkill_inside_a_checkpoint_then_restart_loses_and_changes_nothing(stag
     got = asyncio.run(collect(settings, distinct_ids(expected, reference["signals"]), timeout_s=120))
     ids = [p["id"] for p in got["predictions"]]
     assert set(ids) == expected, f"missing {len(expected - set(ids))} predictions, {len(set(ids) - expected)} unexpected"
-    assert {s["id"] for s in got["signals"]} == reference["signals"]
-    for p in got["predictions"]:  # redelivered copies carry the same id and the same content
+    if stage == "after-learners":
+        # The candles since the last complete checkpoint are scored again from their series with learners a
+        # checkpoint ahead (which do not learn them twice): the online member may move their probability, so
+        # a republished copy may differ, and a signal may be added; the first copy is the reference's.
+        assert reference["signals"] <= {s["id"] for s in got["signals"]}
+        first = {}
+        for p in got["predictions"]:
+            first.setdefault(p["id"], p)
+        copies = first.values()
+    else:  # redelivered copies carry the same id and the same content
+        assert {s["id"] for s in got["signals"]} == reference["signals"]
+        copies = got["predictions"]
+    for p in copies:
         ref = reference["predictions"][p["id"]]
         assert p["prob_up"] == ref["prob_up"] and same_floats(p["features"], ref["features"]), p["id"]
+    assert all(same_floats(p["features"], reference["predictions"][p["id"]]["features"]) for p in got["predictions"])
     assert not got["dead-letters"], got["dead-letters"][:3]
     last = candles[-1].open_time
     wait_for(lambda: all((safe_get(restarted, f"/features/{s}/5m") or {}).get("last_open_time") == last for s in symbols),
