@@ -77,8 +77,8 @@ def label_and_learn(
         result.outcomes += [(index, item.outcome) for item in done]
         position = positions.get(index) if positions else None
         result.unlearned.append((index, candle.open_time, position, done))
-        if queue and done and not learner_for(index)[1].has_learned(position, candle.open_time):
-            learner = learner_for(index)[1]
+        learner = learner_for(index)[1] if queue and done else None
+        if learner is not None and not learner.has_learned(position, candle.open_time):
             for item in done:
                 if item.outcome["model_version"] not in result.shadow_versions:
                     learner.queue(item.outcome, item.features, item.confidence)
