@@ -3,9 +3,9 @@
 The crash is forced, not hoped for: ``CANDLEFLOW_FAULT_KILL_AT`` makes the worker SIGKILL itself inside
 its third checkpoint that writes, right after the checkpoint's outputs were acknowledged (the state not
 yet written), after its learners' states were (the series' not yet sent), or after its series' states
-were acknowledged on the changelog and written to the local store (the offsets not yet committed). The restart uses the same app id and state directory, so
-with RocksDB it starts from a local store that may be ahead of the committed offsets, and with the
-memory store from the changelog alone.
+were acknowledged on the changelog and written to the local store (the offsets not yet committed). The
+restart uses the same app id and state directory, so with RocksDB it starts from a local store that may be
+ahead of the committed offsets, and with the memory store from the changelog alone.
 
 What must hold (against ``reference``, a run without failure): every prediction id and signal id
 exists, every copy carries the reference's probability and features, nothing is refused as out of
