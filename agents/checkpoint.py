@@ -65,7 +65,8 @@ class Checkpoint:
         self.app, self.interval_s, self.max_pending = app, interval_s, max_pending
         self.max_live_series = max_live_series  # beyond it, written series leave the live book (LRU)
         self.signing_key = signing_key  # learner values are sealed with it (learning/sealed.py)
-        # Failure tests: SIGKILL inside the N-th checkpoint that writes, after its outputs, its learners or its state are acked.
+        # Failure tests: SIGKILL inside the N-th checkpoint that writes, after its outputs, its learners or its
+        # state are acked.
         stage, _, n = kill_at.partition(":")
         self._kill_at = (stage, int(n)) if kill_at else None
         self.series, self.series_table = SeriesBook(), series
@@ -200,8 +201,9 @@ class Checkpoint:
             events, self._events = self._events, []
             dirty, self._dirty_series = self._dirty_series, {}
             self._writing = set(dirty)
-            learner_writes = [(self.learners.table, key.encode(), dict.__getitem__(self.learners, key).to_bytes(self.signing_key),
-                               event) for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
+            learner_writes = [(self.learners.table, key.encode(),
+                               dict.__getitem__(self.learners, key).to_bytes(self.signing_key), event)
+                              for key, event in self._dirty_learners.items() if dict.__contains__(self.learners, key)]
             self._dirty_learners = {}
             writes = self.recent_signals.take_writes() if self.recent_signals is not None else []
         writes += await self._encode(dirty)
@@ -214,7 +216,8 @@ class Checkpoint:
         try:
             await asyncio.gather(*outputs)
             self._maybe_killed("after-outputs")
-            for phase, stage in ((learner_writes, "after-learners"), (writes, "")):  # the learners acked before any series is sent
+            # The learners acknowledged before any series is sent: a series is never restored ahead of its learner.
+            for phase, stage in ((learner_writes, "after-learners"), (writes, "")):
                 sent = [(w[0], await self._write(*w)) for w in phase]
                 self._persisted(sent, await asyncio.gather(*(future for _, future in sent)))
                 self._maybe_killed(stage)
