@@ -52,6 +52,8 @@ __all__ = ["BrokerSettings", "MAX_MESSAGE_BYTES", "PREFIX", "PatternSettings", "
            "StorageSettings", "WebSettings", "from_env", "to_env"]
 
 MAX_MESSAGE_BYTES = 1 << 20  # a candle message larger than this is refused undecoded (CANDLEFLOW_MAX_MESSAGE_BYTES)
+# The test-only crash hook: kill the worker right after the Nth checkpoint phase of that name (agents/checkpoint.py).
+_FAULT_KILL_AT = r"(after-outputs|after-learners|after-state):[1-9][0-9]*"
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,7 @@ class Settings:
             raise ConfigError(f"CANDLEFLOW_STORE must be rocksdb:// or memory://, got {self.store!r}")
         if self.batch_max < 1 or self.batch_within_s <= 0:
             raise ConfigError("CANDLEFLOW_BATCH_MAX must be >= 1 and CANDLEFLOW_BATCH_WITHIN_S > 0")
-        if self.fault_kill_at and not re.fullmatch(r"(after-outputs|after-learners|after-state):[1-9][0-9]*", self.fault_kill_at):
+        if self.fault_kill_at and not re.fullmatch(_FAULT_KILL_AT, self.fault_kill_at):
             raise ConfigError("CANDLEFLOW_FAULT_KILL_AT must be after-outputs:N, after-learners:N or after-state:N, "
                               f"got {self.fault_kill_at!r}")
         if not 0 <= self.score_budget_ms <= 600_000:
