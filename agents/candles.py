@@ -30,6 +30,7 @@ from core.candle_messages import decode_candle_message
 from streams.ingest import groups_by_bytes, misrouted
 from core.retry import until_available
 from core.series_keys import series_key
+from core.topics import LABELS_ONLY_HEADER
 from streams.series import Position
 from streams.step import BatchResult, Models, SourcedCandle, StepConfig, learn_batch, process_batch
 
@@ -249,7 +250,7 @@ async def _emit(pipeline: Pipeline, result: Any, origin: list[Any]) -> None:
     if result.outcomes:
         for partition, records in _by_partition(result.outcomes, partition_of):
             await send(pipeline.outcomes.get_topic_name(), None, codecs["OutcomeBatch"].encode({"outcomes": records}),
-                       partition)
+                       partition, [LABELS_ONLY_HEADER])
         await remember_patterns(pipeline, result.active_outcomes)  # each candle's aftermath once
     signals = pipeline.signals.get_topic_name()
     for record, i in zip(result.signals, result.signal_sources):

@@ -91,9 +91,10 @@ class Checkpoint:
         self.abandoned = False
 
     # -- what a batch hands over --------------------------------------------------------------------
-    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None,
+                   headers: list[tuple[str, bytes]] | None = None) -> None:
         """Produce one output now (to ``partition``, or by its key); the checkpoint waits for its acknowledgement."""
-        self._outputs.append(await self.app.producer.send(topic, key, value, partition, None, None))
+        self._outputs.append(await self.app.producer.send(topic, key, value, partition, None, headers))
 
     def processed(self, events: list[Any], series: dict[str, Any], learners: dict[str, Any]) -> None:
         """``events`` are done; ``series``/``learners`` map the keys they changed to the event that changed them last."""

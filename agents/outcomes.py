@@ -26,6 +26,7 @@ from schemas import MultiCodec, schema_store, unbatch
 from streams.app import Pipeline
 from core.errors import InvalidInput
 from core.series_keys import series_key
+from core.topics import labels_only
 
 __all__ = ["attach_outcome_agents", "emit_retrain_requests", "learner_for_partition"]
 
@@ -64,6 +65,8 @@ def attach_outcome_agents(pipeline: Pipeline) -> None:
     @app.agent(outcomes_in, name="trades")
     async def trades(stream: Any) -> None:
         async for event in stream.events():
+            if labels_only(event.message.headers):  # a worker's labels: learned where they were made
+                continue
             try:
                 name, record = codec.decode(event.message.value)
             except InvalidInput as exc:

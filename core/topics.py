@@ -10,11 +10,13 @@ may choose another count, and Faust refuses to run on mismatched partitions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.settings import Settings
 
-__all__ = ["OutputTopic", "TopicSpec", "topic_specs", "ensure_topics", "OUTPUT_TOPICS"]
+__all__ = ["LABELS_ONLY_HEADER", "OutputTopic", "TopicSpec", "topic_specs", "ensure_topics", "labels_only", "OUTPUT_TOPICS"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,24 @@ OUTPUT_TOPICS: dict[str, OutputTopic] = {
     "model-events": OutputTopic(None, "json", {"cleanup.policy": "compact"}),
     "dead-letters": OutputTopic("DeadLetter", "avro-dead-letter"),
 }
+
+# The header on a worker's OutcomeBatch records: every outcome in the record is a LABEL, learned where it was
+# made, so the trades agent (agents/outcomes.py) passes it by undecoded (at full rate the worker writes about one
+# label a candle; decoding them all to find no trade cost ~5 % of its CPU). A record without it is decoded and
+# its TRADE outcomes learned, whichever form a trading engine sends.
+LABELS_ONLY_HEADER = ("candleflow-outcome-sources", b"LABEL")
+
+
+def labels_only(headers: Any) -> bool:
+    """Whether a message with ``headers`` (Kafka's (key, value) pairs, or a mapping) says it holds labels only.
+
+    >>> labels_only([LABELS_ONLY_HEADER]), labels_only(None), labels_only({"candleflow-outcome-sources": b"TRADE"})
+    (True, False, False)
+    """
+    if not headers:
+        return False
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return any(tuple(pair) == LABELS_ONLY_HEADER for pair in pairs)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,13 @@ import json
 
 import pytest
 
+from core.topics import labels_only
+from learning.trades import trade_outcome
+from schemas import AvroCodec, MultiCodec, schema_store, unbatch
 from streams.trade_producer import TradeProducer
 from tests.integration.test_candle_pipeline import all_out, collect, publish, real_candles
 from tests.candleflow.test_cli import run_cli
+from tests.integration.test_schema_registry_api import read_all
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -29,8 +33,8 @@ def test_trade_results_become_pnl_and_hit_rate_per_version(app_settings, worker_
     candles = real_candles(80)
     asyncio.run(publish(settings, candles))
     got = asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
-    signals = sorted(got["signals"], key=lambda s: s["id"])[:12]
-    assert len(signals) == 12
+    signals = sorted(got["signals"], key=lambda s: s["id"])[:13]
+    assert len(signals) == 13
     version = signals[0]["model_version"]
     pnls = [1.0, -0.5, 2.0, -1.0, 0.5, 0.25]
 
@@ -40,7 +44,8 @@ def test_trade_results_become_pnl_and_hit_rate_per_version(app_settings, worker_
                 await producer.send(trade_for(signal, pnl))
 
     asyncio.run(send_api())
-    lines = [json.dumps(trade_for(s, -0.1)) for s in signals[6:]] + ["not json", json.dumps({"symbol": "X"})]
+    asyncio.run(send_as_batch(settings, trade_for(signals[12], 0.3)))  # the batch form counts as well
+    lines = [json.dumps(trade_for(s, -0.1)) for s in signals[6:12]] + ["not json", json.dumps({"symbol": "X"})]
     path = tmp_path / "trades.jsonl"
     path.write_text("\n".join(lines) + "\n")
     done = run_cli("produce-outcomes", str(path), env={"CANDLEFLOW_BROKER": settings.broker.bootstrap,
@@ -50,15 +55,50 @@ def test_trade_results_become_pnl_and_hit_rate_per_version(app_settings, worker_
 
     def counted():
         rows = [r for r in worker.get("/models")["trades"] if r["model_version"] == version]
-        return rows and rows[0]["trades"] == 12 and rows[0]
+        return rows and rows[0]["trades"] == 13 and rows[0]
 
-    row = wait_for(counted, what="12 trades counted")
+    row = wait_for(counted, what="13 trades counted")
     shown = [r for r in worker.get("/dashboard/data")["trades"] if r["model_version"] == version]
-    assert shown and shown[0]["trades"] == 12 and shown[0]["pnl_total"] == row["pnl_total"]  # the dashboard too
-    assert row["wins"] == 4 and row["pnl_total"] == pytest.approx(sum(pnls) - 0.6)
-    assert row["hit_rate"] == pytest.approx(4 / 12, abs=1e-4)
+    assert shown and shown[0]["trades"] == 13 and shown[0]["pnl_total"] == row["pnl_total"]  # the dashboard too
+    assert row["wins"] == 5 and row["pnl_total"] == pytest.approx(sum(pnls) - 0.6 + 0.3)
+    assert row["hit_rate"] == pytest.approx(5 / 13, abs=1e-4)
     # Trade verdicts are kept apart from the labels' accuracy.
     assert all(a["outcomes"] <= len(candles) for a in worker.get("/models")["accuracy"])
+
+
+async def send_as_batch(settings, result: dict) -> None:
+    """One trade result as a one-outcome OutcomeBatch record, as a trading engine batching its results may send."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        codec = AvroCodec("OutcomeBatch", schema_store(settings))
+        await producer.send_and_wait(settings.topic("outcomes"), codec.encode({"outcomes": [trade_outcome(result)]}),
+                                     key=result["symbol"].encode())
+    finally:
+        await producer.stop()
+
+
+def test_the_workers_label_batches_say_so_and_trades_do_not(app_settings, worker_factory):
+    """The trades agent passes a record by undecoded when its header says it holds labels only
+    (core/topics.py): every OutcomeBatch a worker writes has it, and nothing else does."""
+    settings = app_settings()
+    worker_factory(settings)
+    candles = real_candles(40)
+    asyncio.run(publish(settings, candles))
+    asyncio.run(collect(settings, all_out(len(candles), 0, settings.signal_threshold)))
+    codec = MultiCodec(["Outcome", "OutcomeBatch"], schema_store(settings))
+    signal = {"id": "s-1", "symbol": candles[0].symbol, "timeframe": candles[0].timeframe, "open_time": candles[0].open_time,
+              "horizon": 1, "model_version": "v", "entry_price": 1.0}
+    asyncio.run(send_as_batch(settings, trade_for(signal, 0.5)))
+    messages = read_all(settings, settings.topic("outcomes"), lambda ms: sum(not labels_only(m.headers()) for m in ms) >= 1)
+    by_header: dict[bool, list] = {True: [], False: []}
+    for m in messages:
+        name, record = codec.decode(m.value())
+        by_header[labels_only(m.headers())] += [(name, o["source"]) for _, o in unbatch(name, record)]
+    assert by_header[True] and {item for item in by_header[True]} == {("OutcomeBatch", "LABEL")}
+    assert by_header[False] == [("OutcomeBatch", "TRADE")]
 
 
 def busiest_symbols_signals(settings, candles) -> tuple[str, list[dict]]:
