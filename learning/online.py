@@ -136,7 +136,7 @@ class OnlineModel:
         present, the same mean and variance ``learn_one`` would reach up to rounding); scaled missing
         values are 0, as ``learn_one`` leaves a missing feature out. The logistic regression takes one
         step along the batch's gradient weighted by the batch size, so that every outcome moves the
-        weights about as much as a ``learn_one`` step would. A call costs ~1 ms plus ~2 us per row, so a
+        weights about as much as a ``learn_one`` step would. A call costs ~0.6 ms plus ~1 us per row, so a
         batch of fewer than ``LEARN_MANY_MIN`` rows is learned one row at a time (``learn_one``, ~35 us
         each): which way depends only on the batch, so the result does too.
         """
@@ -152,15 +152,24 @@ class OnlineModel:
             return
         scaler, regression = self.pipeline.steps.values()
         known = np.isfinite(rows)
-        present = np.flatnonzero(known.any(axis=0))
+        counts = known.sum(axis=0)
+        present = np.flatnonzero(counts)
         names = [self.feature_names[j] for j in present]
+        # The batch's mean and variance per feature over the values present, all columns at once (a
+        # missing value adds a 0 to the sums and nothing to the count); a loop of numpy calls per
+        # feature was ~40 % of a call.
+        counts = counts[present]
+        values = np.where(known[:, present], rows[:, present], 0.0)
+        batch_means = values.sum(axis=0) / counts
+        deviations = np.where(known[:, present], values - batch_means, 0.0)
+        batch_vars = (deviations * deviations).sum(axis=0) / counts
         means, stds = np.empty(len(present)), np.empty(len(present))
-        for k, (j, name) in enumerate(zip(present, names)):
-            values = rows[known[:, j], j]
-            n_old, n_new = scaler.counts[name], len(values)
+        for k, (name, n_new, batch_mean, batch_var) in enumerate(zip(names, counts.tolist(), batch_means.tolist(),
+                                                                      batch_vars.tolist())):
+            n_old = scaler.counts[name]
             a, b = n_old / (n_old + n_new), n_new / (n_old + n_new)
-            mean_old, batch_mean = scaler.means[name], float(values.mean())
-            scaler.vars[name] = a * scaler.vars[name] + b * float(values.var()) + a * b * (mean_old - batch_mean) ** 2
+            mean_old = scaler.means[name]
+            scaler.vars[name] = a * scaler.vars[name] + b * batch_var + a * b * (mean_old - batch_mean) ** 2
             scaler.means[name] = a * mean_old + b * batch_mean
             scaler.counts[name] = n_old + n_new
             means[k], stds[k] = scaler.means[name], scaler.vars[name] ** 0.5
