@@ -97,6 +97,11 @@ class ServableModel(abc.ABC):
         """True if a member reads windows of feature vectors (a sequence model run over windows)."""
         return any(m.reads == WINDOWS for m in self.members)
 
+    def stats(self) -> dict[str, Any] | None:
+        """Inference latency per member and for the whole score (``/models``, ``/metrics``); None when this
+        model keeps none (a bundle does: :meth:`models.bundle.ModelBundle.stats`)."""
+        return None
+
     @abc.abstractmethod
     def score(self, features: np.ndarray, windows: np.ndarray | None = None,
               given: Mapping[str, tuple[np.ndarray, float]] | None = None) -> ScoreOutput:

@@ -89,7 +89,7 @@ def prometheus_text(pipeline: Pipeline, lag: int | None) -> bytes:
         for q in ("p50", "p99"):
             quantiles.labels(kind, q).set(summary[q] if summary[q] is not None else float("nan"))
     model = pipeline.worker.model
-    model_stats = model.stats() if hasattr(model, "stats") else {"members": {}}
+    model_stats = (model.stats() if model is not None else None) or {"members": {}}
     members = Gauge("candleflow_model_latency_us", "inference latency per model member, microseconds",
                     ["member", "version", "provider", "quantile"], registry=registry)
     for name, m in model_stats["members"].items():

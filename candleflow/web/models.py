@@ -21,7 +21,7 @@ def _describe(model: Any) -> dict[str, Any]:
     return {"name": getattr(model, "name", None), "version": getattr(model, "version", None),
             "provider": getattr(model, "provider", None), "horizon": getattr(model, "horizon", None),
             "members": dict(getattr(model, "versions", {}) or {}),
-            "inference": model.stats() if hasattr(model, "stats") else None,
+            "inference": model.stats() if model is not None else None,
             "training": _profile(getattr(model, "profile", None)),
             "student": _student(getattr(model, "student", None))}
 
