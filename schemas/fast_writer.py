@@ -8,8 +8,8 @@ straight-line Python per schema, generated from our own schema files (never from
 once: nested closures, a call per field, cost ~30 % more (2026-12-07: a Prediction with 5 horizons and 41
 features 15-19 -> 10-13 us, an Outcome 3.6-4.4 -> 2.5-2.7 us).
 
-Only the plain case is taken: every field present, no extra key, values of exactly the schema's Python
-types, numbers in range. Anything else raises :class:`NotPlain` and the caller encodes the record the
+Only the plain case is taken: every field present (or left out where its default is null, which writes
+the same bytes), no extra key, values of exactly the schema's Python types, numbers in range. Anything else raises :class:`NotPlain` and the caller encodes the record the
 general way (:meth:`schemas.codec.AvroCodec.encode`), which coerces numpy scalars, fills defaults and
 words the error of a record that does not fit. A schema with a construct this module does not write
 (fixed, bytes, unions of two non-null branches, recursive names) compiles to None: always the general way.
@@ -177,11 +177,23 @@ def _emit(schema: Any, v: str, depth: int, src: _Source, named: dict[str, Any], 
         named[name] = schema
         open_names.add(name)
         fields = schema["fields"]
-        _refuse(src, depth, f"type({v}) is not dict or len({v}) != {len(fields)}",
-                "not a dict of exactly the record's fields")  # a default to fill, or an extra key
+        # A field that may be left out: a null default, null first in its union (Avro's rule for a default),
+        # so leaving it out writes what None does. Any other default left out takes the general way.
+        optional = {f["name"] for f in fields if "default" in f and f["default"] is None
+                    and isinstance(f["type"], list) and f["type"][:1] == ["null"]}
+        if not optional:
+            _refuse(src, depth, f"type({v}) is not dict or len({v}) != {len(fields)}",
+                    "not a dict of exactly the record's fields")  # a default to fill, or an extra key
+        else:
+            present = " + ".join(f"({name!r} in {v})" for name in sorted(optional))
+            _refuse(src, depth, f"type({v}) is not dict or len({v}) != {len(fields) - len(optional)} + {present}",
+                    "not a dict of the record's fields")  # an extra key, or a required field missing
         for field in fields:
             value = src.name("v")
-            src.line(depth, f"{value} = {v}[{field['name']!r}]")  # a missing field: KeyError, caught once below
+            if field["name"] in optional:
+                src.line(depth, f"{value} = {v}.get({field['name']!r})")
+            else:  # a missing required field: KeyError, caught once below
+                src.line(depth, f"{value} = {v}[{field['name']!r}]")
             _emit(field["type"], value, depth, src, named, open_names)
         open_names.discard(name)
     else:
