@@ -208,8 +208,8 @@ def compile_writer(schema: dict[str, Any]) -> Writer | None:
         _emit(schema, "value", 2, src, {}, set())
     except _Unsupported:
         return None
-    # One function of straight-line code per schema, from our own schema files only: a call per record
-    # instead of one per field (nested closures cost ~14 us a Prediction, this ~9).
+    # One function of straight-line code per schema (our own schema files; names and symbols enter the source
+    # only through repr): a call per record instead of one per field, ~30 % less a Prediction.
     source = "\n".join(["def write(value, out):", "    try:", *src.lines, "    except KeyError:",
                          "        raise NotPlain('a field is missing') from None"])
     namespace: dict[str, Any] = {"NotPlain": NotPlain, "_varint": _varint, "_pack_double": _pack_double,
