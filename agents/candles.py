@@ -32,7 +32,8 @@ from core.retry import until_available
 from core.series_keys import series_key
 from core.topics import LABELS_ONLY_HEADER
 from streams.series import Position
-from streams.step import BatchResult, Models, SourcedCandle, StepConfig, learn_batch, process_batch
+from learning.loop import LoopResult, learn_outcomes
+from streams.step import BatchResult, Models, SourcedCandle, StepConfig, process_batch
 
 __all__ = ["attach_candle_agent", "handle_candle_events"]
 
@@ -192,7 +193,7 @@ async def _handle_locked(pipeline: Pipeline, events: list[Any], decoded: tuple[l
         # (or at the next checkpoint). A close arriving in several takes does not wait for River in between.
         await checkpoint.settle()
         if result.loop is not None:
-            checkpoint.defer(functools.partial(_learn, pipeline, result, learner_for, chunk_origin))
+            checkpoint.defer(functools.partial(_learn, pipeline, result.loop, learner_for, chunk_origin))
         dirty.update({key: chunk_origin[i] for key, i in result.dirty.items()})
         pipeline.stats.count(predictions=len(result.predictions), signals=len(result.signals))
     await _emit_dead(pipeline, dead)
@@ -223,12 +224,13 @@ async def _step(pipeline: Pipeline, candles: list[SourcedCandle], origin: list[A
     return result, learner_for
 
 
-async def _learn(pipeline: Pipeline, result: BatchResult, learner_for: Any, origin: list[Any]) -> None:
+async def _learn(pipeline: Pipeline, loop: LoopResult, learner_for: Any, origin: list[Any]) -> None:
     """A step's learning half (deferred by :func:`_handle_locked`): the partitions' learners learn its
-    outcomes, the drift watches' retrain requests go out, the learners it taught are marked for the checkpoint."""
-    await _in_thread_if_big(len(result.loop.unlearned), functools.partial(learn_batch, result, learner_for))
-    await emit_retrain_requests(pipeline, result.retrain_requests)
-    for key, i in result.learners.items():
+    outcomes, the drift watches' retrain requests go out, the learners it taught are marked for the checkpoint.
+    Only the loop's result is kept until then, not the step's prediction records."""
+    await _in_thread_if_big(len(loop.unlearned), functools.partial(learn_outcomes, loop, learner_for))
+    await emit_retrain_requests(pipeline, loop.retrain_requests)
+    for key, i in loop.learners.items():
         pipeline.worker.checkpoint.learner_changed(key, origin[i])
 
 
