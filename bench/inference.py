@@ -39,7 +39,8 @@ from models.bundle import SEQUENCE_DIR
 from models.direction import DirectionModel
 from models.ensemble import STEPS
 from models.loading import load_model, serving_threads
-from models.mamba.numpy_step import NUMPY_PROVIDER
+from models.mamba.numpy_step import NumpyMambaStep
+from models.mamba.onnx_step import ONNX_STEP_PROVIDER
 from models.mamba.windows import pad_windows
 from models.metadata import BUNDLE_FILE, NATIVE_FILE, horizon_dir
 from models.onnx_session import P_UP_OUTPUT
@@ -179,14 +180,15 @@ def _scoring_step(bundle: Any, rounds: int, onnx_bundle: Any = None, model_dir: 
         window_us = _timed(lambda: member.run(None, windows, None), N_SYMBOLS, max(1, rounds // 2))[1]
         out["sequence_step"] = {"step_cpu_us": round(step_us, 2), "window_pass_cpu_us": round(window_us, 2),
                                 "ratio": round(window_us / step_us, 1), "provider": member.model.provider}
-        if model_dir is not None and member.model.provider == NUMPY_PROVIDER:  # the PyTorch step beside it
+        if model_dir is not None and member.model.provider == ONNX_STEP_PROVIDER:  # the NumPy and PyTorch steps beside it
             from models.mamba.recurrent import MambaRecurrent
 
-            torch_step = MambaRecurrent.load(model_dir / SEQUENCE_DIR, device="cpu")
+            others = [NumpyMambaStep.load(model_dir / SEQUENCE_DIR), MambaRecurrent.load(model_dir / SEQUENCE_DIR, device="cpu")]
             serving_threads()  # PyTorch on one thread, as a worker with a GPU-less torch path would run it
             state = states[member.name]
-            mine, theirs = (_timed(lambda m=m: m.step(rows, state), N_SYMBOLS, rounds)[1] for m in (member.model, torch_step))
-            out["sequence_step"]["step_alone_cpu_us"] = {NUMPY_PROVIDER: round(mine, 2), torch_step.provider: round(theirs, 2)}
+            out["sequence_step"]["step_alone_cpu_us"] = {
+                m.provider: round(_timed(lambda m=m: m.step(rows, state), N_SYMBOLS, rounds)[1], 2)
+                for m in (member.model, *others)}
     return out
 
 

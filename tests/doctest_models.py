@@ -9,8 +9,7 @@ from _pytest.doctest import DoctestItem
 # doctest name fragment -> (namespace name, the fixture that trains its model)
 _NEEDS = {"models.direction": ("model_dir", "_doctest_model_dir"),
           "models.compiled_trees": ("model_dir", "_doctest_model_dir"),
-          "mamba.model": ("mamba_model_dir", "_mamba_doctest_model_dir"),
-          "mamba.recurrent": ("mamba_model_dir", "_mamba_doctest_model_dir")}
+          "models.mamba.": ("mamba_model_dir", "_mamba_doctest_model_dir")}  # every Mamba module's examples
 
 
 @pytest.fixture(scope="session")

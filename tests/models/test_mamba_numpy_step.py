@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -51,20 +48,3 @@ def test_arrays_that_do_not_match_the_metadata_are_refused(mamba_dir, tmp_path):
     with pytest.raises(ConfigError, match="no Mamba arrays"):
         NumpyMambaStep.load(copy)
 
-
-def test_a_cpu_worker_serves_the_default_bundle_without_importing_pytorch(mamba_dir, tmp_path):
-    """What a CPU worker loads: the sequence loader steps in NumPy, and PyTorch never enters the process."""
-    code = ("import sys; from models.loading import _sequence_loader, serving_threads; serving_threads(); "
-            f"m = _sequence_loader(None, 1)({str(mamba_dir)!r}); "
-            "import numpy as np; m.step(np.zeros((2, 41)), m.initial_state(2)); "
-            "print(type(m).__name__, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"}, cwd=str(_repo()))
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["NumpyMambaStep", "False"]
-
-
-def _repo():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2]

@@ -1,0 +1,166 @@
+"""The Mamba step as one ONNX Runtime graph on the CPU: the NumPy step's arithmetic, fused and vectorised.
+
+:class:`~models.mamba.numpy_step.NumpyMambaStep` spends most of a step in ``np.exp`` over the
+(series, d_inner, d_state) scan decay (~4 ns a value on this project's machines: BENCHMARKS.md,
+Inference) and in a pass over memory per NumPy call. ONNX Runtime's CPU kernels run the same exp
+vectorised (~0.5 ns a value) and fuse the elementwise chains, so the same step costs about half.
+
+No new artifact: the graph is built at load from the NumPy step's arrays (``weights.npz``, already
+checked against ``model.json``), with the same state layout, so a series' state moves between the
+NumPy, PyTorch and ONNX steps. One difference of rounding: the scan's ``delta`` is one product by
+``x_proj[:, :dt_rank] @ dt_proj`` (folded at load) instead of two, ~1e-7 apart; the step is held to
+the PyTorch step at 1e-5 through 60 candles (``tests/models/test_mamba_onnx_step.py``). ONNX Runtime is
+already in every worker (the trees' reference path), so this costs no import.
+
+>>> import numpy as np
+>>> step = OnnxMambaStep.load(mamba_model_dir)   # the tiny doctest model (tests/doctest_models.py)
+>>> p, state = step.step(np.zeros((3, 41)), step.initial_state(3))
+>>> p.shape, state.shape == (3, step.state_size), step.provider
+((3, 5), True, 'onnxruntime-cpu-step')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from models.mamba.numpy_step import _RMS_EPS, NumpyMambaStep, _Layer
+from models.mamba.stepper import MambaStepper
+from models.onnx_session import create_session
+
+__all__ = ["ONNX_STEP_PROVIDER", "OnnxMambaStep", "step_graph"]
+
+ONNX_STEP_PROVIDER = "onnxruntime-cpu-step"
+_OPSET = 17
+
+
+class _Graph:
+    """A small builder: each op gets a fresh output name; weights become initializers."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.weights: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def const(self, value: np.ndarray | float | list[int], dtype=np.float32) -> str:
+        name = f"w{len(self.weights)}"
+        self.weights.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def op(self, kind: str, *inputs: str, outputs: int = 1, **attributes) -> str | list[str]:
+        self._count += 1
+        names = [f"{kind.lower()}{self._count}_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(kind, list(inputs), names, **attributes))
+        return names[0] if outputs == 1 else names
+
+    def linear(self, x: str, weight_t: np.ndarray, bias: np.ndarray | None) -> str:
+        out = self.op("MatMul", x, self.const(weight_t))
+        return self.op("Add", out, self.const(bias)) if bias is not None else out
+
+    def rms_norm(self, x: str, weight: np.ndarray) -> str:
+        mean = self.op("ReduceMean", self.op("Mul", x, x), axes=[-1], keepdims=1)
+        root = self.op("Sqrt", self.op("Add", mean, self.const(_RMS_EPS)))
+        return self.op("Mul", self.op("Div", x, root), self.const(weight))
+
+    def softplus(self, x: str) -> str:
+        """max(x, 0) + log(1 + exp(-|x|)): ONNX Runtime's Softplus kernel is scalar (~14 ns a value)."""
+        tail = self.op("Log", self.op("Add", self.op("Exp", self.op("Neg", self.op("Abs", x))), self.const(1.0)))
+        return self.op("Add", self.op("Relu", x), tail)
+
+    def silu(self, x: str) -> str:
+        return self.op("Mul", x, self.op("Sigmoid", x))
+
+
+def _layer(g: _Graph, layer: _Layer, h: str, conv: str, ssm: str) -> tuple[str, str, str]:
+    """``_Layer.step`` as nodes: (the block's output, the new conv state, the new scan state), states (b, d, k|n)."""
+    d, n, r = layer.d_inner, layer.d_state, layer.dt_rank
+    xz = g.linear(g.rms_norm(h, layer.norm), layer.in_proj, layer.in_bias)
+    x, z = g.op("Split", xz, g.const([d, d], np.int64), axis=1, outputs=2)
+    shifted = g.op("Slice", conv, g.const([1], np.int64), g.const([layer.d_conv], np.int64), g.const([2], np.int64))
+    conv_new = g.op("Concat", shifted, g.op("Unsqueeze", x, g.const([2], np.int64)), axis=2)
+    x = g.op("ReduceSum", g.op("Mul", conv_new, g.const(layer.conv)), g.const([2], np.int64), keepdims=0)
+    if layer.conv_bias is not None:
+        x = g.op("Add", x, g.const(layer.conv_bias))
+    x = g.silu(x)
+    # delta's two products (x_proj's dt columns, then dt_proj) folded into one (d_inner, d_inner) matrix
+    projection = np.concatenate([layer.x_proj[:, :r] @ layer.dt_proj, layer.x_proj[:, r:]], axis=1)
+    delta_bc = g.op("MatMul", x, g.const(projection))
+    delta, B, C = g.op("Split", delta_bc, g.const([d, n, n], np.int64), axis=1, outputs=3)
+    delta = g.softplus(g.op("Add", delta, g.const(layer.dt_bias)))
+    decay = g.op("Exp", g.op("Mul", g.op("Unsqueeze", delta, g.const([2], np.int64)), g.const(layer.A)))
+    # the outer products as batched MatMuls (k = 1 and n = 1): ONNX Runtime's broadcasting Mul is ~2x slower
+    inflow = g.op("MatMul", g.op("Unsqueeze", g.op("Mul", delta, x), g.const([2], np.int64)),
+                  g.op("Unsqueeze", B, g.const([1], np.int64)))
+    ssm_new = g.op("Add", g.op("Mul", decay, ssm), inflow)
+    read = g.op("Squeeze", g.op("MatMul", ssm_new, g.op("Unsqueeze", C, g.const([2], np.int64))), g.const([2], np.int64))
+    y = g.op("Mul", g.op("Add", read, g.op("Mul", x, g.const(layer.D))), g.silu(z))
+    return g.linear(y, layer.out_proj, layer.out_bias), conv_new, ssm_new
+
+
+def step_graph(step: NumpyMambaStep) -> bytes:
+    """The ONNX model of ``step``'s arithmetic: inputs ``rows`` (b, features) and ``state`` (b, state_size),
+    float32; outputs ``p`` (b, horizons) and ``new_state`` (b, state_size)."""
+    g = _Graph()
+    z = g.op("Div", g.op("Sub", "rows", g.const(step.mean)), g.const(step.std))
+    z = g.op("Where", g.op("IsNaN", z), g.const(0.0), z)  # nothing known: the training mean
+    z = g.op("Clip", z, g.const(-step.clip), g.const(step.clip))
+    h = g.linear(z, step.input_proj, step.input_bias)
+    sizes = [size for d, k, n in step._shapes for size in (d * k, d * n)]
+    parts = g.op("Split", "state", g.const(sizes, np.int64), axis=1, outputs=len(sizes))
+    flat_new = []
+    for i, (layer, (d, k, n)) in enumerate(zip(step.layers, step._shapes)):
+        conv = g.op("Reshape", parts[2 * i], g.const([-1, d, k], np.int64))
+        ssm = g.op("Reshape", parts[2 * i + 1], g.const([-1, d, n], np.int64))
+        out, conv_new, ssm_new = _layer(g, layer, h, conv, ssm)
+        h = g.op("Add", h, out)
+        flat_new += [g.op("Reshape", conv_new, g.const([-1, d * k], np.int64)),
+                     g.op("Reshape", ssm_new, g.const([-1, d * n], np.int64))]
+    logits = g.linear(g.rms_norm(h, step.norm_f), step.head, step.head_bias)
+    g.nodes.append(helper.make_node("Sigmoid", [logits], ["p"]))
+    g.nodes.append(helper.make_node("Concat", flat_new, ["new_state"], axis=1))
+    features, horizons = step.input_proj.shape[0], step.head.shape[1]
+    graph = helper.make_graph(
+        g.nodes, "mamba_step",
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["b", features]),
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, ["b", step.state_size])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["b", horizons]),
+         helper.make_tensor_value_info("new_state", TensorProto.FLOAT, ["b", step.state_size])],
+        g.weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+class OnnxMambaStep(MambaStepper):
+    """Step mode of a trained Mamba classifier in ONNX Runtime on the CPU (module docstring); build it with :meth:`load`."""
+
+    provider = ONNX_STEP_PROVIDER
+
+    def __init__(self, step: NumpyMambaStep) -> None:
+        self.metadata, self.state_size = step.metadata, step.state_size
+        self._horizons = step.head.shape[1]
+        self._session, _ = create_session(step_graph(step), providers=["CPUExecutionProvider"], intra_op_threads=1)
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "OnnxMambaStep":
+        """The step of an exported model directory's arrays (:meth:`NumpyMambaStep.load`: ConfigError without them)."""
+        return cls(NumpyMambaStep.load(model_dir))
+
+    def _step_rows(self, rows: np.ndarray, state: np.ndarray, new: np.ndarray) -> np.ndarray:
+        # Bound to the caller's arrays: ONNX Runtime reads the states and writes the new ones in place of a copy
+        # each way (``new`` is a block of whole rows of a C-ordered array, so contiguous).
+        binding = self._session.io_binding()
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        p = np.empty((len(rows), self._horizons), dtype=np.float32)
+        for name, array in (("rows", rows), ("state", state)):
+            binding.bind_input(name, "cpu", 0, np.float32, array.shape, array.ctypes.data)
+        for name, array in (("p", p), ("new_state", new)):
+            binding.bind_output(name, "cpu", 0, np.float32, array.shape, array.ctypes.data)
+        self._session.run_with_iobinding(binding)
+        return p
+
+    def __repr__(self) -> str:
+        return f"OnnxMambaStep({self.version}, {self.provider})"
