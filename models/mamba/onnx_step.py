@@ -3,7 +3,8 @@
 :class:`~models.mamba.numpy_step.NumpyMambaStep` spends most of a step in ``np.exp`` over the
 (series, d_inner, d_state) scan decay (~4 ns a value on this project's machines: BENCHMARKS.md,
 Inference) and in a pass over memory per NumPy call. ONNX Runtime's CPU kernels run the same exp
-vectorised (~0.5 ns a value) and fuse the elementwise chains, so the same step costs about half.
+vectorised (~0.5 ns a value): on 1,000 real series the step costs ~25 % less (12.2 against 16.5 us a
+series, and less than PyTorch's 14.8), and a call of a few series ~30 % less.
 
 No new artifact: the graph is built at load from the NumPy step's arrays (``weights.npz``, already
 checked against ``model.json``), with the same state layout, so a series' state moves between the
