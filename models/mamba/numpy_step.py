@@ -33,7 +33,7 @@ from models.mamba.stepper import MambaStepper
 __all__ = ["NUMPY_PROVIDER", "NumpyMambaStep", "arrays_bytes"]
 
 NUMPY_PROVIDER = "numpy-cpu-step"
-_RMS_EPS = 1e-5  # models/mamba/classifier.py RMSNorm's
+RMS_EPS = 1e-5  # models/mamba/classifier.py RMSNorm's
 _SOFTPLUS_THRESHOLD = 20.0  # torch.nn.functional.softplus's: above it, softplus(x) is x
 
 
@@ -57,11 +57,11 @@ def _silu(x: np.ndarray) -> np.ndarray:
 
 
 def _rms_norm(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + _RMS_EPS) * weight
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + RMS_EPS) * weight
 
 
-class _Layer:
-    """One Mamba block's weights, laid out for the step."""
+class LayerArrays:
+    """One Mamba block's weights, laid out for the step (the NumPy step runs it; the ONNX step builds its graph from it)."""
 
     def __init__(self, w: Mapping[str, np.ndarray], prefix: str, norm: np.ndarray, d_state: int) -> None:
         self.norm = norm
@@ -129,7 +129,7 @@ class NumpyMambaStep(MambaStepper):
         try:
             self.mean, self.std = w["mean"], w["std"]
             self.input_proj, self.input_bias = w["input_proj.weight"].T.copy(), w["input_proj.bias"]
-            self.layers = [_Layer(w, f"layers.{i}", w[f"norms.{i}.weight"], int(config.get("d_state", 16)))
+            self.layers = [LayerArrays(w, f"layers.{i}", w[f"norms.{i}.weight"], int(config.get("d_state", 16)))
                            for i in range(int(config.get("n_layers", 2)))]
             self.norm_f = w["norm_f.weight"]
             self.head, self.head_bias = w["head.weight"].T.copy(), w["head.bias"]

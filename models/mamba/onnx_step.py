@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from models.mamba.numpy_step import _RMS_EPS, NumpyMambaStep, _Layer
+from models.mamba.numpy_step import RMS_EPS, LayerArrays, NumpyMambaStep
 from models.mamba.stepper import MambaStepper
 from models.onnx_session import create_session
 
@@ -48,6 +48,16 @@ class _Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.weights: list[onnx.TensorProto] = []
         self._count = 0
+        self._ints: dict[tuple[int, ...], str] = {}
+
+    def ints(self, *values: int) -> str:
+        """An int64 vector (axes, sizes, shapes), one initializer per distinct value."""
+        if values not in self._ints:
+            self._ints[values] = self.const(list(values), np.int64)
+        return self._ints[values]
+
+    def unsqueeze(self, x: str, axis: int) -> str:
+        return self.op("Unsqueeze", x, self.ints(axis))
 
     def const(self, value: np.ndarray | float | list[int], dtype=np.float32) -> str:
         name = f"w{len(self.weights)}"
@@ -66,7 +76,7 @@ class _Graph:
 
     def rms_norm(self, x: str, weight: np.ndarray) -> str:
         mean = self.op("ReduceMean", self.op("Mul", x, x), axes=[-1], keepdims=1)
-        root = self.op("Sqrt", self.op("Add", mean, self.const(_RMS_EPS)))
+        root = self.op("Sqrt", self.op("Add", mean, self.const(RMS_EPS)))
         return self.op("Mul", self.op("Div", x, root), self.const(weight))
 
     def softplus(self, x: str) -> str:
@@ -78,28 +88,27 @@ class _Graph:
         return self.op("Mul", x, self.op("Sigmoid", x))
 
 
-def _layer(g: _Graph, layer: _Layer, h: str, conv: str, ssm: str) -> tuple[str, str, str]:
-    """``_Layer.step`` as nodes: (the block's output, the new conv state, the new scan state), states (b, d, k|n)."""
+def _layer(g: _Graph, layer: LayerArrays, h: str, conv: str, ssm: str) -> tuple[str, str, str]:
+    """``LayerArrays.step`` as nodes: (the block's output, the new conv state, the new scan state), states (b, d, k|n)."""
     d, n, r = layer.d_inner, layer.d_state, layer.dt_rank
     xz = g.linear(g.rms_norm(h, layer.norm), layer.in_proj, layer.in_bias)
-    x, z = g.op("Split", xz, g.const([d, d], np.int64), axis=1, outputs=2)
-    shifted = g.op("Slice", conv, g.const([1], np.int64), g.const([layer.d_conv], np.int64), g.const([2], np.int64))
-    conv_new = g.op("Concat", shifted, g.op("Unsqueeze", x, g.const([2], np.int64)), axis=2)
-    x = g.op("ReduceSum", g.op("Mul", conv_new, g.const(layer.conv)), g.const([2], np.int64), keepdims=0)
+    x, z = g.op("Split", xz, g.ints(d, d), axis=1, outputs=2)
+    shifted = g.op("Slice", conv, g.ints(1), g.ints(layer.d_conv), g.ints(2))
+    conv_new = g.op("Concat", shifted, g.unsqueeze(x, 2), axis=2)
+    x = g.op("ReduceSum", g.op("Mul", conv_new, g.const(layer.conv)), g.ints(2), keepdims=0)
     if layer.conv_bias is not None:
         x = g.op("Add", x, g.const(layer.conv_bias))
     x = g.silu(x)
     # delta's two products (x_proj's dt columns, then dt_proj) folded into one (d_inner, d_inner) matrix
     projection = np.concatenate([layer.x_proj[:, :r] @ layer.dt_proj, layer.x_proj[:, r:]], axis=1)
     delta_bc = g.op("MatMul", x, g.const(projection))
-    delta, B, C = g.op("Split", delta_bc, g.const([d, n, n], np.int64), axis=1, outputs=3)
+    delta, B, C = g.op("Split", delta_bc, g.ints(d, n, n), axis=1, outputs=3)
     delta = g.softplus(g.op("Add", delta, g.const(layer.dt_bias)))
-    decay = g.op("Exp", g.op("Mul", g.op("Unsqueeze", delta, g.const([2], np.int64)), g.const(layer.A)))
-    # the outer products as batched MatMuls (k = 1 and n = 1): ONNX Runtime's broadcasting Mul is ~2x slower
-    inflow = g.op("MatMul", g.op("Unsqueeze", g.op("Mul", delta, x), g.const([2], np.int64)),
-                  g.op("Unsqueeze", B, g.const([1], np.int64)))
+    decay = g.op("Exp", g.op("Mul", g.unsqueeze(delta, 2), g.const(layer.A)))
+    # the outer products as batched MatMuls (k = 1 and n = 1): ONNX Runtime's broadcasting Mul costs ~3x a same-shape one
+    inflow = g.op("MatMul", g.unsqueeze(g.op("Mul", delta, x), 2), g.unsqueeze(B, 1))
     ssm_new = g.op("Add", g.op("Mul", decay, ssm), inflow)
-    read = g.op("Squeeze", g.op("MatMul", ssm_new, g.op("Unsqueeze", C, g.const([2], np.int64))), g.const([2], np.int64))
+    read = g.op("Squeeze", g.op("MatMul", ssm_new, g.unsqueeze(C, 2)), g.ints(2))
     y = g.op("Mul", g.op("Add", read, g.op("Mul", x, g.const(layer.D))), g.silu(z))
     return g.linear(y, layer.out_proj, layer.out_bias), conv_new, ssm_new
 
@@ -112,16 +121,17 @@ def step_graph(step: NumpyMambaStep) -> bytes:
     z = g.op("Where", g.op("IsNaN", z), g.const(0.0), z)  # nothing known: the training mean
     z = g.op("Clip", z, g.const(-step.clip), g.const(step.clip))
     h = g.linear(z, step.input_proj, step.input_bias)
-    sizes = [size for d, k, n in step._shapes for size in (d * k, d * n)]
-    parts = g.op("Split", "state", g.const(sizes, np.int64), axis=1, outputs=len(sizes))
+    shapes = [(layer.d_inner, layer.d_conv, layer.d_state) for layer in step.layers]
+    sizes = [size for d, k, n in shapes for size in (d * k, d * n)]
+    parts = g.op("Split", "state", g.ints(*sizes), axis=1, outputs=len(sizes))
     flat_new = []
-    for i, (layer, (d, k, n)) in enumerate(zip(step.layers, step._shapes)):
-        conv = g.op("Reshape", parts[2 * i], g.const([-1, d, k], np.int64))
-        ssm = g.op("Reshape", parts[2 * i + 1], g.const([-1, d, n], np.int64))
+    for i, (layer, (d, k, n)) in enumerate(zip(step.layers, shapes)):
+        conv = g.op("Reshape", parts[2 * i], g.ints(-1, d, k))
+        ssm = g.op("Reshape", parts[2 * i + 1], g.ints(-1, d, n))
         out, conv_new, ssm_new = _layer(g, layer, h, conv, ssm)
         h = g.op("Add", h, out)
-        flat_new += [g.op("Reshape", conv_new, g.const([-1, d * k], np.int64)),
-                     g.op("Reshape", ssm_new, g.const([-1, d * n], np.int64))]
+        flat_new += [g.op("Reshape", conv_new, g.ints(-1, d * k)),
+                     g.op("Reshape", ssm_new, g.ints(-1, d * n))]
     logits = g.linear(g.rms_norm(h, step.norm_f), step.head, step.head_bias)
     g.nodes.append(helper.make_node("Sigmoid", [logits], ["p"]))
     g.nodes.append(helper.make_node("Concat", flat_new, ["new_state"], axis=1))
