@@ -57,7 +57,8 @@ __all__ = ["FEATURES", "STEPS", "STRATEGIES", "WINDOWS", "Ensemble", "EnsembleOu
 log = logging.getLogger(__name__)
 
 # What a member reads: rows (n, 41), windows (n, 60, 41), or rows plus each series' recurrent state (a
-# sequence model in step mode, models/mamba/recurrent.py: ``step(rows, states) -> (p, new states)``).
+# sequence model in step mode, models/mamba/stepper.py: ``step(rows, states) -> (p, new states)``, and
+# ``scan`` for several candles of each series at once).
 FEATURES, WINDOWS, STEPS = "features", "windows", "steps"
 
 
@@ -111,11 +112,9 @@ class Member:
         elif self.reads == STEPS:
             if windows is None:
                 return None, None
-            state = self.model.initial_state(len(windows))
-            p = np.full((len(windows), len(self.horizons)), 0.5)
-            for t in range(windows.shape[1]):
-                p, state = self.model.step(windows[:, t], state)
             n = len(windows)
+            p = self.model.scan(windows, self.model.initial_state(n))[0][:, -1] if windows.shape[1] \
+                else np.full((n, len(self.horizons)), 0.5)
         else:
             x = features if self.reads == FEATURES else windows
             if x is None:
@@ -125,6 +124,17 @@ class Member:
         p = p.reshape(-1, 1) if p.ndim == 1 else p
         if p.shape != (n, len(self.horizons)):
             raise ValueError(f"member {self.name} returned shape {p.shape}, expected {(n, len(self.horizons))}")
+        return p, new_states
+
+    def scan(self, rows: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A step member through ``T`` candles of each of ``n`` series (rows (n, T, features), oldest first,
+        from ``states``): (P(up) after each candle (n, T, len(horizons)), the states after the last)."""
+        if self.reads != STEPS:
+            raise ValueError(f"member {self.name} reads {self.reads}: it has no steps to scan")
+        p, new_states = self.model.scan(rows, states)
+        p = np.asarray(p, dtype=np.float64)
+        if p.shape != (*rows.shape[:2], len(self.horizons)):
+            raise ValueError(f"member {self.name} returned shape {p.shape}, expected {(*rows.shape[:2], len(self.horizons))}")
         return p, new_states
 
 

@@ -87,17 +87,27 @@ def _window(state: FeatureState) -> np.ndarray:
 
 
 def _step(member: Any, rows: Sequence[Scorable], sequences: SequenceStates) -> tuple[np.ndarray, float]:
-    """A step member's P(up) for ``rows`` (and the seconds it took): one call per round (each series at
-    most once per call, its candles in order), each series' state read from and written back to the book."""
+    """A step member's P(up) for ``rows`` (and the seconds it took): each series' candles of the batch in
+    one scan, in order (series with as many candles in one call), each series' state read from and written
+    back to the book."""
     started = time.perf_counter()
     p = np.empty((len(rows), len(member.horizons)))
-    at = {id(a): j for j, a in enumerate(rows)}
-    for part in _rounds(rows):
-        keys = [state_key(a[1].symbol, a[1].timeframe) for a in part]
-        states = sequences.book.states_of(keys, member.model, [a[7] for a in part])
-        q, new = member.run(np.vstack([a[4] for a in part]), None, states)
+    of_series: dict[str, list[int]] = {}
+    for j, a in enumerate(rows):
+        of_series.setdefault(state_key(a[1].symbol, a[1].timeframe), []).append(j)
+    by_length: dict[int, list[str]] = {}
+    for key, at in of_series.items():
+        by_length.setdefault(len(at), []).append(key)
+    for length, keys in by_length.items():
+        states = sequences.book.states_of(keys, member.model, [length] * len(keys))
+        at = [of_series[key] for key in keys]  # (series, length): rows of ``rows``, oldest first
+        if length == 1:
+            first = [a[0] for a in at]
+            p[first], new = member.run(np.vstack([rows[j][4] for j in first]), None, states)
+        else:
+            q, new = member.scan(np.stack([np.vstack([rows[j][4] for j in a]) for a in at]), states)
+            p[np.array(at)] = q
         sequences.book.set_states(keys, member.model.version, new, sequences.keep)
-        p[[at[id(a[8])] for a in part]] = q
     return p, time.perf_counter() - started
 
 
@@ -113,25 +123,6 @@ def _run(model: ServableModel, features: np.ndarray, windows: np.ndarray | None,
                 for h, q, c in zip(horizons, qs, cs)]
                for qs, cs in zip(out.prob_up.tolist(), out.confidence.tolist())]
     return out.prob_up[:, column], out.confidence[:, column], per_row, dict(out.versions), out
-
-
-def _rounds(rows: Sequence[Scorable]) -> list[list[tuple]]:
-    """``rows`` cut into rounds that hold each series at most once, its candles in order across rounds;
-    each row gets appended how many of its series' rows of ``rows`` are not yet stepped
-    (:meth:`~streams.sequence_book.SequenceBook.states_of`' ``behind``) and the row itself."""
-    count: dict[str, int] = {}
-    for a in rows:
-        key = state_key(a[1].symbol, a[1].timeframe)
-        count[key] = count.get(key, 0) + 1
-    seen: dict[str, int] = {}
-    rounds: list[list[tuple]] = []
-    for a in rows:
-        key = state_key(a[1].symbol, a[1].timeframe)
-        r = seen[key] = seen.get(key, -1) + 1
-        while len(rounds) <= r:
-            rounds.append([])
-        rounds[r].append((*a[:7], count[key] - r, a))
-    return rounds
 
 
 def score_candles(

@@ -19,6 +19,7 @@ that close's whole 20 MB of states until it left the live book.
 ...     version, state_size = "sum-1", 2
 ...     def initial_state(self, n): return np.zeros((n, 2), dtype=np.float32)
 ...     def step(self, rows, state): return None, state + rows
+...     def scan(self, rows, state): return None, state + rows.sum(axis=1)   # T candles at once
 >>> window = np.ones((3, 2), dtype=np.float32)  # the series' last three feature vectors
 >>> book = SequenceBook(lambda key: window)
 >>> book.states_of(["A|5m"], Sum(), behind=[1]).tolist()  # new to the version: the window but its newest row
@@ -167,7 +168,7 @@ class SequenceBook:
     # -- the step ------------------------------------------------------------------------------------
     def states_of(self, keys: Sequence[str], model: Any, behind: Sequence[int]) -> np.ndarray:
         """The recurrent state of ``model`` (a step-mode sequence model: ``version``, ``state_size``,
-        ``step``) for each series in ``keys``, whose newest ``behind[j]`` candles are folded in but not
+        ``initial_state``, ``scan``) for each series in ``keys``, whose newest ``behind[j]`` candles are folded in but not
         yet stepped.
 
         A series that has none for this version (new to it: a fresh series, a hot-reloaded version, a
@@ -207,16 +208,11 @@ class SequenceBook:
         for length, rows in cold.items():
             state = model.initial_state(len(rows))
             if length:
-                windows = np.stack([window(keys[j])[:length] for j in rows])
-                for t in range(length):
-                    _, state = model.step(windows[:, t], state)
+                _, state = model.scan(np.stack([window(keys[j])[:length] for j in rows]), state)
             out[rows] = state
         for lag, rows in behind_by.items():
             missed = np.stack([self._missed(keys[j], behind[j], lag) for j in rows])
-            state = out[rows]
-            for t in range(lag):
-                _, state = model.step(missed[:, t], state)
-            out[rows] = state
+            _, out[rows] = model.scan(missed, out[rows])
         self.warm_up_seconds += time.perf_counter() - started
         return out
 

@@ -8,6 +8,9 @@ a subclass supplies the step of one such call (``_step_rows``).
 >>> step = NumpyMambaStep.load(mamba_model_dir)   # the tiny doctest model (tests/doctest_models.py)
 >>> step.initial_state(2).shape == (2, step.state_size), step.version == step.metadata.version
 (True, True)
+>>> p, state = step.scan(np.zeros((2, 3, 41)), step.initial_state(2))   # 3 candles of 2 series
+>>> p.shape, state.shape == (2, step.state_size)
+((2, 3, 5), True)
 """
 
 from __future__ import annotations
@@ -50,6 +53,26 @@ class MambaStepper:
             b = a + CPU_STEP_ROWS
             p[a:b] = self._step_rows(rows[a:b], state[a:b], new[a:b])
         return p, new
+
+    def scan(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``T`` candles for each of ``n`` series: raw feature rows (n, T, n_features), oldest first, and their
+        states (n, ``state_size``) -> (P(up) after each candle (n, T, horizons) float64, the states after the
+        last). What ``T`` calls of :meth:`step` give (to float32 rounding); ``state`` is not modified."""
+        rows = np.asarray(rows, dtype=np.float32)
+        features = len(self.metadata.feature_names)
+        if rows.ndim != 3 or rows.shape[2] != features or state.shape != (len(rows), self.state_size):
+            raise ValueError(f"scan takes (n, T, {features}) rows and (n, {self.state_size}) states, "
+                             f"got {rows.shape} and {state.shape}")
+        p = np.empty((rows.shape[0], rows.shape[1], len(self.horizons)), dtype=np.float64)
+        state = np.array(state, dtype=np.float32)  # a copy even for T = 0: the caller's is never the result
+        return p, self._scan_into(rows, state, p)
+
+    def _scan_into(self, rows: np.ndarray, state: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """The scan of checked ``rows`` from ``state`` (the caller's copy): writes P(up) into ``p`` and
+        returns the last states. Here a step per candle."""
+        for t in range(rows.shape[1]):
+            p[:, t], state = self.step(rows[:, t], state)
+        return state
 
     def _checked(self, rows: np.ndarray, state: np.ndarray) -> np.ndarray:
         """``rows`` as float32; ValueError unless rows and states are (n, n_features) and (n, state_size)."""

@@ -71,3 +71,40 @@ def test_a_cpu_worker_serves_the_default_bundle_without_importing_pytorch(mamba_
                          cwd=str(Path(__file__).resolve().parents[2]))
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["OnnxMambaStep", "False"]
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 7, 10, 16, 17, 31, 60])
+def test_a_scan_equals_its_candles_stepped_one_by_one(mamba_dir, held_out_windows, length):
+    """Every decomposition into the scan's chunks (16, 8, 4, 2, 1), through real candles with a NaN row and
+    extreme values among them, from a state in the middle of the series."""
+    step = OnnxMambaStep.load(mamba_dir)
+    rows = held_out_windows[:, :length].copy()
+    if length >= 3:
+        rows[5, 1] = np.nan
+        rows[6, 2] = 1e30
+    _, start = step.scan(held_out_windows[:, :20], step.initial_state(len(rows)))
+    before = start.copy()
+    p, state = step.scan(rows, start)
+    assert np.array_equal(start, before) and state is not start
+    assert p.shape == (len(rows), length, len(step.horizons)) and p.dtype == np.float64
+    expected = start
+    for t in range(length):
+        q, expected = step.step(rows[:, t], expected)
+        assert np.abs(p[:, t] - q).max() <= 1e-6
+    assert np.abs(state - expected).max() <= 1e-5
+    # the base class's scan (one step per candle, here in NumPy) gives the same
+    p_numpy, state_numpy = NumpyMambaStep.load(mamba_dir).scan(rows, start)
+    assert np.abs(p - p_numpy).max(initial=0) <= 1e-5 and np.abs(state - state_numpy).max() <= 1e-4
+
+
+def test_a_scan_of_many_series_is_cut_into_calls_and_rows_are_refused_in_a_wrong_shape(mamba_dir, held_out_windows):
+    step = OnnxMambaStep.load(mamba_dir)
+    rows = np.concatenate([held_out_windows] * 3)[:, :24]  # 768 series x 24 candles: blocks of 32 and 64 series
+    p, state = step.scan(rows, step.initial_state(len(rows)))
+    alone = [step.scan(rows[i:i + 1], step.initial_state(1)) for i in (0, 31, 32, 767)]
+    assert np.abs(p[[0, 31, 32, 767]] - np.concatenate([a for a, _ in alone])).max() <= 1e-6
+    assert np.abs(state[[0, 31, 32, 767]] - np.concatenate([s for _, s in alone])).max() <= 1e-6
+    with pytest.raises(ValueError, match="scan takes"):
+        step.scan(rows[:, 0], step.initial_state(len(rows)))  # (n, features): a step's rows
+    with pytest.raises(ValueError, match="scan takes"):
+        step.scan(rows, step.initial_state(3))
