@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench import hostile, recovery
+from bench import hand_session, hostile, recovery
 from bench._model_argument import missing_model
 
 
-@pytest.mark.parametrize("bench", [hostile, recovery])
+@pytest.mark.parametrize("bench", [hand_session, hostile, recovery])
 def test_a_missing_model_is_one_line_and_exit_2(bench, tmp_path, capsys):
     missing = tmp_path / "no-model"
     assert bench.main(["--model", str(missing)]) == 2
