@@ -133,8 +133,9 @@ class Member:
             raise ValueError(f"member {self.name} reads {self.reads}: it has no steps to scan")
         p, new_states = self.model.scan(rows, states)
         p = np.asarray(p, dtype=np.float64)
-        if p.shape != (*rows.shape[:2], len(self.horizons)):
-            raise ValueError(f"member {self.name} returned shape {p.shape}, expected {(*rows.shape[:2], len(self.horizons))}")
+        expected = (*rows.shape[:2], len(self.horizons))
+        if p.shape != expected:
+            raise ValueError(f"member {self.name} returned shape {p.shape}, expected {expected}")
         return p, new_states
 
 

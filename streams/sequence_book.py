@@ -168,8 +168,8 @@ class SequenceBook:
     # -- the step ------------------------------------------------------------------------------------
     def states_of(self, keys: Sequence[str], model: Any, behind: Sequence[int]) -> np.ndarray:
         """The recurrent state of ``model`` (a step-mode sequence model: ``version``, ``state_size``,
-        ``initial_state``, ``scan``) for each series in ``keys``, whose newest ``behind[j]`` candles are folded in but not
-        yet stepped.
+        ``initial_state``, ``scan``) for each series in ``keys``, whose newest ``behind[j]`` candles are
+        folded in but not yet stepped.
 
         A series that has none for this version (new to it: a fresh series, a hot-reloaded version, a
         state from before) starts from the zero state stepped through its window without those rows:

@@ -263,8 +263,8 @@ class OnnxMambaStep(MambaStepper):
             else:
                 session, block, new = self._scans[chunk], max(1, CPU_STEP_ROWS // chunk), np.empty_like(state)
                 for a in range(0, n, block):
-                    p[a:a + block, t:t + chunk], new[a:a + block] = session.run(
-                        None, {"rows": np.ascontiguousarray(rows[a:a + block, t:t + chunk]), "state": state[a:a + block]})
+                    inputs = {"rows": np.ascontiguousarray(rows[a:a + block, t:t + chunk]), "state": state[a:a + block]}
+                    p[a:a + block, t:t + chunk], new[a:a + block] = session.run(None, inputs)
                 state = new
             t += chunk
         return state
