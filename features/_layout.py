@@ -64,6 +64,14 @@ class Layout:
         for name in BLOCKS:
             self._walk(getattr(template, name), name)
         self.offset = {f"{f.path}.{f.attr}": f.offset for f in self.fields}
+        # The fields by object, in layout order, each object's path resolved once a pack/unpack (a
+        # getattr walk per field cost ~40 % of a pack).
+        self.groups: list[tuple[tuple[str, ...], list[tuple[str, str, int]]]] = []
+        for f in self.fields:
+            path = tuple(f.path.split("."))
+            if not self.groups or self.groups[-1][0] != path:
+                self.groups.append((path, []))
+            self.groups[-1][1].append((f.attr, f.kind, f.length))
 
     def _add(self, path: str, attr: str, kind: str, length: int) -> None:
         self.fields.append(Field(path, attr, kind, self.size, length))
@@ -113,32 +121,41 @@ def _deque(m: RollingMax, ring: list[float]) -> deque:
 def pack(state: object) -> list[float]:
     """The block state of ``state`` as ``LAYOUT.size`` floats."""
     out: list[float] = []
-    for f in LAYOUT.fields:
-        obj = _resolve(state, f.path)
-        if f.kind == "ring":
-            out += _ring(obj)
-        elif f.kind in ("list", "ints", "suffix"):
-            out += map(float, getattr(obj, f.attr))
-        else:
-            out.append(float(getattr(obj, f.attr)))
+    for path, fields in LAYOUT.groups:
+        obj = state
+        for name in path:
+            obj = getattr(obj, name)
+        for attr, kind, _ in fields:
+            if kind == "ring":
+                out += _ring(obj)
+            elif kind in ("list", "ints", "suffix"):
+                out += map(float, getattr(obj, attr))
+            else:
+                out.append(float(getattr(obj, attr)))
     return out
 
 
 def unpack(values: list[float], state: object) -> object:
     """Load ``values`` (from :func:`pack`) into the blocks of ``state`` (a fresh FeatureState); returns it."""
-    for f in LAYOUT.fields:
-        obj = _resolve(state, f.path)
-        chunk = values[f.offset:f.offset + f.length]
-        if f.kind == "int":
-            setattr(obj, f.attr, int(chunk[0]))
-        elif f.kind == "float":
-            setattr(obj, f.attr, chunk[0])
-        elif f.kind in ("list", "suffix"):
-            setattr(obj, f.attr, chunk)
-        elif f.kind == "ints":
-            setattr(obj, f.attr, [int(x) for x in chunk])
-        else:  # ring: "t" comes first in the layout, so the window's indices are known here
-            obj.dq = _deque(obj, chunk)
+    at = 0
+    for path, fields in LAYOUT.groups:
+        obj = state
+        for name in path:
+            obj = getattr(obj, name)
+        for attr, kind, length in fields:
+            if kind == "int":
+                setattr(obj, attr, int(values[at]))
+            elif kind == "float":
+                setattr(obj, attr, values[at])
+            else:
+                chunk = values[at:at + length]
+                if kind == "ints":
+                    setattr(obj, attr, [int(x) for x in chunk])
+                elif kind == "ring":  # "t" comes first in the layout, so the window's indices are known here
+                    obj.dq = _deque(obj, chunk)
+                else:
+                    setattr(obj, attr, chunk)
+            at += length
     return state
 
 
