@@ -33,17 +33,11 @@ from features.bank import FeatureBank
 from features.names import N_FEATURES, READY_AFTER
 from features.window import WINDOW
 from core.series_keys import series_key, split_series_key as _split
+from streams.fold_plan import alone_above
 from streams.sequence_book import SequenceBook
 from streams.series import Position, SeriesState, covers, encode_series
 
 __all__ = ["SeriesBook"]
-
-# A series with more candles than this in one batch is folded on its own (scalar), not in rounds...
-DEEP = 4
-# ...unless at least this many series are that deep (a replay's take of many closes of many symbols):
-# then the rounds are wide enough for the vectorised step to win.
-WIDE = 32
-
 
 def _window(banks: dict[str, FeatureBank], key: str, k: int = WINDOW) -> np.ndarray:
     """:meth:`SeriesBook.window` of the book whose banks are ``banks``."""
@@ -184,8 +178,9 @@ class SeriesBook:
         """Fold ``candles`` in, in order per series: (feature rows, ready flags, rejected (index, error)).
 
         Each round takes the next candle of every series of a timeframe, so one series' candles stay
-        in arrival order and each round is one vectorised step over all its symbols; a series with more
-        than ``DEEP`` candles in the batch is folded on its own instead, unless ``WIDE`` series or more are. Rows of rejected
+        in arrival order and each round is one vectorised step over all its symbols; the series deep
+        enough in the batch to be cheaper alone are folded on their own instead
+        (:func:`streams.fold_plan.alone_above`). Rows of rejected
         candles are NaN. ``windows``, an (n, WINDOW, features) float32 array, receives each candle's
         window as of that candle, NaN rows in front while shorter (what a sequence model reads).
         """
@@ -198,9 +193,12 @@ class SeriesBook:
         for key in by_series:
             self._touch(key)
         rounds: dict[tuple[str, int], list[int]] = {}
-        few_deep = sum(len(members) > DEEP for members in by_series.values()) < WIDE
+        depths: dict[str, list[int]] = {}  # timeframe -> candles of each of its series in the batch
         for key, members in by_series.items():
-            if few_deep and len(members) > DEEP:  # many candles of a few series (a backfill, a few symbols at full speed)
+            depths.setdefault(candles[members[0]].timeframe, []).append(len(members))
+        alone = {timeframe: alone_above(d) for timeframe, d in depths.items()}
+        for key, members in by_series.items():
+            if len(members) > alone[candles[members[0]].timeframe]:
                 self._fold_one(key, members, candles, rows, ready, rejected, windows)
                 continue
             for n, i in enumerate(members):

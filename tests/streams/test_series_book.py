@@ -11,7 +11,8 @@ import pytest
 from core.candle_files import read_candle_file
 from features import FeatureState
 from streams.series import Position, SeriesState
-from streams.series_book import DEEP, SeriesBook
+from streams.fold_plan import alone_above
+from streams.series_book import SeriesBook
 from tests.conftest import CANDLES
 
 
@@ -26,10 +27,11 @@ def feed():
 @pytest.mark.parametrize("seed", [1, 2])
 def test_batches_of_every_shape_equal_one_feature_state_per_series(feed, seed):
     """Wide batches (rounds through the bank) and deep ones (a series folded on its own) mixed."""
+    assert alone_above([1] * 3) == 1 and alone_above([6] * 6) == 0  # batches of 3 go in rounds, of 36 alone
     rng, book, reference = random.Random(seed), SeriesBook(), {}
     i = 0
     while i < len(feed):
-        batch = feed[i:i + rng.choice([1, 3, 6, 6 * (DEEP + 2), 60])]
+        batch = feed[i:i + rng.choice([1, 3, 6, 36, 60])]
         i += len(batch)
         rows, ready, rejected = book.fold(batch)
         assert not rejected
@@ -49,8 +51,11 @@ def test_a_late_candle_is_rejected_and_changes_nothing(feed):
     book.fold(feed[:60])
     before = book.states_bytes(["S0|5m"])
     late = next(c for c in feed[:60] if c.symbol == "S0")
-    rows, _, rejected = book.fold([late] * (DEEP + 1) + [late])  # the deep path and the round path alike
-    assert [e.kind for _, e in rejected] == ["out_of_order"] * (DEEP + 2) and np.isnan(rows).all()
+    others = [dataclasses.replace(late, symbol=symbol) for symbol in ("S1", "S2", "S3")]  # as late for theirs
+    assert alone_above([1] * 4) == 1 and alone_above([6, 1, 1, 1]) == 1
+    for copies in (1, 6):  # all in a round; then S0 alone, the others in a round
+        rows, _, rejected = book.fold([late] * copies + others)
+        assert [e.kind for _, e in rejected] == ["out_of_order"] * (copies + 3) and np.isnan(rows).all()
     assert book.states_bytes(["S0|5m"]) == before
 
 
