@@ -6,7 +6,7 @@ symbols at once: a round costs about the same for 1 series as for 64 (~400 us of
 candles one by one (~24 us each) and goes back (~140 us for the round trip). So a batch of many series
 goes through rounds, while a few series with several candles each (a take of two symbols at 1,000
 candles/s, a backfill) are cheaper alone. :func:`alone_above` picks the depth above which a series goes
-alone by those costs (measured 2026-12-07, BENCHMARKS.md "Pipeline"); the features are the same either way
+alone by those costs (measured 2026-12-07, BENCHMARKS.md "Features"); the features are the same either way
 (bit-identical: ``tests/streams/test_series_book.py``), only the time differs.
 
 >>> alone_above([1] * 2000)      # a close of 2,000 symbols: one round
