@@ -181,8 +181,9 @@ class SeriesBook:
         Each round takes the next candle of every series of a timeframe, so one series' candles stay
         in arrival order and each round is one vectorised step over all its symbols; the series deep
         enough in the batch to be cheaper alone are folded on their own instead
-        (:func:`streams.fold_plan.alone_above`). Rows of rejected candles are NaN. ``windows``, an (n, WINDOW, features) float32 array, receives each candle's
-        window as of that candle, NaN rows in front while shorter (what a sequence model reads).
+        (:func:`streams.fold_plan.alone_above`). Rows of rejected candles are NaN. ``windows``, an (n,
+        WINDOW, features) float32 array, receives each candle's window as of that candle, NaN rows in
+        front while shorter (what a sequence model reads).
         """
         rows = np.full((len(candles), N_FEATURES), np.nan)
         ready = np.zeros(len(candles), dtype=bool)
