@@ -23,6 +23,7 @@ arrays.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,13 +119,19 @@ def _deque(m: RollingMax, ring: list[float]) -> deque:
     return dq
 
 
-def pack(state: object) -> list[float]:
-    """The block state of ``state`` as ``LAYOUT.size`` floats."""
-    out: list[float] = []
+def _objects(state: object) -> Iterator[tuple[object, list[tuple[str, str, int]]]]:
+    """Each object of ``state``'s blocks with its fields (attribute, kind, length), in layout order."""
     for path, fields in LAYOUT.groups:
         obj = state
         for name in path:
             obj = getattr(obj, name)
+        yield obj, fields
+
+
+def pack(state: object) -> list[float]:
+    """The block state of ``state`` as ``LAYOUT.size`` floats."""
+    out: list[float] = []
+    for obj, fields in _objects(state):
         for attr, kind, _ in fields:
             if kind == "ring":
                 out += _ring(obj)
@@ -138,10 +145,7 @@ def pack(state: object) -> list[float]:
 def unpack(values: list[float], state: object) -> object:
     """Load ``values`` (from :func:`pack`) into the blocks of ``state`` (a fresh FeatureState); returns it."""
     at = 0
-    for path, fields in LAYOUT.groups:
-        obj = state
-        for name in path:
-            obj = getattr(obj, name)
+    for obj, fields in _objects(state):
         for attr, kind, length in fields:
             if kind == "int":
                 setattr(obj, attr, int(values[at]))
