@@ -121,10 +121,7 @@ class Member:
                 return None, None
             p, n = self.model.predict_proba(x), len(x)
         p = np.asarray(p, dtype=np.float64)
-        p = p.reshape(-1, 1) if p.ndim == 1 else p
-        if p.shape != (n, len(self.horizons)):
-            raise ValueError(f"member {self.name} returned shape {p.shape}, expected {(n, len(self.horizons))}")
-        return p, new_states
+        return self._checked(p.reshape(-1, 1) if p.ndim == 1 else p, (n,)), new_states
 
     def scan(self, rows: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A step member through ``T`` candles of each of ``n`` series (rows (n, T, features), oldest first,
@@ -132,11 +129,15 @@ class Member:
         if self.reads != STEPS:
             raise ValueError(f"member {self.name} reads {self.reads}: it has no steps to scan")
         p, new_states = self.model.scan(rows, states)
-        p = np.asarray(p, dtype=np.float64)
-        expected = (*rows.shape[:2], len(self.horizons))
+        return self._checked(np.asarray(p, dtype=np.float64), rows.shape[:2]), new_states
+
+    def _checked(self, p: np.ndarray, rows_shape: tuple[int, ...]) -> np.ndarray:
+        """``p`` (float64) when it holds one column per horizon for each row; a model that returns another
+        shape is broken, and a clear error beats a prediction read from the wrong column."""
+        expected = (*rows_shape, len(self.horizons))
         if p.shape != expected:
             raise ValueError(f"member {self.name} returned shape {p.shape}, expected {expected}")
-        return p, new_states
+        return p
 
 
 @dataclass(frozen=True)

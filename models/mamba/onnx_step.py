@@ -103,7 +103,7 @@ class _Graph:
 
 def _layer(g: _Graph, layer: LayerArrays, h: str, conv: str, ssm: str) -> tuple[str, str, str]:
     """``LayerArrays.step`` as nodes: (the block's output, the new conv state, the new scan state), states (b, d, k|n)."""
-    d, n, r = layer.d_inner, layer.d_state, layer.dt_rank
+    d = layer.d_inner
     xz = g.linear(g.rms_norm(h, layer.norm), layer.in_proj, layer.in_bias)
     x, z = g.op("Split", xz, g.ints(d, d), axis=1, outputs=2)
     shifted = g.op("Slice", conv, g.ints(1), g.ints(layer.d_conv), g.ints(2))
@@ -112,18 +112,28 @@ def _layer(g: _Graph, layer: LayerArrays, h: str, conv: str, ssm: str) -> tuple[
     if layer.conv_bias is not None:
         x = g.op("Add", x, g.const(layer.conv_bias))
     x = g.silu(x)
-    # delta's two products (x_proj's dt columns, then dt_proj) folded into one (d_inner, d_inner) matrix
-    projection = np.concatenate([layer.x_proj[:, :r] @ layer.dt_proj, layer.x_proj[:, r:]], axis=1)
-    delta_bc = g.op("MatMul", x, g.const(projection))
-    delta, B, C = g.op("Split", delta_bc, g.ints(d, n, n), axis=1, outputs=3)
-    delta = g.softplus(g.op("Add", delta, g.const(layer.dt_bias)))
+    delta, B, C = _delta_b_c(g, layer, x, axis=1)
     decay = g.op("Exp", g.op("Mul", g.unsqueeze(delta, 2), g.const(layer.A)))
     # the outer products as batched MatMuls (k = 1 and n = 1): ONNX Runtime's broadcasting Mul costs ~3x a same-shape one
     inflow = g.op("MatMul", g.unsqueeze(g.op("Mul", delta, x), 2), g.unsqueeze(B, 1))
     ssm_new = g.op("Add", g.op("Mul", decay, ssm), inflow)
     read = g.op("Squeeze", g.op("MatMul", ssm_new, g.unsqueeze(C, 2)), g.ints(2))
+    return _gated_output(g, layer, read, x, z), conv_new, ssm_new
+
+
+def _delta_b_c(g: _Graph, layer: LayerArrays, x: str, axis: int) -> tuple[str, str, str]:
+    """The scan's step sizes (after softplus), B and C from the conv's output ``x``, split along ``axis``."""
+    d, n, r = layer.d_inner, layer.d_state, layer.dt_rank
+    # delta's two products (x_proj's dt columns, then dt_proj) folded into one (d_inner, d_inner) matrix
+    projection = np.concatenate([layer.x_proj[:, :r] @ layer.dt_proj, layer.x_proj[:, r:]], axis=1)
+    delta, B, C = g.op("Split", g.op("MatMul", x, g.const(projection)), g.ints(d, n, n), axis=axis, outputs=3)
+    return g.softplus(g.op("Add", delta, g.const(layer.dt_bias))), B, C
+
+
+def _gated_output(g: _Graph, layer: LayerArrays, read: str, x: str, z: str) -> str:
+    """The block's output: the scan's read-out plus the skip ``D x``, gated by silu(z), projected back."""
     y = g.op("Mul", g.op("Add", read, g.op("Mul", x, g.const(layer.D))), g.silu(z))
-    return g.linear(y, layer.out_proj, layer.out_bias), conv_new, ssm_new
+    return g.linear(y, layer.out_proj, layer.out_bias)
 
 
 def step_graph(step: NumpyMambaStep) -> bytes:
@@ -174,7 +184,7 @@ def _scan_layer(g: _Graph, layer: LayerArrays, h: str, conv: str, ssm: str, leng
     """``length`` steps of :func:`_layer` at once, ``h`` (b, length, d_model): everything but the scan's
     recurrence runs once over all the candles; the recurrence ``h_t = decay_t h_(t-1) + inflow_t`` (and
     its read-out) is unrolled, a few small nodes a candle."""
-    d, n, r, k = layer.d_inner, layer.d_state, layer.dt_rank, layer.d_conv
+    d, k = layer.d_inner, layer.d_conv
     xz = g.linear(g.rms_norm(h, layer.norm), layer.in_proj, layer.in_bias)
     x, z = g.op("Split", xz, g.ints(d, d), axis=2, outputs=2)
     # the causal conv over the conv state's inputs and the new ones, (b, k - 1 + length, d) oldest first, as k
@@ -190,13 +200,10 @@ def _scan_layer(g: _Graph, layer: LayerArrays, h: str, conv: str, ssm: str, leng
     if layer.conv_bias is not None:
         x = g.op("Add", x, g.const(layer.conv_bias))
     x = g.silu(x)
-    projection = np.concatenate([layer.x_proj[:, :r] @ layer.dt_proj, layer.x_proj[:, r:]], axis=1)
-    delta, B, C = g.op("Split", g.op("MatMul", x, g.const(projection)), g.ints(d, n, n), axis=2, outputs=3)
-    delta = g.softplus(g.op("Add", delta, g.const(layer.dt_bias)))
+    delta, B, C = _delta_b_c(g, layer, x, axis=2)
 
     def per_candle(values: str, axis: int) -> list[str]:
-        values = g.unsqueeze(values, axis)
-        return g.op("Split", values, g.ints(*[1] * length), axis=1, outputs=length) if length > 1 else [values]
+        return g.op("Split", g.unsqueeze(values, axis), g.ints(*[1] * length), axis=1, outputs=length)
 
     # Each candle's decay and inflow from its own slices: splitting (b, length, d, n) decays and inflows, and
     # joining the states, would copy four such tensors (~25 % more a call of 64 series x 8 candles).
@@ -207,15 +214,16 @@ def _scan_layer(g: _Graph, layer: LayerArrays, h: str, conv: str, ssm: str, leng
         decay = g.op("Exp", g.op("Mul", delta_t, A))
         state = g.op("Add", g.op("Mul", decay, state), g.op("MatMul", inflow_t, B_t))
         reads.append(g.op("MatMul", state, C_t))  # (b, 1, d, 1)
-    read = g.op("Squeeze", g.op("Concat", *reads, axis=1) if length > 1 else reads[0], g.ints(3))
-    y = g.op("Mul", g.op("Add", read, g.op("Mul", x, g.const(layer.D))), g.silu(z))
-    return g.linear(y, layer.out_proj, layer.out_bias), conv_new, g.op("Squeeze", state, g.ints(1))
+    read = g.op("Squeeze", g.op("Concat", *reads, axis=1), g.ints(3))
+    return _gated_output(g, layer, read, x, z), conv_new, g.op("Squeeze", state, g.ints(1))
 
 
 def scan_graph(step: NumpyMambaStep, length: int) -> bytes:
     """The ONNX model of ``length`` steps of ``step`` at once: inputs ``rows`` (b, length, features) and
     ``state`` (b, state_size), float32; outputs ``p`` (b, length, horizons), P(up) after each candle, and
-    ``new_state`` (b, state_size), the state after the last."""
+    ``new_state`` (b, state_size), the state after the last. ``length`` >= 2: a candle alone is :func:`step_graph`."""
+    if length < 2:
+        raise ValueError(f"a scan graph takes at least 2 candles, not {length}: one candle is the step's graph")
     return _graph(step, length)
 
 

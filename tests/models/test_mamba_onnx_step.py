@@ -12,7 +12,7 @@ import pytest
 from core.errors import ConfigError
 from models.mamba.metadata import ARRAYS_FILE
 from models.mamba.numpy_step import NumpyMambaStep
-from models.mamba.onnx_step import ONNX_STEP_PROVIDER, OnnxMambaStep
+from models.mamba.onnx_step import ONNX_STEP_PROVIDER, OnnxMambaStep, scan_graph
 from models.mamba.recurrent import MambaRecurrent
 
 
@@ -108,3 +108,5 @@ def test_a_scan_of_many_series_is_cut_into_calls_and_rows_are_refused_in_a_wrong
         step.scan(rows[:, 0], step.initial_state(len(rows)))  # (n, features): a step's rows
     with pytest.raises(ValueError, match="scan takes"):
         step.scan(rows, step.initial_state(3))
+    with pytest.raises(ValueError, match="at least 2 candles"):
+        scan_graph(NumpyMambaStep.load(mamba_dir), 1)  # one candle is the step's graph
