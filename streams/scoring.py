@@ -89,7 +89,9 @@ def _window(state: FeatureState) -> np.ndarray:
 def _step(member: Any, rows: Sequence[Scorable], sequences: SequenceStates) -> tuple[np.ndarray, float]:
     """A step member's P(up) for ``rows`` (and the seconds it took): each series' candles of the batch in
     one scan, in order (series with as many candles in one call), each series' state read from and written
-    back to the book."""
+    back to the book, as many series at a time as the model takes in one call (``series_per_call``): the
+    states in flight are the size of one call's, not of the batch's (2,000 series' states and their new ones
+    were ~40 MB a step, which the heap kept)."""
     started = time.perf_counter()
     p = np.empty((len(rows), len(member.horizons)))
     of_series: dict[str, list[int]] = {}
@@ -98,17 +100,25 @@ def _step(member: Any, rows: Sequence[Scorable], sequences: SequenceStates) -> t
     by_length: dict[int, list[str]] = {}
     for key, at in of_series.items():
         by_length.setdefault(len(at), []).append(key)
-    for length, keys in by_length.items():
-        states = sequences.book.states_of(keys, member.model, [length] * len(keys))
-        at = [of_series[key] for key in keys]  # (series, length): rows of ``rows``, oldest first
-        if length == 1:
-            first = [a[0] for a in at]
-            p[first], new = member.run(np.vstack([rows[j][4] for j in first]), None, states)
-        else:
-            q, new = member.scan(np.stack([np.vstack([rows[j][4] for j in a]) for a in at]), states)
-            p[np.array(at)] = q
-        sequences.book.set_states(keys, member.model.version, new, sequences.keep)
+    per_call = getattr(member.model, "series_per_call", None) or len(of_series)
+    for length, all_keys in by_length.items():
+        for start in range(0, len(all_keys), per_call):
+            _step_series(member, rows, sequences, all_keys[start:start + per_call], of_series, length, p)
     return p, time.perf_counter() - started
+
+
+def _step_series(member: Any, rows: Sequence[Scorable], sequences: SequenceStates, keys: list[str],
+                 of_series: dict[str, list[int]], length: int, p: np.ndarray) -> None:
+    """:func:`_step` for ``keys``, series with ``length`` candles each in ``rows``: writes their P(up) into ``p``."""
+    states = sequences.book.states_of(keys, member.model, [length] * len(keys))
+    at = [of_series[key] for key in keys]  # (series, length): rows of ``rows``, oldest first
+    if length == 1:
+        first = [a[0] for a in at]
+        p[first], new = member.run(np.vstack([rows[j][4] for j in first]), None, states)
+    else:
+        q, new = member.scan(np.stack([np.vstack([rows[j][4] for j in a]) for a in at]), states)
+        p[np.array(at)] = q
+    sequences.book.set_states(keys, member.model.version, new, sequences.keep)
 
 
 def _run(model: ServableModel, features: np.ndarray, windows: np.ndarray | None, given: dict | None = None

@@ -115,6 +115,8 @@ class MambaRecurrent(MambaStepper):
         kernels = not all(isinstance(layer, MambaBlock) for layer in layers)
         # The CPU with the pure-PyTorch block: the portable path, numpy memory shared with torch, no copies.
         self._portable = device == "cpu" and not kernels
+        if not self._portable:
+            self.series_per_call = None  # one call per batch: a device call's fixed cost is what to save
         where = "cpu" if device == "cpu" else "cuda"
         self.provider = provider or (CPU_PROVIDER if self._portable else
                                      f"torch-{where}-step ({_BLOCKS['mamba_ssm' if kernels else 'torch']})")

@@ -32,6 +32,10 @@ class MambaStepper:
     metadata: MambaMetadata
     state_size: int
 
+    # The most series worth one call (the batch step hands a batch's series over in groups of this many,
+    # so the states in flight stay that small); None: any number (a CUDA step takes a batch at once).
+    series_per_call: int | None = CPU_STEP_ROWS
+
     version = property(lambda self: self.metadata.version)
     name = property(lambda self: self.metadata.name)
     horizons = property(lambda self: self.metadata.horizons)

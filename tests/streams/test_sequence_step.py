@@ -91,3 +91,15 @@ def test_a_version_new_to_a_series_starts_from_its_window(bundle, stream):
     p_step, _ = mamba.model.step(window[-1:], cold)
     p_window = MambaModel.load(bundle.mamba_dir).predict_proba(window[None])  # the 60-candle window forward
     np.testing.assert_allclose(p_step, p_window, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [2, 50])  # one candle of each series a batch (steps), several (scans)
+def test_series_handed_over_in_groups_give_what_one_call_gives(bundle, stream, size, monkeypatch):
+    [mamba] = step_members(bundle)
+    reference, reference_book = run(stream, bundle, size)
+    monkeypatch.setattr(mamba.model, "series_per_call", 1)  # each series of a batch in a call of its own
+    predictions, book = run(stream, bundle, size)
+    np.testing.assert_allclose(probabilities(predictions), probabilities(reference), rtol=0, atol=1e-6)
+    for key in ("LTC-BTC|5m", "ETC-BTC|5m"):
+        np.testing.assert_allclose(book.sequences.state(key, mamba.model.version),
+                                   reference_book.sequences.state(key, mamba.model.version), rtol=0, atol=1e-6)
