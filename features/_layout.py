@@ -22,6 +22,7 @@ arrays.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,8 +158,8 @@ def unpack(values: list[float], state: object) -> object:
                     setattr(obj, attr, [int(x) for x in chunk])
                 elif kind == "ring":  # "t" comes first in the layout, so the window's indices are known here
                     obj.dq = _deque(obj, chunk)
-                else:
-                    setattr(obj, attr, chunk)
+                else:  # a ring or suffix sums: doubles in an array, as features/rolling.py keeps them
+                    setattr(obj, attr, array("d", chunk))
             at += length
     return state
 
