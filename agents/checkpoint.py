@@ -271,8 +271,8 @@ class Checkpoint:
 
     async def _write_all(self, writes: list[tuple[Any, bytes, Any, Any] | None]) -> list[tuple[Any, Any]]:
         """:meth:`_write` each of ``writes``, in order: (table, the changelog send's future) each. Each value is
-        let go of once the producer holds its own copy: 2,000 series are ~53 MB of values, and held until the
-        whole checkpoint was acknowledged they were that much more of the worker's peak memory."""
+        let go of as soon as the producer holds its own copy, not kept until the whole checkpoint is
+        acknowledged (2,000 series' values are ~53 MB)."""
         sent = []
         for i, write in enumerate(writes):
             writes[i] = None

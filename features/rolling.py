@@ -35,13 +35,13 @@ from collections import deque
 from itertools import accumulate, repeat
 from operator import mul, sub
 
-__all__ = ["Lag", "RollingMax", "RollingMin", "RollingSum", "RollingVar", "zeros"]
+__all__ = ["Lag", "RollingMax", "RollingMin", "RollingSum", "RollingVar"]
 
 
-def zeros(n: int) -> array:
-    """``n`` doubles, 0.0: the rings and suffix sums are arrays, not lists of float objects, so a series'
-    state is ~18 KB instead of ~27 (2,000 series warming up at once: ~35 MB less, and as many fewer small
-    objects left in the allocator's pools when they turn vectorised; BENCHMARKS.md)."""
+def _zeros(n: int) -> array:
+    """``n`` doubles, 0.0. The rings and suffix sums are arrays of doubles, not lists of float objects: a
+    warming series' state is ~20 KB instead of ~27, with ~390 fewer small objects to leave in the allocator's
+    pools when the series turns vectorised (2,000 series warming up at once; BENCHMARKS.md, Pipeline)."""
     return array("d", bytes(8 * n))
 
 
@@ -52,7 +52,7 @@ class Lag:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.buf = zeros(n)
+        self.buf = _zeros(n)
         self.pos = 0
         self.size = 0
 
@@ -111,12 +111,12 @@ class RollingSum:
 
     def __init__(self, n: int) -> None:
         self.n = n
-        self.buf = zeros(n)
+        self.buf = _zeros(n)
         self.pos = 0
         self.size = 0
         self.ref = 0.0
         self.pre = 0.0  # sum of d over this lap
-        self.suf = zeros(n + 1)  # suffix sums of d over the previous lap; all 0.0 during the first
+        self.suf = _zeros(n + 1)  # suffix sums of d over the previous lap; all 0.0 during the first
         self.s1 = 0.0  # sum of d over the window
 
     @property
@@ -163,7 +163,7 @@ class RollingSum:
         if self.size == self.n:
             self._suffixes()
         else:
-            self.suf = zeros(self.n + 1)
+            self.suf = _zeros(self.n + 1)
         self.s1 = self.suf[self.pos] + self.pre
 
     def dump(self) -> list[float]:
@@ -192,7 +192,7 @@ class RollingVar(RollingSum):
     def __init__(self, n: int) -> None:
         super().__init__(n)
         self.pre2 = 0.0
-        self.suf2 = zeros(n + 1)
+        self.suf2 = _zeros(n + 1)
         self.m2 = 0.0
 
     def var(self, ddof: int = 0) -> float:
@@ -226,7 +226,7 @@ class RollingVar(RollingSum):
         if self.size == self.n:
             self._suffixes()
         else:
-            self.suf, self.suf2 = zeros(self.n + 1), zeros(self.n + 1)
+            self.suf, self.suf2 = _zeros(self.n + 1), _zeros(self.n + 1)
         if self.size:
             self._stats()
         else:
