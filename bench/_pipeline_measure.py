@@ -11,7 +11,7 @@ from bench._pipeline_config import LIVE_SYMBOLS, PARTITIONS, STEADY_RATE, Config
 from bench._pipeline_io import Feeder, Reader
 from bench._pipeline_rows import Row, create_topics
 
-__all__ = ["Measure", "latencies", "measure_floor", "pct", "rounded", "timeout_for"]
+__all__ = ["Measure", "latencies", "measure_floor", "pct", "rounded", "sustained_rate", "timeout_for"]
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -23,6 +23,15 @@ def pct(values: list[float], q: float) -> float | None:
 
 def rounded(x: float | None, digits: int = 1) -> float | None:
     return None if x is None else round(float(x), digits) if digits else round(float(x))
+
+
+def sustained_rate(records: list[tuple[float, int, bytes | None]]) -> float | None:
+    """Outputs per second between the 10th and the 90th percentile of their receive times: a regime's
+    start and tail left out (None with too few outputs to tell)."""
+    recv = sorted(r[0] for r in records)
+    lo, hi = int(len(recv) * 0.1), max(int(len(recv) * 0.9) - 1, 0)
+    span = recv[hi] - recv[lo] if recv else 0
+    return (hi - lo) / span if span > 0 else None
 
 
 def _record(value: Any, codec: Any) -> dict[str, Any]:

@@ -1,0 +1,42 @@
+"""The pipeline bench's verdicts: which rate of Quix the (e) >= 3x Quix goal is judged by, and the
+10-90 % rate of a regime's outputs."""
+
+from bench._pipeline_measure import sustained_rate
+from bench._pipeline_report import goals, report
+
+
+def _figures(rows):
+    return {"quick": True, "elapsed_s": 1.0, "load_average_start": [0.0], "load_average_end": [0.0],
+            "inputs": "test", "live_symbols": 1, "burst_symbols": 1, "partitions": 1, "worker_env": {},
+            "floor": {"p50_ms": 2.0, "p99_ms": 5.0}, "rows": rows, "goals": goals(rows, {"p50_ms": 2.0, "p99_ms": 5.0})}
+
+
+def test_quix_is_judged_by_its_max_rate_when_it_has_one():
+    rows = {"candleflow-batch": {"label": "(e)", "max": {"overall_per_s": 6000}},
+            "quix": {"label": "(c)", "max": {"overall_per_s": 1500}, "warmup": {"sustained_per_s": 100}}}
+    g = goals(rows)
+    assert (g["batch_vs_quix"], g["batch_vs_quix_ok"], g["quix_rate_from"]) == (4.0, True, "max")
+
+
+def test_quix_that_did_not_finish_its_warm_up_is_judged_by_its_warm_up_rate_and_says_so():
+    rows = {"candleflow-batch": {"label": "(e)", "max": {"overall_per_s": 6000}},
+            "quix": {"label": "(c)", "error": "warm-up outputs did not all arrive",
+                     "warmup": {"candles": 80000, "outputs": 30000, "complete": False, "sustained_per_s": 2500}}}
+    g = goals(rows)
+    assert (g["batch_vs_quix"], g["batch_vs_quix_ok"], g["quix_rate_from"]) == (2.4, False, "warm-up, not finished")
+    assert "Quix's rate from its warm-up, not finished" in report(_figures(rows))
+
+
+def test_no_quix_rate_no_verdict():
+    rows = {"candleflow-batch": {"label": "(e)", "max": {"overall_per_s": 6000}},
+            "quix": {"label": "(c)", "error": "no output", "warmup": {"outputs": 0, "sustained_per_s": None}}}
+    g = goals(rows)
+    assert (g["batch_vs_quix"], g["batch_vs_quix_ok"], g["quix_rate_from"]) == (None, None, None)
+    assert "Quix's rate from" not in report(_figures(rows))
+
+
+def test_sustained_rate_leaves_out_the_start_and_the_tail():
+    # 100 outputs one every 10 ms, after a slow start and before a straggler
+    records = [(0.0, 0, None)] + [(1.0 + i * 0.01, 0, None) for i in range(100)] + [(9.0, 0, None)]
+    assert abs(sustained_rate(records) - 100.0) < 1.0
+    assert sustained_rate([]) is None and sustained_rate([(1.0, 0, None)]) is None
