@@ -4,8 +4,8 @@ and CPU time are its own): ``python -m bench._pipeline_procs raw|faust '<json co
 - ``raw``: an aiokafka consume -> produce loop (all partitions assigned, no group); every message is
   forwarded with its key, partition and Kafka timestamp.
 - ``faust``: a plain Faust agent that forwards each event with ``await topic.send()`` (its timestamp
-  kept), with Candleflow's client settings (``streams.app.faust_app``: docs/platform.md's timeouts, 25 ms
-  fetch wait, 2 ms producer linger, 1 s commit interval).
+  kept), with Candleflow's client settings (``streams.app.faust_app``: docs/platform.md's timeouts, the
+  default fetch wait and producer linger, 1 s commit interval).
 
 Both keep the input message's timestamp on the output, so the reader measures produce -> readable.
 """

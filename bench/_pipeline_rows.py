@@ -82,8 +82,12 @@ def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Pat
         row = Row(name, False, f"{prefix}.candles.5m", f"{prefix}.predictions", f"{prefix}.signals", decode_outputs=True)
         # Quix's stateful mode reads retention.ms from the source topic's config (docs/platform.md).
         create_topics(broker, [(row.source, {"retention.ms": str(7 * 24 * 3600 * 1000)}), (row.outputs, {}), (row.signals, {})])
+        from core.settings import Settings
+
+        client = Settings.from_env(worker_env or {}).broker  # the Candleflow rows' fetch wait and linger
         cfg = {"broker": broker, "group": f"{prefix}-app", "source": row.source, "predictions": row.outputs,
-               "signals": row.signals, "model_dir": str(model_dir), "threshold": threshold, "state_dir": str(state)}
+               "signals": row.signals, "model_dir": str(model_dir), "threshold": threshold, "state_dir": str(state),
+               "fetch_max_wait_ms": client.fetch_max_wait_ms, "linger_ms": round(client.producer_linger_s * 1000)}
         row.process = _child(["-m", "bench.quix_baseline", json.dumps(cfg)], log_path)
     else:
         from core.settings import Settings
