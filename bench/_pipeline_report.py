@@ -27,9 +27,9 @@ def goals(rows: dict[str, Any], floor: dict[str, Any] | None = None) -> dict[str
     # Overall rates: the 10-90 % "sustained" figure flatters a row whose outputs come in a few large bursts.
     e, d = get("candleflow-batch", "max", "overall_per_s"), get("candleflow", "max", "overall_per_s")
     b, q = get("faust", "max", "overall_per_s"), get("quix", "max", "overall_per_s")
-    # A Quix row that did not finish its warm-up (every run on the embedded broker so far) has only the rate it
-    # reached there: shown, not judged. It is not Quix's rate: the same work costs ~1.6 ms a candle in-process,
-    # and the broker ran at ~100 % CPU while Quix idled (BENCHMARKS.md, 2026-12-07 19:33).
+    # A Quix row that did not finish its warm-up has only the rate it reached there: shown, not judged. With a
+    # 2 ms producer linger it never did, and that rate was the embedded broker's, not Quix's (the broker at
+    # ~100 % CPU while Quix idled; BENCHMARKS.md, 2026-12-07 19:33).
     out["quix_unfinished_warmup_per_s"] = None if q else get("quix", "warmup", "sustained_per_s")
     out["batch_vs_faust"], out["batch_vs_quix"], out["single_vs_faust"] = ratio(e, b), ratio(e, q), ratio(d, b)
     for key in ("batch_vs_faust", "batch_vs_quix", "single_vs_faust"):
