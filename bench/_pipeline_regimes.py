@@ -133,11 +133,11 @@ def run_row(name: str, ctx: dict[str, Any], cfg: Config, log) -> dict[str, Any]:
         if row.worker is not None:  # its last checkpoint (state, changelogs) follows the outputs within an interval
             time.sleep(2 * float(ctx["worker_env"].get("CANDLEFLOW_CHECKPOINT_INTERVAL_S", 1.0)))
         records1 = produced_records(broker, ctx["run_id"], name, row.source)
-        recv = sorted(r[0] for r in records)
+        last_out_s = max((r[0] for r in records), default=None)
         lat = latencies(row, records, ctx["codec"])
         result["max"] = {"candles": n, "messages": len(msgs), "complete": ok,
                          "feed_per_s": round(n / max(feed_s, 1e-6)),
-                         "sustained_per_s": rounded(sustained_rate(records), 0), "overall_per_s": rounded(n / max(1e-6, recv[-1] - t_start), 0) if recv else None,
+                         "sustained_per_s": rounded(sustained_rate(records), 0), "overall_per_s": rounded(n / max(1e-6, last_out_s - t_start), 0) if last_out_s is not None else None,
                          "p50_ms": rounded(pct(lat, 50)), "p99_ms": rounded(pct(lat, 99)),
                          "cpu_us_per_candle": rounded((cpu1 - cpu0) / n * 1e6) if cpu0 is not None and cpu1 is not None else None,
                          "records_per_candle": rounded((records1 - records0) / n, 2),

@@ -66,7 +66,9 @@ def _child(args: list[str], log_path: Path) -> subprocess.Popen:
 
 def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Path, threshold: float,
               worker_env: dict[str, str] | None = None) -> Row:
-    """Start one row's process; ``worker_env``: CANDLEFLOW_* settings for the Candleflow rows."""
+    """Start one row's process; ``worker_env``: CANDLEFLOW_* settings for the Candleflow rows (Quix takes their
+    client settings too)."""
+    from core.settings import Settings
     from streams.broker import free_port
 
     prefix = f"bp{run_id}-{name}"
@@ -82,15 +84,12 @@ def start_row(name: str, broker: str, run_id: str, workdir: Path, model_dir: Pat
         row = Row(name, False, f"{prefix}.candles.5m", f"{prefix}.predictions", f"{prefix}.signals", decode_outputs=True)
         # Quix's stateful mode reads retention.ms from the source topic's config (docs/platform.md).
         create_topics(broker, [(row.source, {"retention.ms": str(7 * 24 * 3600 * 1000)}), (row.outputs, {}), (row.signals, {})])
-        from core.settings import Settings
-
         client = Settings.from_env(worker_env or {}).broker  # the Candleflow rows' fetch wait and linger
         cfg = {"broker": broker, "group": f"{prefix}-app", "source": row.source, "predictions": row.outputs,
                "signals": row.signals, "model_dir": str(model_dir), "threshold": threshold, "state_dir": str(state),
                "fetch_max_wait_ms": client.fetch_max_wait_ms, "linger_ms": round(client.producer_linger_s * 1000)}
         row.process = _child(["-m", "bench.quix_baseline", json.dumps(cfg)], log_path)
     else:
-        from core.settings import Settings
         from core.topics import ensure_topics, topic_specs
         from streams.worker_process import WorkerProcess
 

@@ -68,8 +68,7 @@ def build_app(cfg: dict[str, Any]):
     app = Application(
         broker_address=cfg["broker"], consumer_group=cfg["group"], auto_offset_reset="earliest",
         commit_interval=1.0, state_dir=str(Path(cfg["state_dir"])), loglevel="WARNING",
-        consumer_extra_config={"fetch.wait.max.ms": cfg.get("fetch_max_wait_ms", 25)},
-        producer_extra_config={"linger.ms": cfg.get("linger_ms", 50)},
+        consumer_extra_config={"fetch.wait.max.ms": cfg["fetch_max_wait_ms"]}, producer_extra_config={"linger.ms": cfg["linger_ms"]},
         rocksdb_options=RocksDBOptions(dumps=dumps, loads=loads),
     )
     source = app.topic(cfg["source"], key_deserializer="bytes", value_deserializer="bytes")
