@@ -143,7 +143,7 @@ class RetrainTrigger:
         if r is not None:
             self._latch("return_drift", self.returns.update(float(r)))
         if self.features is not None and features is not None:
-            self._latch("feature_drift", self.features.update(features))
+            self._latch("feature_drift", self.features.update(features, at=now_ms))
         reasons = dict(self.latched)
         if below is not None:
             reasons["accuracy_below_training"] = below

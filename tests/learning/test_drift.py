@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,6 +56,27 @@ def test_feature_drift_quiet_on_real_candles_and_fires_on_a_broken_feed(replays)
         if (e := broken.update(x)) is not None:
             hits.append((i, e))
     assert hits and hits[0][0] == broken.window - 1 and hits[0][1]["drifted"] >= hits[0][1]["tested"] / 2
+
+
+def test_feature_drift_tests_a_close_of_many_symbols_once(replays, monkeypatch):
+    """2,000 symbols' outcomes of one close arrive together: the window is tested once for that close, not
+    every ``every`` outcomes of it; the next close is tested as soon as it arrives. Without times (one series
+    read in order) the cadence is ``every`` outcomes as before."""
+    replay = replays[0]
+    rows = [d.features for d in replay.labelled[:1200]]
+    timed, untimed = FeatureDrift(replay.reference, window=200, every=100), FeatureDrift(replay.reference, window=200, every=100)
+    tests: list[tuple[str, int]] = []
+    for name, fd in (("timed", timed), ("untimed", untimed)):
+        real = fd.check
+        monkeypatch.setattr(fd, "check", lambda real=real, name=name, fd=fd: tests.append((name, fd._filled)) or real())
+    for i, x in enumerate(rows):  # closes of 500 symbols: outcomes 0-499 at t=1, 500-999 at t=2, ...
+        timed.update(x, at=1 + i // 500)
+        untimed.update(x)
+    assert [n for name, n in tests if name == "timed"] == [200, 501, 1001]
+    assert [n for name, n in tests if name == "untimed"] == list(range(200, 1201, 100))
+    monkeypatch.undo()  # the counting wrappers are not part of the state
+    restored = pickle.loads(pickle.dumps(timed))
+    assert restored.update(rows[0], at=3) is None and restored._since_check == timed._since_check + 1
 
 
 @settings(max_examples=200, deadline=None)
