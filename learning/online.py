@@ -47,10 +47,11 @@ import pickle
 import struct
 from collections.abc import Mapping, Sequence
 from itertools import compress
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import river
+from scipy.special import expit
 from river import compose, forest, linear_model, optim, preprocessing
 
 from core.errors import DecodeError
@@ -130,15 +131,14 @@ class OnlineModel:
         return max_weight * min(max(share, 0.0), 1.0)
 
     def learn_many(self, rows: np.ndarray, labels: Sequence[int | bool]) -> None:
-        """Learn a mini-batch (``rows``: n x features, NaN where a value is missing) in one step.
+        """Learn a mini-batch (``rows``: n x features, NaN where a value is missing): one close's outcomes.
 
         The scaler's statistics are merged with the batch's exactly (per feature, over the values
         present, the same mean and variance ``learn_one`` would reach up to rounding); scaled missing
-        values are 0, as ``learn_one`` leaves a missing feature out. The logistic regression takes one
-        step along the batch's gradient weighted by the batch size, so that every outcome moves the
-        weights about as much as a ``learn_one`` step would. A call costs ~0.6 ms plus ~1 us per row, so a
-        batch of fewer than ``LEARN_MANY_MIN`` rows is learned one row at a time (``learn_one``, ~35 us
-        each): which way depends only on the batch, so the result does too.
+        values are 0, as ``learn_one`` leaves a missing feature out. The logistic regression then moves
+        as far as ``n`` ``learn_one`` steps would, in as few full-batch gradient steps as stay stable
+        (:meth:`_descend`). A batch of fewer than ``LEARN_MANY_MIN`` rows is learned one row at a time
+        (``learn_one``, ~35 us each): which way depends only on the batch, so the result does too.
         """
         rows = np.asarray(rows, dtype=np.float64)
         if len(rows) == 0:
@@ -176,9 +176,43 @@ class OnlineModel:
         with np.errstate(invalid="ignore", divide="ignore"):
             scaled = np.where(stds > 0, (rows[:, present] - means) / np.where(stds > 0, stds, 1.0), 0.0)
         scaled[~known[:, present]] = 0.0
-        regression.learn_many(pd.DataFrame(scaled, columns=names), pd.Series(np.asarray(labels, dtype=bool)),
-                              w=float(len(rows)))
+        self._descend(regression, scaled, names, labels)
         self.n_learned += len(rows)
+
+    @staticmethod
+    def _descend(regression: Any, scaled: np.ndarray, names: Sequence[str], labels: Sequence[int | bool]) -> int:
+        """Gradient descent of the logistic regression on one scaled batch (n rows, the ``names`` columns):
+        as far as ``n`` ``learn_one`` steps at its learning rates would go, cut into the fewest full-batch
+        steps that each stay stable; River's weights, intercept and step count are updated in place.
+        Returns the number of steps.
+
+        One step of the summed gradient (River's ``learn_many(..., w=n)``) is ``n`` times a single step:
+        past ``2 / (rate x curvature)`` rows it overshoots and the weights swing further every close (on
+        the real candles in batches of 500, a close of 500 symbols: held-out accuracy 0.45 against 0.62
+        one row at a time; 2,000 rows a batch overflowed ``exp``). The mean log loss curves at most
+        ``(mean |x|^2 + 1) / 4`` (the intercept's column counted), so steps of at most ``1 / (rate x
+        curvature)`` rows each decrease it (~10 rows with 41 standardised features at rate 0.01: ~50 steps
+        for 500 rows, ~2 us a row); the same total moves the weights as the ``n`` single steps would, and
+        the accuracy is that of ``learn_one`` (0.61-0.62 for batches of 100-2,000 rows).
+        """
+        n = len(scaled)
+        optimizer = regression.optimizer
+        rate, intercept_rate = optimizer.learning_rate, regression.intercept_lr.get(optimizer.n_iterations)
+        weights = np.array([regression._weights.get(name, 0.0) for name in names])
+        intercept = float(regression.intercept)
+        sign = np.where(np.asarray(labels, dtype=bool), 1.0, -1.0)  # River's log loss takes labels as -1/1
+        curvature = (float(np.einsum("ij,ij->", scaled, scaled)) / n + 1.0) / 4.0
+        # No more steps than rows: an outlier far out in scaled units is taken as learn_one would take it
+        steps = min(n, math.ceil(n * max(rate, intercept_rate) * curvature))
+        for _ in range(steps):
+            gradient = -sign * expit(-sign * (scaled @ weights + intercept))  # d loss / d logit per row
+            weights -= rate * (scaled.T @ gradient) / steps
+            intercept -= intercept_rate * float(gradient.sum()) / steps
+        for name, value in zip(names, weights.tolist()):
+            regression._weights[name] = value
+        regression.intercept = intercept
+        optimizer.n_iterations += steps
+        return steps
 
     def predict_proba_one(self, features: Sequence[float] | Mapping[str, float]) -> float:
         """P(up) for one feature vector (a sequence in ``feature_names`` order or a name -> value mapping)."""
