@@ -30,7 +30,13 @@ def goals(rows: dict[str, Any], floor: dict[str, Any] | None = None) -> dict[str
     # A Quix row that did not finish its warm-up has only the rate it reached there: shown, not judged. With a
     # 2 ms producer linger it never did, and that rate was the embedded broker's, not Quix's (the broker at
     # ~100 % CPU while Quix idled; BENCHMARKS.md, 2026-12-07 19:33).
-    out["quix_unfinished_warmup_per_s"] = None if q else get("quix", "warmup", "sustained_per_s")
+    # A Quix row that finished its warm-up and failed later (a steady phase it could not sustain) has no max
+    # rate either: its error and both rows' warm-up rates are shown beside the goal, not judged.
+    warm_done = get("quix", "warmup", "complete")
+    out["quix_unfinished_warmup_per_s"] = None if q or warm_done else get("quix", "warmup", "sustained_per_s")
+    out["quix_failed_after_warmup"] = None if q or not warm_done else {
+        "error": get("quix", "error"), "warmup_per_s": get("quix", "warmup", "sustained_per_s"),
+        "batch_warmup_per_s": get("candleflow-batch", "warmup", "sustained_per_s")}
     out["batch_vs_faust"], out["batch_vs_quix"], out["single_vs_faust"] = ratio(e, b), ratio(e, q), ratio(d, b)
     for key in ("batch_vs_faust", "batch_vs_quix", "single_vs_faust"):
         out[f"{key}_ok"] = None if out[key] is None else out[key] >= GOALS[key]
@@ -96,7 +102,7 @@ def report(figures: dict[str, Any]) -> str:
               f"  (e) CandleBatch >= 2x Faust forwarder: {_fmt(g['batch_vs_faust'], '.2f')}x {yes(g['batch_vs_faust_ok'])}; "
               f">= 3x Quix: {_fmt(g['batch_vs_quix'], '.2f')}x {yes(g['batch_vs_quix_ok'])}"
               + (f" (Quix did not finish its warm-up: {_fmt(g['quix_unfinished_warmup_per_s'])} candles/s there, not judged)"
-                 if g.get("quix_unfinished_warmup_per_s") else ""),
+                 if g.get("quix_unfinished_warmup_per_s") else "") + _quix_failed_later(g.get("quix_failed_after_warmup")),
               f"  (d) single-candle >= Faust forwarder: {_fmt(g['single_vs_faust'], '.2f')}x {yes(g['single_vs_faust_ok'])}",
               f"  records per candle (e) <= 1.5: {_fmt(g['records_per_candle'], '.2f')} {yes(g['records_per_candle_ok'])}; "
               f"compute <= 40 us: {yes(g['compute_ok'])}; worker CPU (e) <= 1.5x compute: "
@@ -106,3 +112,12 @@ def report(figures: dict[str, Any]) -> str:
                      f"p99 <= floor + 50 ms {yes(g[f'{row}_steady_p99_ok'])}, burst <= 250 ms {yes(g[f'{row}_burst_ok'])}, "
                      f"RSS <= 500 MB {yes(g[f'{row}_rss_ok'])}")
     return "\n".join(lines)
+
+
+def _quix_failed_later(failed: dict[str, Any] | None) -> str:
+    if not failed:
+        return ""
+    quix, batch = failed.get("warmup_per_s"), failed.get("batch_warmup_per_s")
+    rates = f"; warm-up rates: Quix {_fmt(quix)}, (e) {_fmt(batch)} candles/s" + (
+        f" ({batch / quix:.1f}x)" if quix and batch else "")
+    return f" (Quix's row failed after its warm-up: {failed.get('error')}{rates}; not judged)"

@@ -19,7 +19,8 @@ Regimes, in this order, each done when every output is counted (no sleeps):
 - warm-up: ``WARMUP_STEPS`` closes of every symbol, so features are ready (a burst closes 2,000 warm
   series, as a 2,000-symbol universe does every interval); only its sustained rate is reported
   (``warmup``): a row too slow to finish it in its time-out fails there with that rate shown (for
-  Quix: ``goals.quix_unfinished_warmup_per_s``, and the ``>= 3x Quix`` goal is then not judged);
+  Quix: ``goals.quix_unfinished_warmup_per_s``, and the ``>= 3x Quix`` goal is then not judged; a Quix row
+  that fails in a later regime: ``goals.quix_failed_after_warmup``, its error and both warm-up rates, not judged);
 - ``steady`` (after the bursts, which give a first rate estimate for its time-out): 1,000 candles/s for a while, round-robin over the live symbols (10 ms ticks; in batch
   mode a tick's candles go out as one CandleBatch per partition);
 - ``burst``: 2,000 symbols close the same candle at once (2,000 messages, or 4 CandleBatch

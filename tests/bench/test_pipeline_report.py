@@ -28,6 +28,18 @@ def test_a_quix_row_that_did_not_finish_its_warm_up_shows_that_rate_and_is_not_j
     assert "Quix did not finish its warm-up: 74 candles/s there, not judged" in report(_figures(rows))
 
 
+def test_a_quix_row_that_failed_after_its_warm_up_says_so_with_both_warm_up_rates():
+    rows = {"candleflow-batch": {"label": "(e)", "max": {"overall_per_s": 4000}, "warmup": {"sustained_per_s": 3242}},
+            "quix": {"label": "(c)", "error": "quix: steady outputs incomplete",
+                     "warmup": {"candles": 80000, "outputs": 80000, "complete": True, "sustained_per_s": 241}}}
+    g = goals(rows)
+    assert (g["batch_vs_quix"], g["batch_vs_quix_ok"], g["quix_unfinished_warmup_per_s"]) == (None, None, None)
+    text = report(_figures(rows))
+    assert "did not finish its warm-up" not in text
+    assert ("Quix's row failed after its warm-up: quix: steady outputs incomplete; warm-up rates: Quix 241, "
+            "(e) 3,242 candles/s (13.5x); not judged") in text
+
+
 def test_sustained_rate_leaves_out_the_start_and_the_tail():
     # 100 outputs one every 10 ms, after a slow start and before a straggler
     records = [(0.0, 0, None)] + [(1.0 + i * 0.01, 0, None) for i in range(100)] + [(9.0, 0, None)]
