@@ -1,6 +1,9 @@
-"""FeatureBank against one FeatureState per symbol: bit-identical, gaps and restarts included."""
+"""FeatureBank against one FeatureState per symbol: bit-identical, gaps and restarts included, in the rounds
+of many symbols that go through the matrices, the small ones that go one FeatureState at a time, and both mixed."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -8,28 +11,36 @@ import pytest
 from core.candle import Candle
 from core.errors import InvalidInput, OutOfOrder
 from features import FeatureBank, FeatureState
+from features.bank import PROMOTE_FROM, SCALAR_BELOW
+from features.names import READY_AFTER
 
 from .conftest import FILES, load_series
 
 N = 1200  # candles per series: long enough for every ring to lap many times, short enough to stay fast
+N_MANY = 800  # the same with each file as many symbols: still past every dropped run below
 
 
-def interleaved(timeframe: str, drop: bool) -> list[list[Candle]]:
-    """Batches of one candle per symbol per open time, over every real file of ``timeframe``.
+def interleaved(timeframe: str, drop: bool, small: bool = False) -> list[list[Candle]]:
+    """Batches of one candle per symbol per open time, over every real file of ``timeframe``: each file
+    as enough symbols (``<file symbol>.<k>``) that a batch is a vectorised round (``PROMOTE_FROM``), or with
+    ``small`` once, a round of a few symbols (below ``SCALAR_BELOW``: one FeatureState at a time).
 
     With ``drop``, each series also loses a few candles (short gaps the engine fills) and one long
-    run (a gap past MAX_FILLED_GAP, which restarts the warm-up), at places that differ per symbol.
+    run (a gap past MAX_FILLED_GAP, which restarts the warm-up), at places that differ per file.
     """
     names = [f for f in FILES if f.endswith("_" + timeframe)]
     if not names:
         pytest.skip(f"no {timeframe} candle files")
+    copies = 1 if small else -(-PROMOTE_FROM // len(names))
+    assert (len(names) < SCALAR_BELOW) if small else (len(names) * copies >= PROMOTE_FROM)
     per_symbol = []
     for k, name in enumerate(names):
-        candles = load_series(name).candles[:N]
+        candles = load_series(name).candles[:N if small else N_MANY]
         if drop:
             gone = {100 + 7 * k, 101 + 7 * k, 333 + k, *range(600 + 13 * k, 680 + 13 * k)}
             candles = [c for i, c in enumerate(candles) if i not in gone]
-        per_symbol.append(candles)
+        per_symbol += [candles] if small else [[dataclasses.replace(c, symbol=f"{c.symbol}.{j}") for c in candles]
+                                               for j in range(copies)]
     by_time: dict[int, list[Candle]] = {}
     for candles in per_symbol:
         for c in candles:
@@ -39,8 +50,9 @@ def interleaved(timeframe: str, drop: bool) -> list[list[Candle]]:
 
 @pytest.mark.parametrize("timeframe", ["5m", "1m"])
 @pytest.mark.parametrize("drop", [False, True])
-def test_bank_equals_one_state_per_symbol(timeframe, drop):
-    batches = interleaved(timeframe, drop)
+@pytest.mark.parametrize("small", [False, True], ids=["vectorised-rounds", "small-rounds"])
+def test_bank_equals_one_state_per_symbol(timeframe, drop, small):
+    batches = interleaved(timeframe, drop, small)
     bank = FeatureBank(timeframe)
     states: dict[str, FeatureState] = {}
     for batch in batches:
@@ -50,6 +62,31 @@ def test_bank_equals_one_state_per_symbol(timeframe, drop):
     for symbol, state in states.items():
         assert bank.state(symbol).to_bytes() == state.to_bytes()
         np.testing.assert_array_equal(bank.window(symbol, 60), state.window(60))
+
+
+def test_rounds_small_and_large_in_turn_stay_identical_and_move_states_only_between_regimes():
+    """A feed whose steps are sometimes a few symbols and sometimes many: a small round leaves the states it
+    touched as FeatureStates (and they stay so while rounds are small), a large one puts them back into the
+    matrices; every vector and every state is what one FeatureState per symbol gives."""
+    batches = interleaved("5m", drop=True)
+    bank, states = FeatureBank("5m"), {}
+    moves = 0
+    for n, batch in enumerate(batches):
+        # three closes of a few symbols a step, then one of every symbol at once, in turn
+        cuts = [batch[a:a + SCALAR_BELOW - 1] for a in range(0, len(batch), SCALAR_BELOW - 1)] if n % 4 else [batch]
+        for part in cuts:
+            before = {c.symbol: bool(bank._vec[bank._row[c.symbol]]) for c in part if c.symbol in bank}
+            got = bank.update_many(part)
+            want = np.array([states.setdefault(c.symbol, FeatureState()).update(c) for c in part])
+            np.testing.assert_array_equal(got, want)
+            after = {c.symbol: bool(bank._vec[bank._row[c.symbol]]) for c in part}
+            if len(part) < SCALAR_BELOW:
+                assert not any(after.values())  # small rounds: FeatureStates only
+            else:  # a large round: every warm state in the matrices (one still warming up stays a FeatureState)
+                assert after == {c.symbol: bank.count(c.symbol) >= READY_AFTER for c in part}
+            moves += sum(before.get(s, False) != a for s, a in after.items())
+    assert moves >= len(states)  # the states really went back and forth
+    assert bank.states_bytes(sorted(states)) == [states[s].to_bytes() for s in sorted(states)]
 
 
 def test_conversion_round_trips_continue_identically():
