@@ -85,6 +85,8 @@ class FeatureBank(BankStore):
         for c in candles:
             if c.timeframe != self.timeframe:
                 raise InvalidInput(f"{c.symbol}: {c.timeframe} candle for a bank of {self.timeframe} candles")
+        if 0 < len(candles) < SCALAR_BELOW:
+            return self._update_few(candles)
         cols = list(zip(*[(c.open_time, c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trades,
                            c.taker_buy_base_volume, c.taker_buy_quote_volume, c.spread_bps) for c in candles]))
         if not cols:
@@ -133,6 +135,25 @@ class FeatureBank(BankStore):
             for i in np.flatnonzero(~fast):
                 out[i] = self._scalar_update(int(rows[i]), symbols[i], int(t[i]), [x[i] for x in prices],
                                              [x[i] for x in opt])
+        return out
+
+    def _update_few(self, candles: Sequence[Candle]) -> np.ndarray:
+        """:meth:`update_many` of a small round: each candle into its symbol's FeatureState as it is (no
+        columns built and taken apart again), the states kept as FeatureStates (``SCALAR_BELOW``)."""
+        symbols = [c.symbol for c in candles]
+        if len(set(symbols)) != len(symbols):
+            raise InvalidInput("a batch holds at most one candle per symbol")
+        for c in candles:  # every check before any state changes, as update_arrays
+            row = self._row.get(c.symbol)
+            if row is not None and self._last[row] >= 0 and c.open_time <= self._last[row]:
+                raise OutOfOrder(f"{c.symbol}: candle open_time {c.open_time} is not after the last one "
+                                 f"({int(self._last[row])})")
+        out = np.empty((len(candles), N_FEATURES))
+        for i, c in enumerate(candles):
+            row = self._row[c.symbol] if c.symbol in self._row else self._add(c.symbol)
+            state = self.state(c.symbol) if self._vec[row] else self._scalar[row]
+            out[i] = state.update(c)
+            self._keep_scalar(row, state)
         return out
 
     def _vector(self, rows: np.ndarray, t: np.ndarray, prices: list, opt: list) -> np.ndarray:

@@ -138,7 +138,11 @@ def test_out_of_order_raises_before_any_change():
     fresh = Candle("NEW-SYM", "5m", batches[-1][0].open_time + 300_000, 1.0, 1.0, 1.0, 1.0, 1.0)
     late = batches[-2][0]
     with pytest.raises(OutOfOrder, match=late.symbol):
-        bank.update_many([fresh, late])
+        bank.update_many([fresh, late])  # a small round (one FeatureState at a time)
+    later = [dataclasses.replace(c, open_time=c.open_time + 300_000) for c in batches[-1] if c.symbol != late.symbol]
+    assert len(later) + 1 >= PROMOTE_FROM
+    with pytest.raises(OutOfOrder, match=late.symbol):
+        bank.update_many([*later, late])  # a vectorised one
     with pytest.raises(InvalidInput):
         bank.update_many([fresh, fresh])  # one candle per symbol per batch
     with pytest.raises(InvalidInput):
