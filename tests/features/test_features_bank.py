@@ -71,20 +71,24 @@ def test_rounds_small_and_large_in_turn_stay_identical_and_move_states_only_betw
     batches = interleaved("5m", drop=True)
     bank, states = FeatureBank("5m"), {}
     moves = 0
+    middle = SCALAR_BELOW + 4
     for n, batch in enumerate(batches):
-        # three closes of a few symbols a step, then one of every symbol at once, in turn
-        cuts = [batch[a:a + SCALAR_BELOW - 1] for a in range(0, len(batch), SCALAR_BELOW - 1)] if n % 4 else [batch]
-        for part in cuts:
-            before = {c.symbol: bool(bank._vec[bank._row[c.symbol]]) for c in part if c.symbol in bank}
+        # in turn: every symbol at once; steps of a few symbols; a step between the two sizes and a small one
+        size = [len(batch), SCALAR_BELOW - 1, middle, SCALAR_BELOW - 1][n % 4]
+        for part in [batch[a:a + size] for a in range(0, len(batch), size)]:
+            before = {c.symbol: (bool(bank._vec[bank._row[c.symbol]]), bank.count(c.symbol) >= READY_AFTER)
+                      for c in part if c.symbol in bank}
             got = bank.update_many(part)
             want = np.array([states.setdefault(c.symbol, FeatureState()).update(c) for c in part])
             np.testing.assert_array_equal(got, want)
             after = {c.symbol: bool(bank._vec[bank._row[c.symbol]]) for c in part}
             if len(part) < SCALAR_BELOW:
                 assert not any(after.values())  # small rounds: FeatureStates only
-            else:  # a large round: every warm state in the matrices (one still warming up stays a FeatureState)
+            elif len(part) >= PROMOTE_FROM:  # every warm state in the matrices (one warming up stays out)
                 assert after == {c.symbol: bank.count(c.symbol) >= READY_AFTER for c in part}
-            moves += sum(before.get(s, False) != a for s, a in after.items())
+            else:  # in between: a warm state stays where it was
+                assert all(after[s] == was for s, (was, warm) in before.items() if warm and bank.count(s) >= READY_AFTER)
+            moves += sum(before.get(s, (False, False))[0] != a for s, a in after.items())
     assert moves >= len(states)  # the states really went back and forth
     assert bank.states_bytes(sorted(states)) == [states[s].to_bytes() for s in sorted(states)]
 
