@@ -199,6 +199,20 @@ class BankStore:
         self._win[row, :len(state._win)] = state._win  # a shorter buffer has not wrapped: rows [0, size)
         self._win_pos[row], self._win_size[row] = state._win_pos, state._win_size
 
+    def own_state(self, symbol: str) -> FeatureState:
+        """``symbol``'s state as the bank's own FeatureState, to update in place, the symbol added if new; a
+        state in the matrices is taken out (once: it stays a FeatureState until a large round puts it back,
+        features/bank.py). Call :meth:`updated` after the updates."""
+        row = self._row[symbol] if symbol in self._row else self._add(symbol)
+        if self._vec[row]:
+            self._keep_scalar(row, self.state(symbol))
+        return self._scalar[row]
+
+    def updated(self, symbol: str) -> None:
+        """:meth:`own_state`'s object was updated: the bank takes note of its last candle."""
+        row = self._row[symbol]
+        self._keep_scalar(row, self._scalar[row])
+
     def _keep_scalar(self, row: int, state: FeatureState) -> None:
         """``state`` (the bank's own object now) stays ``row``'s FeatureState, warm or not: a row that small
         rounds update (features/bank.py, ``SCALAR_BELOW``) is not moved in and out of the matrices per candle."""
