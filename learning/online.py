@@ -86,6 +86,9 @@ class OnlineModel:
         self.pipeline = _pipeline(kind, seed, learning_rate)
         self.n_learned = 0
         self.recent: deque[int] = deque(maxlen=RECENT)  # 1 where the outcome was predicted right before learning it
+        # predict_many's scaler and weight arrays, as of ``n_learned`` (every learning path moves it): read out
+        # of River's dicts once per learning step, not per call (a close is predicted, then judged, unchanged)
+        self._arrays: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
         # The version names the configuration, not the weights: outcomes of one version stay comparable
         # while it keeps learning, and a different setup can never be mistaken for it.
         config = json.dumps([kind, horizon, self.feature_names, seed, learning_rate, river.__version__])
@@ -237,10 +240,12 @@ class OnlineModel:
         if self.kind != "logreg":
             return np.array([self.predict_proba_one(row.tolist()) for row in rows], dtype=np.float64)
         scaler, regression = self.pipeline.steps.values()
-        names = self.feature_names
-        means = np.array([scaler.means.get(n, 0.0) for n in names])
-        stds = np.sqrt(np.array([scaler.vars.get(n, 0.0) for n in names]))
-        weights = np.array([regression._weights.get(n, 0.0) for n in names])  # River keeps them in a VectorDict
+        if self._arrays is None or self._arrays[0] != self.n_learned:
+            names = self.feature_names
+            self._arrays = (self.n_learned, np.array([scaler.means.get(n, 0.0) for n in names]),
+                            np.sqrt(np.array([scaler.vars.get(n, 0.0) for n in names])),
+                            np.array([regression._weights.get(n, 0.0) for n in names]))  # River's VectorDict
+        _, means, stds, weights = self._arrays
         known = np.isfinite(rows)
         with np.errstate(invalid="ignore", divide="ignore"):
             scaled = np.where(known & (stds > 0), (rows - means) / np.where(stds > 0, stds, 1.0), 0.0)

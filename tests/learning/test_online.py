@@ -62,3 +62,20 @@ def test_versions_name_the_configuration_and_bad_blobs_are_refused():
     with pytest.raises(ValueError):
         OnlineModel(kind="nope")
     np.testing.assert_equal(OnlineModel.from_bytes(blob).n_learned, 0)
+
+
+def test_predict_many_is_predict_proba_one_per_row_after_every_kind_of_learning():
+    """Row by row what predict_proba_one gives, whichever way the model learned last (its arrays are read
+    out of River once per learning step, so a stale copy would show here)."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 41))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = np.nan_to_num(x[:, 11]) > 0
+    model = OnlineModel()
+    probe = rng.normal(size=(20, 41))
+    for learn in (lambda: model.learn_one(x[0], y[0]), lambda: model.learn_many(x[:200], y[:200]),
+                  lambda: [model.learn_one(r, t) for r, t in zip(x[200:210], y[200:210])],
+                  lambda: model.learn_many(x[210:400], y[210:400])):
+        learn()
+        many = model.predict_many(probe)
+        assert np.allclose(many, [model.predict_proba_one(row.tolist()) for row in probe], rtol=0, atol=1e-12)
