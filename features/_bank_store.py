@@ -2,9 +2,8 @@
 
 One row per symbol. A warm symbol's state (``READY_AFTER`` candles or more) lives in the matrices, one
 column of ``_M`` (the running sums and rings in :data:`._layout.LAYOUT` order) and one entry of each
-per-row array, its window in ``_win``; a symbol still warming up, or one that only small rounds update
-(:data:`features.bank.SCALAR_BELOW`), lives as a FeatureState object (the scalar path owns it). Rows are
-added at the end, and a removed symbol's row takes the last one.
+per-row array, its window in ``_win``; a symbol still warming up lives as a FeatureState object (the
+scalar path owns it). Rows are added at the end, and a removed symbol's row takes the last one.
 
 Conversion both ways is exact: :meth:`BankStore.state` gives a FeatureState, :meth:`BankStore.set_state`
 takes one in, and :meth:`BankStore.states_bytes` writes what ``state(symbol).to_bytes()`` would, straight
@@ -52,8 +51,7 @@ class BankStore:
         self.step_ms = timeframe_ms(timeframe)
         self._row: dict[str, int] = {}
         self._symbols: list[str] = []
-        # rows still warming up (or empty), and warm rows that only small rounds update (features/bank.py)
-        self._scalar: dict[int, FeatureState] = {}
+        self._scalar: dict[int, FeatureState] = {}  # rows still warming up (or empty)
         self._rows_cache: tuple[tuple[str, ...], np.ndarray] | None = None
         self._alloc(max(capacity, 1))
 
@@ -198,27 +196,6 @@ class BankStore:
         self._has_opt[row] = state.has_optional
         self._win[row, :len(state._win)] = state._win  # a shorter buffer has not wrapped: rows [0, size)
         self._win_pos[row], self._win_size[row] = state._win_pos, state._win_size
-
-    def own_state(self, symbol: str) -> FeatureState:
-        """``symbol``'s state as the bank's own FeatureState, to update in place, the symbol added if new; a
-        state in the matrices is taken out (once: it stays a FeatureState until a large round puts it back,
-        features/bank.py). Call :meth:`updated` after the updates."""
-        row = self._row[symbol] if symbol in self._row else self._add(symbol)
-        if self._vec[row]:
-            self._keep_scalar(row, self.state(symbol))
-        return self._scalar[row]
-
-    def updated(self, symbol: str) -> None:
-        """:meth:`own_state`'s object was updated: the bank takes note of its last candle."""
-        row = self._row[symbol]
-        self._keep_scalar(row, self._scalar[row])
-
-    def _keep_scalar(self, row: int, state: FeatureState) -> None:
-        """``state`` (the bank's own object now) stays ``row``'s FeatureState, warm or not: a row that small
-        rounds update (features/bank.py, ``SCALAR_BELOW``) is not moved in and out of the matrices per candle."""
-        self._vec[row] = False
-        self._scalar[row] = state
-        self._last[row] = -1 if state.last_open_time is None else state.last_open_time
 
     def last_open_time(self, symbol: str) -> int | None:
         """Open time of ``symbol``'s last candle (None before its first)."""

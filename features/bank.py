@@ -10,10 +10,7 @@ to fill, a stale history to restart) is rare and takes the scalar path: that sym
 ``FeatureState.update`` itself, so the messy-feed rules cannot drift apart. A symbol's state
 therefore lives either in the bank's matrix (one column) or as a FeatureState object, and moves
 to the matrix once it is warm (where and how: :class:`~features._bank_store.BankStore`, which this
-class extends with the updates). A round of only a few candles (below :data:`SCALAR_BELOW`: a
-trickle of symbols, a session by hand) is cheaper one FeatureState at a time than as one vectorised
-round, whose numpy calls cost the same for 1 symbol as for 20: its symbols stay FeatureStates
-until a round of :data:`PROMOTE_FROM` or more puts them back.
+class extends with the updates).
 
 Conversion both ways is exact: ``bank.state(symbol)`` returns a FeatureState (so the agent can
 keep ``to_bytes()`` per symbol in its table) and ``FeatureBank.from_states`` / ``set_state``
@@ -41,22 +38,10 @@ from core.candle import Candle
 from core.errors import InvalidInput, OutOfOrder
 from features._bank_store import BankStore
 from features._vstep import vector_step
-from features.names import N_FEATURES, READY_AFTER
+from features.names import N_FEATURES
 from features.state import WINDOW, FeatureState
 
-__all__ = ["PROMOTE_FROM", "SCALAR_BELOW", "FeatureBank"]
-
-# A vectorised round costs ~0.57 ms whatever its size up to ~20 symbols (some 150 numpy calls on tiny
-# arrays), one FeatureState.update ~40 us: a round of fewer than SCALAR_BELOW candles is folded one
-# FeatureState at a time, and the states it touched stay FeatureStates (taking one out of the matrices
-# costs ~100 us, putting it back ~65: a steady trickle of a few symbols a step pays that once). A round of
-# PROMOTE_FROM or more moves them back in first; in between, a state small rounds left out stays out (steps
-# of 10 to 20 candles moved every state in and out per candle: the pipeline bench's steady phase fell behind),
-# and a state that finishes its warm-up goes in as it always did.
-# Measured (2026-12-07, this 2-core machine), us a candle, bank round against FeatureState.update:
-# 1 symbol 570 / 46, 5: 113 / 37, 10: 77 / 43, 20: 37 / 38, 50: 27 / 58, 200: 7 / 45.
-SCALAR_BELOW = 16
-PROMOTE_FROM = 32
+__all__ = ["FeatureBank"]
 
 
 def _column(x, n: int, name: str) -> np.ndarray:
@@ -87,8 +72,6 @@ class FeatureBank(BankStore):
         for c in candles:
             if c.timeframe != self.timeframe:
                 raise InvalidInput(f"{c.symbol}: {c.timeframe} candle for a bank of {self.timeframe} candles")
-        if 0 < len(candles) < SCALAR_BELOW:
-            return self._update_few(candles)
         cols = list(zip(*[(c.open_time, c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trades,
                            c.taker_buy_base_volume, c.taker_buy_quote_volume, c.spread_bps) for c in candles]))
         if not cols:
@@ -121,14 +104,6 @@ class FeatureBank(BankStore):
         for i in np.flatnonzero(rows < 0):
             rows[i] = self._add(symbols[i])
         out = np.empty((n, N_FEATURES))
-        if n < SCALAR_BELOW:  # a few symbols: each its own FeatureState, where it stays while rounds are small
-            for i in range(n):
-                out[i] = self._scalar_update(int(rows[i]), symbols[i], int(t[i]), [x[i] for x in prices],
-                                             [x[i] for x in opt], stay=True)
-            return out
-        middle = n < PROMOTE_FROM  # between the two sizes a state small rounds left out stays out: no moving
-        if not middle:           # per candle when steps hover around SCALAR_BELOW
-            self._promote(rows)
         fast = self._vec[rows] & (t - last == self.step_ms)
         if fast.all():
             out[:] = self._vector(rows, t, prices, opt)
@@ -136,29 +111,8 @@ class FeatureBank(BankStore):
             if fast.any():
                 out[fast] = self._vector(rows[fast], t[fast], [x[fast] for x in prices], [x[fast] for x in opt])
             for i in np.flatnonzero(~fast):
-                row = int(rows[i])
-                stay = middle and not self._vec[row] and self._scalar[row].count >= READY_AFTER  # warm, left out
-                out[i] = self._scalar_update(row, symbols[i], int(t[i]), [x[i] for x in prices],
-                                             [x[i] for x in opt], stay=stay)
-        return out
-
-    def _update_few(self, candles: Sequence[Candle]) -> np.ndarray:
-        """:meth:`update_many` of a small round: each candle into its symbol's FeatureState as it is (no
-        columns built and taken apart again), the states kept as FeatureStates (``SCALAR_BELOW``)."""
-        symbols = [c.symbol for c in candles]
-        if len(set(symbols)) != len(symbols):
-            raise InvalidInput("a batch holds at most one candle per symbol")
-        for c in candles:  # every check before any state changes, as update_arrays
-            row = self._row.get(c.symbol)
-            if row is not None and self._last[row] >= 0 and c.open_time <= self._last[row]:
-                raise OutOfOrder(f"{c.symbol}: candle open_time {c.open_time} is not after the last one "
-                                 f"({int(self._last[row])})")
-        out = np.empty((len(candles), N_FEATURES))
-        for i, c in enumerate(candles):
-            row = self._row[c.symbol] if c.symbol in self._row else self._add(c.symbol)
-            state = self.state(c.symbol) if self._vec[row] else self._scalar[row]
-            out[i] = state.update(c)
-            self._keep_scalar(row, state)
+                out[i] = self._scalar_update(int(rows[i]), symbols[i], int(t[i]), [x[i] for x in prices],
+                                             [x[i] for x in opt])
         return out
 
     def _vector(self, rows: np.ndarray, t: np.ndarray, prices: list, opt: list) -> np.ndarray:
@@ -179,23 +133,11 @@ class FeatureBank(BankStore):
         self._win_size[rows] = np.minimum(self._win_size[rows] + 1, WINDOW)
         return feats
 
-    def _scalar_update(self, row: int, symbol: str, t: int, prices: list, opt: list, stay: bool = False) -> np.ndarray:
-        """``FeatureState.update`` of one row. ``stay``: its state stays a FeatureState, warm or not (the
-        round is small), else a warm state goes (back) into the matrices."""
+    def _scalar_update(self, row: int, symbol: str, t: int, prices: list, opt: list) -> np.ndarray:
         state = self.state(symbol) if self._vec[row] else self._scalar[row]
         qv, trades, tbb, tbq, spread = (None if math.isnan(x) else float(x) for x in opt)
         candle = Candle(symbol, self.timeframe, t, *map(float, prices), qv,
                         None if trades is None else int(trades), tbb, tbq, spread)
         vec = state.update(candle)
-        if stay:
-            self._keep_scalar(row, state)
-        else:
-            self._store(row, state, copy=False)  # state is already the bank's own object or a fresh copy
+        self._store(row, state, copy=False)  # state is already the bank's own object or a fresh copy
         return vec
-
-    def _promote(self, rows: np.ndarray) -> None:
-        """Move the warm states among ``rows`` that small rounds left as FeatureStates into the matrices."""
-        for row in rows[~self._vec[rows]].tolist():
-            state = self._scalar.get(row)
-            if state is not None and state.count >= READY_AFTER:
-                self._store(row, state, copy=False)

@@ -28,6 +28,7 @@ import numpy as np
 from learning.labelling import Labeller
 from core.candle import Candle
 from core.errors import InvalidInput, OutOfOrder
+from features import FeatureState
 from features.bank import FeatureBank
 from features.names import N_FEATURES, READY_AFTER
 from features.window import WINDOW
@@ -226,12 +227,11 @@ class SeriesBook:
 
     def _fold_one(self, key: str, members: list[int], candles: Sequence[Candle], rows: np.ndarray, ready: np.ndarray,
                   rejected: list[tuple[int, InvalidInput]], windows: np.ndarray | None) -> None:
-        """One series' candles through its FeatureState, the bank's own (a vectorised round over a single
-        symbol costs more than the scalar update it replaces), which stays a FeatureState while the series
-        comes in small steps (features/bank.py): no copy out of the matrices and back per step."""
+        """One series' candles through its FeatureState, taken out of the bank and put back once:
+        a vectorised round over a single symbol costs more than the scalar update it replaces."""
         symbol, timeframe = _split(key)
         bank = self._bank(timeframe)
-        state = bank.own_state(symbol)
+        state = bank.state(symbol) if symbol in bank else FeatureState()
         for i in members:
             try:
                 rows[i] = state.update(candles[i])
@@ -242,4 +242,4 @@ class SeriesBook:
             if windows is not None:
                 recent = state.window(windows.shape[1])
                 windows[i, windows.shape[1] - len(recent):] = recent
-        bank.updated(symbol)
+        bank.set_state(symbol, state)

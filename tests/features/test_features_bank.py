@@ -1,9 +1,6 @@
-"""FeatureBank against one FeatureState per symbol: bit-identical, gaps and restarts included, in the rounds
-of many symbols that go through the matrices, the small ones that go one FeatureState at a time, and both mixed."""
+"""FeatureBank against one FeatureState per symbol: bit-identical, gaps and restarts included."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import pytest
@@ -11,36 +8,28 @@ import pytest
 from core.candle import Candle
 from core.errors import InvalidInput, OutOfOrder
 from features import FeatureBank, FeatureState
-from features.bank import PROMOTE_FROM, SCALAR_BELOW
-from features.names import READY_AFTER
 
 from .conftest import FILES, load_series
 
 N = 1200  # candles per series: long enough for every ring to lap many times, short enough to stay fast
-N_MANY = 800  # the same with each file as many symbols: still past every dropped run below
 
 
-def interleaved(timeframe: str, drop: bool, small: bool = False) -> list[list[Candle]]:
-    """Batches of one candle per symbol per open time, over every real file of ``timeframe``: each file
-    as enough symbols (``<file symbol>.<k>``) that a batch is a vectorised round (``PROMOTE_FROM``), or with
-    ``small`` once, a round of a few symbols (below ``SCALAR_BELOW``: one FeatureState at a time).
+def interleaved(timeframe: str, drop: bool) -> list[list[Candle]]:
+    """Batches of one candle per symbol per open time, over every real file of ``timeframe``.
 
     With ``drop``, each series also loses a few candles (short gaps the engine fills) and one long
-    run (a gap past MAX_FILLED_GAP, which restarts the warm-up), at places that differ per file.
+    run (a gap past MAX_FILLED_GAP, which restarts the warm-up), at places that differ per symbol.
     """
     names = [f for f in FILES if f.endswith("_" + timeframe)]
     if not names:
         pytest.skip(f"no {timeframe} candle files")
-    copies = 1 if small else -(-PROMOTE_FROM // len(names))
-    assert (len(names) < SCALAR_BELOW) if small else (len(names) * copies >= PROMOTE_FROM)
     per_symbol = []
     for k, name in enumerate(names):
-        candles = load_series(name).candles[:N if small else N_MANY]
+        candles = load_series(name).candles[:N]
         if drop:
             gone = {100 + 7 * k, 101 + 7 * k, 333 + k, *range(600 + 13 * k, 680 + 13 * k)}
             candles = [c for i, c in enumerate(candles) if i not in gone]
-        per_symbol += [candles] if small else [[dataclasses.replace(c, symbol=f"{c.symbol}.{j}") for c in candles]
-                                               for j in range(copies)]
+        per_symbol.append(candles)
     by_time: dict[int, list[Candle]] = {}
     for candles in per_symbol:
         for c in candles:
@@ -50,9 +39,8 @@ def interleaved(timeframe: str, drop: bool, small: bool = False) -> list[list[Ca
 
 @pytest.mark.parametrize("timeframe", ["5m", "1m"])
 @pytest.mark.parametrize("drop", [False, True])
-@pytest.mark.parametrize("small", [False, True], ids=["vectorised-rounds", "small-rounds"])
-def test_bank_equals_one_state_per_symbol(timeframe, drop, small):
-    batches = interleaved(timeframe, drop, small)
+def test_bank_equals_one_state_per_symbol(timeframe, drop):
+    batches = interleaved(timeframe, drop)
     bank = FeatureBank(timeframe)
     states: dict[str, FeatureState] = {}
     for batch in batches:
@@ -62,35 +50,6 @@ def test_bank_equals_one_state_per_symbol(timeframe, drop, small):
     for symbol, state in states.items():
         assert bank.state(symbol).to_bytes() == state.to_bytes()
         np.testing.assert_array_equal(bank.window(symbol, 60), state.window(60))
-
-
-def test_rounds_small_and_large_in_turn_stay_identical_and_move_states_only_between_regimes():
-    """A feed whose steps are sometimes a few symbols and sometimes many: a small round leaves the states it
-    touched as FeatureStates (and they stay so while rounds are small), a large one puts them back into the
-    matrices; every vector and every state is what one FeatureState per symbol gives."""
-    batches = interleaved("5m", drop=True)
-    bank, states = FeatureBank("5m"), {}
-    moves = 0
-    middle = SCALAR_BELOW + 4
-    for n, batch in enumerate(batches):
-        # in turn: every symbol at once; steps of a few symbols; a step between the two sizes and a small one
-        size = [len(batch), SCALAR_BELOW - 1, middle, SCALAR_BELOW - 1][n % 4]
-        for part in [batch[a:a + size] for a in range(0, len(batch), size)]:
-            before = {c.symbol: (bool(bank._vec[bank._row[c.symbol]]), bank.count(c.symbol) >= READY_AFTER)
-                      for c in part if c.symbol in bank}
-            got = bank.update_many(part)
-            want = np.array([states.setdefault(c.symbol, FeatureState()).update(c) for c in part])
-            np.testing.assert_array_equal(got, want)
-            after = {c.symbol: bool(bank._vec[bank._row[c.symbol]]) for c in part}
-            if len(part) < SCALAR_BELOW:
-                assert not any(after.values())  # small rounds: FeatureStates only
-            elif len(part) >= PROMOTE_FROM:  # every warm state in the matrices (one warming up stays out)
-                assert after == {c.symbol: bank.count(c.symbol) >= READY_AFTER for c in part}
-            else:  # in between: a warm state stays where it was
-                assert all(after[s] == was for s, (was, warm) in before.items() if warm and bank.count(s) >= READY_AFTER)
-            moves += sum(before.get(s, (False, False))[0] != a for s, a in after.items())
-    assert moves >= len(states)  # the states really went back and forth
-    assert bank.states_bytes(sorted(states)) == [states[s].to_bytes() for s in sorted(states)]
 
 
 def test_conversion_round_trips_continue_identically():
@@ -142,11 +101,7 @@ def test_out_of_order_raises_before_any_change():
     fresh = Candle("NEW-SYM", "5m", batches[-1][0].open_time + 300_000, 1.0, 1.0, 1.0, 1.0, 1.0)
     late = batches[-2][0]
     with pytest.raises(OutOfOrder, match=late.symbol):
-        bank.update_many([fresh, late])  # a small round (one FeatureState at a time)
-    later = [dataclasses.replace(c, open_time=c.open_time + 300_000) for c in batches[-1] if c.symbol != late.symbol]
-    assert len(later) + 1 >= PROMOTE_FROM
-    with pytest.raises(OutOfOrder, match=late.symbol):
-        bank.update_many([*later, late])  # a vectorised one
+        bank.update_many([fresh, late])
     with pytest.raises(InvalidInput):
         bank.update_many([fresh, fresh])  # one candle per symbol per batch
     with pytest.raises(InvalidInput):

@@ -46,29 +46,6 @@ def test_batches_of_every_shape_equal_one_feature_state_per_series(feed, seed):
     assert book.states_bytes(keys) == [book.state(key).to_bytes() for key in keys]
 
 
-def test_a_series_folded_alone_step_after_step_stays_a_feature_state(feed, monkeypatch):
-    """Two symbols at a time, several candles each (the README's session by hand: each series folded on its
-    own): after the first step no state is copied out of the bank's matrices or back in, and every vector is
-    what one FeatureState per series gives."""
-    candles = [c for c in feed if c.symbol in ("S0", "S1")]
-    book, reference = SeriesBook(), {}
-    copies: list[str] = []
-    for start in range(0, len(candles), 20):
-        if start == 200:  # warm by now, and out of the matrices since the first step that found them there
-            bank = book._bank("5m")
-            monkeypatch.setattr(type(bank), "state", lambda self, symbol, copy=True: copies.append(symbol))
-            monkeypatch.setattr(type(bank), "set_state", lambda self, symbol, state: copies.append(symbol))
-        batch = candles[start:start + 20]
-        rows, _, rejected = book.fold(batch)
-        assert not rejected and alone_above([10, 10]) == 0
-        for row, c in zip(rows, batch):
-            assert np.array_equal(row, reference.setdefault(c.symbol, FeatureState()).update(c), equal_nan=True)
-    assert copies == []
-    monkeypatch.undo()
-    for symbol, state in reference.items():
-        assert book.state(f"{symbol}|5m").features.to_bytes() == state.to_bytes()
-
-
 def test_a_late_candle_is_rejected_and_changes_nothing(feed):
     book = SeriesBook()
     book.fold(feed[:60])
