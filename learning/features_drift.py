@@ -122,7 +122,8 @@ class FeatureDrift:
 
     def update(self, features: Sequence[float], at: int | None = None) -> dict[str, Any] | None:
         """Add one vector; evidence when a test runs now and finds drift, else None. ``at``: the time the
-        vector belongs to (its label candle's close), non-decreasing: a test runs at most once per time.
+        vector belongs to (its label candle's close): a test runs at most once per time, the next one at a
+        later time than the last test's.
         The outcomes of one close of many symbols arrive together (2,000 symbols: eight tests of ``every``
         250 within the same close, each ~2.5 ms); testing again before the close is over adds no new
         market to the window, only more of the same close."""
