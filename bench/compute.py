@@ -89,7 +89,7 @@ def compute_row_apart(model_dir: Path, timeout_s: float = 600.0) -> dict[str, An
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "bench.compute", "--model-dir", str(model_dir)],
+    done = subprocess.run([sys.executable, "-m", "bench.compute", "--model", str(model_dir), "--json"],
                           capture_output=True, text=True, timeout=timeout_s, cwd=Path(__file__).resolve().parents[1])
     if done.returncode != 0:
         return {"row": "compute", "label": LABEL, "complete": False, "error": done.stderr.strip()[-500:]}
@@ -100,12 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    parser = argparse.ArgumentParser(prog="bench.compute", description="The pipeline bench's compute row alone.")
-    parser.add_argument("--model-dir", type=Path, required=True)
-    args = parser.parse_args(argv)
-    if not args.model_dir.is_dir():
-        parser.error(f"no model at {args.model_dir}")
-    print(json.dumps(compute_row(args.model_dir)))
+    from bench._model_argument import parse_model_bench_args
+
+    args = parse_model_bench_args(argparse.ArgumentParser(prog="bench.compute", description="The pipeline "
+                                                          "bench's compute row alone."), argv)
+    if args is None:
+        return 2
+    row = compute_row(args.model)
+    print(json.dumps(row) if args.json else f"{row['label']}: {row['cpu_us_per_candle']} CPU us per candle "
+          f"(median {row['cpu_us_per_candle_median']}, {row['symbols']} symbols a batch)")
     return 0
 
 
